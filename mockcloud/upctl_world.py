@@ -1,0 +1,254 @@
+"""The fake upctl's world: state.json under an flock, faults.json knobs, the hosts.json pool, id makers."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HOME_ENV = "FAKE_UPCTL_HOME"
+STATE_FILE = "state.json"
+LOCK_FILE = "state.lock"
+FAULTS_FILE = "faults.json"
+HOSTS_FILE = "hosts.json"
+STATE_VERSION = 1
+POWEROFF_TIMEOUT_S = 30.0
+FAIL_KINDS = ("5xx", "capacity", "quota", "timeout")
+
+
+class WorldError(Exception):
+    """The world directory or one of its files is missing or unreadable (the fake exits 100)."""
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """One mock host that a created server can be bound to."""
+
+    ipv4: str
+    authorized_keys: str
+    poweroff: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class FailSpec:
+    """An injected API failure for one invocation of a command."""
+
+    kind: str
+    timeout_seconds: float
+
+
+def home_from_env() -> Path:
+    value = os.environ.get(HOME_ENV, "")
+    if not value:
+        raise WorldError(
+            f"{HOME_ENV} is not set: the fake upctl keeps its world (state.json, faults.json, hosts.json) "
+            "in that directory; export it first"
+        )
+    return Path(value)
+
+
+def empty_state() -> dict[str, Any]:
+    return {"version": STATE_VERSION, "servers": [], "storages": [], "fail_signature": None,
+            "fail_remaining": {}}
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise WorldError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class World:
+    """Access to one world directory; every read-modify-write happens inside `transaction()`."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorldError(f"cannot create {HOME_ENV} directory {home}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        with open(self.home / LOCK_FILE, "a+", encoding="utf-8") as lock:
+            fcntl.flock(lock.fileno(), mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _load(self) -> dict[str, Any]:
+        data = _read_json(self.home / STATE_FILE, "world file")
+        if data is None:
+            return empty_state()
+        if not isinstance(data, dict) or not isinstance(data.get("servers"), list):
+            raise WorldError(f"world file {self.home / STATE_FILE} is not a fake-upctl state")
+        base = empty_state()
+        base.update(data)
+        return base
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[dict[str, Any]]:
+        """Exclusive lock; the yielded state is written back (atomically) when the block ends cleanly."""
+        with self._locked(fcntl.LOCK_EX):
+            state = self._load()
+            yield state
+            _write_json_atomic(self.home / STATE_FILE, state)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._locked(fcntl.LOCK_SH):
+            return self._load()
+
+    def faults(self) -> dict[str, Any]:
+        data = _read_json(self.home / FAULTS_FILE, "faults file")
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise WorldError(f"faults file {self.home / FAULTS_FILE} must hold a JSON object")
+        return data
+
+    def hosts(self) -> list[HostEntry] | None:
+        data = _read_json(self.home / HOSTS_FILE, "host pool")
+        if data is None:
+            return None
+        if not isinstance(data, list):
+            raise WorldError(f"host pool {self.home / HOSTS_FILE} must hold a JSON list")
+        entries: list[HostEntry] = []
+        for item in data:
+            if not isinstance(item, dict) or not item.get("ipv4") or not item.get("authorized_keys"):
+                raise WorldError(f"host pool entry needs ipv4 and authorized_keys: {item!r}")
+            poweroff = item.get("poweroff")
+            entries.append(HostEntry(str(item["ipv4"]), str(item["authorized_keys"]),
+                                     tuple(str(a) for a in poweroff) if poweroff else None))
+        return entries
+
+    def host_for(self, ipv4: str | None) -> HostEntry | None:
+        if not ipv4:
+            return None
+        return next((h for h in self.hosts() or [] if h.ipv4 == ipv4), None)
+
+
+def take_failure(state: dict[str, Any], faults: dict[str, Any], command: str) -> FailSpec | None:
+    """Consume one injected failure for `command` (counters live in the state, reset when `fail` changes)."""
+    fail = faults.get("fail") or {}
+    signature = json.dumps(fail, sort_keys=True)
+    if state.get("fail_signature") != signature:
+        state["fail_signature"] = signature
+        state["fail_remaining"] = {name: int(spec.get("times", 1)) for name, spec in fail.items()}
+    remaining = int(state["fail_remaining"].get(command, 0))
+    if remaining <= 0:
+        return None
+    state["fail_remaining"][command] = remaining - 1
+    spec = fail[command]
+    kind = str(spec.get("kind", "5xx"))
+    timeout = float(spec.get("timeout_seconds", faults.get("timeout_seconds", 2)))
+    return FailSpec(kind if kind in FAIL_KINDS else "5xx", timeout)
+
+
+def bind_host(pool: list[HostEntry], servers: list[dict[str, Any]]) -> HostEntry | None:
+    used = {s.get("pool_ipv4") for s in servers}
+    return next((h for h in pool if h.ipv4 not in used), None)
+
+
+def write_authorized_keys(host: HostEntry, keys: list[str]) -> None:
+    path = Path(host.authorized_keys)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
+    os.chmod(path, 0o644)
+
+
+def power_off(host: HostEntry | None) -> None:
+    """Run the host's poweroff argv (kills the mock host's processes); output and failures are ignored."""
+    if host is None or not host.poweroff:
+        return
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(list(host.poweroff), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=POWEROFF_TIMEOUT_S, check=False)
+
+
+def set_faults(home: Path, **faults: object) -> None:
+    """Replace faults.json with `faults` (none → no faults) and restart the fail-N-times counters."""
+    world = World(home)
+    path = home / FAULTS_FILE
+    if faults:
+        _write_json_atomic(path, faults)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    with world.transaction() as state:
+        state["fail_signature"] = None
+        state["fail_remaining"] = {}
+
+
+def read_state(home: Path) -> dict[str, Any]:
+    return World(home).snapshot()
+
+
+_rng = random.SystemRandom()
+
+
+def new_uuid(prefix: str) -> str:
+    """8-4-4-4-12 UUID whose first two hex digits are `prefix` (servers 00, storages 01, networks 03)."""
+    digits = prefix + "".join(_rng.choice("0123456789abcdef") for _ in range(30))
+    variant = _rng.choice("89ab")
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:32]}"
+
+
+def new_mac() -> str:
+    return "ee:1b:db:" + ":".join(f"{_rng.randrange(256):02x}" for _ in range(3))
+
+
+def new_host_id() -> int:
+    return _rng.randrange(5_000_000_000, 9_000_000_000)
+
+
+def new_serial() -> str:
+    return str(_rng.randrange(1_320_000_000_000, 1_329_999_999_999))
+
+
+def new_password() -> str:
+    alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(_rng.choice(alphabet) for _ in range(16))
+
+
+def new_public_ipv4(taken: set[str]) -> str:
+    while True:
+        address = f"94.237.{_rng.randrange(1, 255)}.{_rng.randrange(2, 255)}"
+        if address not in taken:
+            return address
+
+
+def new_utility_ipv4(taken: set[str]) -> str:
+    while True:
+        address = f"10.{_rng.randrange(1, 255)}.{_rng.randrange(0, 255)}.{_rng.randrange(2, 255)}"
+        if address not in taken:
+            return address
+
+
+def new_ipv6() -> str:
+    groups = ":".join(f"{_rng.randrange(1, 0xFFFF):x}" for _ in range(4))
+    return f"2a04:3545:1000:720:{groups}"

@@ -1,0 +1,161 @@
+"""Plans are data: the actions a step asks the runner to perform, and the result each one returns.
+
+Steps never touch the network, the host or the disk themselves. They yield these frozen values; the
+runner hands each to an executor (real or recording) and sends the ``Result`` back into the step.
+Every action renders itself as one human line for progress output and ``--dry-run`` transcripts;
+secrets never appear in those lines (uploads that carry secrets show only their size).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an action returned. ``known`` is False when a recording executor could not know it (dry-run)."""
+
+    rc: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    known: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.known and self.rc == 0
+
+    @classmethod
+    def unknown(cls) -> Result:
+        return cls(rc=0, stdout="", stderr="", known=False)
+
+
+@dataclass(frozen=True)
+class Local:
+    """Run a program on this machine (upctl, promtool). argv never holds a secret: upctl reads env."""
+
+    argv: tuple[str, ...]
+    purpose: str
+    timeout: float = 300.0
+    mutates: bool = False
+
+    def describe(self) -> str:
+        return f"local: {shlex.join(self.argv)}"
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Open (or reuse) the SSH connection to the server, pinning its host key."""
+
+    host: str
+    port: int
+    user: str
+    key_file: str
+    pinned_host_key: str | None
+    deadline: float  # seconds to keep retrying while sshd boots
+    auth_grace: float = 90.0  # seconds during which "auth failed" still means "cloud-init not done"
+
+    def describe(self) -> str:
+        pin = "pinned host key" if self.pinned_host_key else "pin host key on first contact"
+        return f"ssh: connect {self.user}@{self.host}:{self.port} ({pin}, retry up to {self.deadline:.0f}s)"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Run a shell command on the host. Built only from quoted values (shlex), never from raw config text."""
+
+    command: str
+    purpose: str
+    timeout: float = 300.0
+
+    def describe(self) -> str:
+        return f"remote: {self.command}"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Write a file on the host (SFTP). ``secret`` content is never shown."""
+
+    dest: str
+    content: str
+    mode: int = 0o644
+    secret: bool = False
+
+    def describe(self) -> str:
+        size = len(self.content.encode())
+        what = f"{size} bytes, secret values hidden" if self.secret else f"{size} bytes"
+        return f"upload: {self.dest} (mode {self.mode:04o}, {what})"
+
+
+@dataclass(frozen=True)
+class ReadLocal:
+    """Read a local file (for merging); missing file → rc 1."""
+
+    path: Path
+
+    def describe(self) -> str:
+        return f"read: {self.path}"
+
+
+@dataclass(frozen=True)
+class WriteLocal:
+    """Write a local file atomically (temp file + rename)."""
+
+    path: Path
+    content: str
+    mode: int = 0o644
+
+    def describe(self) -> str:
+        return f"write: {self.path} (mode {self.mode:04o}, {len(self.content.encode())} bytes)"
+
+
+@dataclass(frozen=True)
+class RemoveLocal:
+    path: Path
+
+    def describe(self) -> str:
+        return f"remove: {self.path}"
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait before polling again."""
+
+    seconds: float
+    reason: str
+
+    def describe(self) -> str:
+        return f"wait: {self.seconds:g}s ({self.reason})"
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    """An HTTP request that must answer as ``expect`` says; with ``wait`` it polls until ready or deadline.
+
+    While polling, connection refused/reset and 5xx/400 mean "still starting". ``liveness`` is a remote
+    command that exits non-zero once the engine process is gone; ``log_tail`` fetches its log so the error
+    can explain what happened.
+    """
+
+    method: str
+    url: str
+    expect: str  # a key of health.EXPECTATIONS
+    expect_arg: str = ""
+    json_body: str | None = None
+    bearer_secret: str | None = None  # name of a secret in the run's secret store
+    wait: float | None = None
+    interval: float = 2.0
+    liveness: Remote | None = None
+    log_tail: Remote | None = None
+    timeout: float = 10.0
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+    def describe(self) -> str:
+        auth = " (Authorization: Bearer ***)" if self.bearer_secret else ""
+        until = f", poll every {self.interval:g}s up to {self.wait:.0f}s" if self.wait else ""
+        arg = f" {self.expect_arg}" if self.expect_arg else ""
+        return f"http: {self.method} {self.url}{auth} expect {self.expect}{arg}{until}"
+
+
+Action = Local | Connect | Remote | Upload | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck

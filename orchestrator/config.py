@@ -1,0 +1,209 @@
+"""Deployment config: pydantic models for configs/*.yaml, loaded with file:line in every error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.durations import Duration
+from orchestrator.errors import ConfigError
+from orchestrator.yamlpos import load_with_lines, nearest_line
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+RETIRED_ENGINES = {
+    "torchserve": "TorchServe was archived in August 2025 (limited maintenance); use engine.kind: vllm for LLMs"
+    " (or Triton for other models).",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(Strict):
+    kind: Literal["upcloud"] = "upcloud"
+    zone: str = "fi-hel2"
+    plan: str = Field(default="^GPU-8xCPU-64GB-1xL40S$", description="exact plan name or a regex (full match)")
+    template: str = Field(
+        default="Ubuntu Server 24.04 LTS (Noble Numbat)", description="OS template: UUID, exact title or regex"
+    )
+    storage_gb: int = Field(default=100, ge=25, le=4096, description="OS disk size; GPU plans include none")
+    hostname: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    wait_started: Duration = Field(default=900.0, description="how long to wait for state 'started'")
+
+
+class SshConfig(Strict):
+    user: str = "root"
+    port: int = Field(default=22, ge=1, le=65535)
+    private_key: str = "~/.ssh/id_ed25519"
+    public_key: str | None = Field(default=None, description="defaults to private_key + '.pub'")
+    connect_timeout: Duration = 600.0
+
+    @property
+    def private_key_path(self) -> Path:
+        return Path(self.private_key).expanduser()
+
+    @property
+    def public_key_path(self) -> Path:
+        return Path(self.public_key).expanduser() if self.public_key else Path(str(self.private_key_path) + ".pub")
+
+
+class GpuConfig(Strict):
+    count: int | None = Field(default=None, ge=1, le=16, description="defaults to the plan's gpu_amount")
+    model: str | None = Field(default=None, description="defaults to the plan's gpu_model")
+
+
+class InstallConfig(Strict):
+    method: Literal["pip", "docker", "none"] = "pip"
+    version: str | None = Field(default=None, description="vLLM version for pip, e.g. 0.11.0")
+    venv: str = Field(default="vllm-venv", description="venv path on the host; relative = under the login home")
+    image: str = "vllm/vllm-openai:latest"
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v):
+            raise ValueError("must look like a version number, e.g. 0.11.0")
+        return v
+
+
+class HealthConfig(Strict):
+    timeout: Duration = Field(default=1800.0, description="first start may download weights: 30 min")
+    interval: Duration = 2.0
+    completion_check: bool = True
+
+
+class EngineConfig(Strict):
+    kind: Literal["vllm"] = "vllm"
+    model: str = Field(min_length=1, description="HF repo id or a path on the host")
+    served_name: str | None = None
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_model_len: int | None = Field(default=None, ge=16)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "auto"
+    extra_args: list[str] = Field(default_factory=list)
+    api_key_env: str | None = Field(default="VLLM_API_KEY", description="local env var holding the API key")
+    hf_token_env: str | None = "HF_TOKEN"
+    install: InstallConfig = Field(default_factory=InstallConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+
+    @property
+    def served(self) -> str:
+        return self.served_name or self.model
+
+    @field_validator("model", "served_name")
+    @classmethod
+    def _no_control(cls, v: str | None) -> str | None:
+        if v is not None and any(ord(c) < 32 for c in v):
+            raise ValueError("must not contain control characters")
+        return v
+
+    @field_validator("api_key_env", "hf_token_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be an environment variable name")
+        return v
+
+
+class MonitoringConfig(Strict):
+    prometheus_config: str | None = Field(
+        default="~/.orchestrator/prometheus/prometheus.yml", description="prometheus.yml to merge the job into"
+    )
+    file_sd_dir: str | None = Field(default=None, description="also write a file_sd JSON target file here")
+    scrape_interval: str = "15s"
+    promtool: Literal["auto", "always", "never"] = "auto"
+    reload_url: str | None = Field(
+        default=None, description="POST here after writing (Prometheus started with --web.enable-lifecycle)"
+    )
+    run_metrics: bool = True
+
+    @field_validator("scrape_interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9]+(ms|s|m|h)", v):
+            raise ValueError("must be a Prometheus duration such as 15s or 1m")
+        return v
+
+
+class DeploymentConfig(Strict):
+    name: str
+    provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    ssh: SshConfig = Field(default_factory=SshConfig)
+    gpu: GpuConfig = Field(default_factory=GpuConfig)
+    engine: EngineConfig
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("must be 2-40 chars of a-z, 0-9 and '-', starting with a letter")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_engines(cls, data: Any) -> Any:
+        engine = data.get("engine") if isinstance(data, dict) else None
+        kind = engine.get("kind") if isinstance(engine, dict) else None
+        if isinstance(kind, str) and kind.lower() in RETIRED_ENGINES:
+            raise ValueError(f"engine.kind {kind!r} is not supported: {RETIRED_ENGINES[kind.lower()]}")
+        return data
+
+
+def _loc_text(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_config(path: str | Path) -> DeploymentConfig:
+    """Load and validate a config file; every problem becomes a ConfigError naming file, line and field."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}", "check the path", file=str(p)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", file=str(p)) from None
+    data, lines = load_with_lines(text, str(p))
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a YAML mapping (key: value)", file=str(p), line=1)
+    try:
+        cfg = DeploymentConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {str(loc[-1])!r}"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        more = len(exc.errors()) - 1
+        hint = "see README.md, section 'Config reference'"
+        if more:
+            hint = f"{more} more problem(s) after this one; " + hint
+        raise ConfigError(
+            msg, hint, file=str(p), line=nearest_line(lines, loc), field=_loc_text(loc)
+        ) from None
+    return resolve_paths(cfg, p.parent)
+
+
+def _resolve(path: str | None, base: Path) -> str | None:
+    if path is None or path.startswith(("/", "~")):
+        return path
+    return str((base / path).resolve())
+
+
+def resolve_paths(cfg: DeploymentConfig, base: Path) -> DeploymentConfig:
+    """Relative local paths in a config are relative to the config file, not to the current directory."""
+    ssh = cfg.ssh.model_copy(update={"private_key": _resolve(cfg.ssh.private_key, base),
+                                     "public_key": _resolve(cfg.ssh.public_key, base)})
+    mon = cfg.monitoring.model_copy(update={
+        "prometheus_config": _resolve(cfg.monitoring.prometheus_config, base),
+        "file_sd_dir": _resolve(cfg.monitoring.file_sd_dir, base),
+    })
+    return cfg.model_copy(update={"ssh": ssh, "monitoring": mon})

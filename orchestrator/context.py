@@ -1,0 +1,49 @@
+"""What a step sees: the config, the deployment's state record, secrets by name, and a way to report."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+from orchestrator.actions import Action, Result
+from orchestrator.config import DeploymentConfig
+from orchestrator.engines import engine_for
+from orchestrator.engines.base import Engine
+from orchestrator.providers.upctl import UpctlCommands
+from orchestrator.state import Deployment, StateStore
+
+StepGen = Generator[Action, Result, str | None]
+
+
+def upctl_binary() -> str:
+    return os.environ.get("ORCHESTRATOR_UPCTL") or "upctl"
+
+
+@dataclass
+class StepContext:
+    cfg: DeploymentConfig
+    dep: Deployment
+    store: StateStore | None  # None in dry-run: nothing is persisted
+    secrets: dict[str, str] = field(default_factory=dict)
+    notify: Callable[[str], None] = lambda _msg: None
+    upctl: UpctlCommands = field(default_factory=lambda: UpctlCommands(upctl_binary()))
+    facts: dict[str, object] = field(default_factory=dict)  # values learnt during this run (plan, gpu...)
+
+    def __post_init__(self) -> None:
+        self.engine: Engine = engine_for(self.cfg)
+
+    def save(self) -> None:
+        if self.store is not None:
+            self.store.save(self.dep)
+
+    @property
+    def ip(self) -> str:
+        """The server's public IPv4, or a placeholder while it does not exist yet (dry-run)."""
+        if self.dep.server and self.dep.server.ip:
+            return self.dep.server.ip
+        return "<server.ip>"
+
+    @property
+    def server_ref(self) -> str:
+        return self.dep.server.uuid if self.dep.server else "<server.uuid>"

@@ -1,0 +1,182 @@
+"""vLLM (OpenAI-compatible server), from a venv (pip) or the vllm/vllm-openai docker image."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from orchestrator.actions import HttpCheck, Remote, Upload
+from orchestrator.config import DeploymentConfig
+from orchestrator.monitoring import ScrapeTarget, job_name
+
+API_KEY = "engine_api_key"  # secret names, as the runner's secret store knows them
+HF_TOKEN = "hf_token"
+
+
+def home_path(path: str) -> str:
+    """A shell word for a host path; relative paths live under the login user's home."""
+    return shlex.quote(path) if path.startswith("/") else '"$HOME"/' + shlex.quote(path)
+
+
+class VllmEngine:
+    kind = "vllm"
+
+    def __init__(self, cfg: DeploymentConfig) -> None:
+        self.cfg = cfg
+        self.e = cfg.engine
+        self.run_dir = f".orchestrator/{cfg.name}"
+        self.container = f"orchestrator-{cfg.name}"
+        self.method = self.e.install.method
+
+    # -- install ---------------------------------------------------------------------------------
+    @property
+    def _venv(self) -> str:
+        return home_path(self.e.install.venv)
+
+    def install_probe(self) -> Remote:
+        if self.method == "docker":
+            image = shlex.quote(self.e.install.image)
+            return Remote(f"docker image inspect --format '{{{{.Id}}}}' {image}", "is the vLLM image present?")
+        if self.method == "none":
+            return Remote("command -v vllm && vllm --version", "is vllm on PATH?")
+        want = self.e.install.version
+        check = f"{self._venv}/bin/vllm --version"
+        if want:
+            check += f" | grep -qxF {shlex.quote(want)} && echo {shlex.quote(want)}"
+        return Remote(check, "is vLLM installed in the venv?")
+
+    def install(self) -> list[Remote]:
+        if self.method == "docker":
+            return [Remote(f"docker pull {shlex.quote(self.e.install.image)}", "pull the vLLM image", timeout=3600)]
+        if self.method == "none":
+            return []
+        pkg = "vllm" + (f"=={self.e.install.version}" if self.e.install.version else "")
+        return [
+            Remote(f"python3 -m venv {self._venv}", "create the venv (Ubuntu 24.04 refuses system pip)"),
+            Remote(f"{self._venv}/bin/pip install {shlex.quote(pkg)}", "install vLLM", timeout=3600),
+            Remote(f"{self._venv}/bin/vllm --version", "installed vLLM version"),
+        ]
+
+    # -- start / stop ----------------------------------------------------------------------------
+    def engine_args(self) -> list[str]:
+        e = self.e
+        args = ["--host", e.host, "--port", str(e.port), "--served-model-name", e.served]
+        args += ["--gpu-memory-utilization", f"{e.gpu_memory_utilization:g}"]
+        if e.max_model_len:
+            args += ["--max-model-len", str(e.max_model_len)]
+        if e.dtype != "auto":
+            args += ["--dtype", e.dtype]
+        return args + list(e.extra_args)
+
+    def env_file(self, secrets: dict[str, str]) -> str:
+        lines = ["# written by orchestrator; secrets for the engine, mode 0600"]
+        if HF_TOKEN in secrets:
+            lines.append(f"HF_TOKEN={shlex.quote(secrets[HF_TOKEN])}")
+        if API_KEY in secrets:
+            # vLLM reads VLLM_API_KEY itself, so the key never shows in `ps`.
+            lines.append(f"VLLM_API_KEY={shlex.quote(secrets[API_KEY])}")
+        return "\n".join(lines) + "\n"
+
+    def start_script(self, secrets: dict[str, str]) -> str:
+        head = [
+            "#!/bin/sh",
+            f"# written by orchestrator for deployment {self.cfg.name}",
+            'cd "$(dirname "$0")" || exit 1',
+            "set -a; . ./engine.env; set +a",
+        ]
+        if self.method == "docker":
+            port = str(self.e.port)
+            run = ["docker", "run", "-d", "--name", self.container, "--gpus", "all", "--ipc=host",
+                   "-p", f"{port}:{port}"]
+            for name, var in ((HF_TOKEN, "HF_TOKEN"), (API_KEY, "VLLM_API_KEY")):
+                if name in secrets:
+                    run += ["-e", var]  # value taken from this script's environment, not argv
+            run += [self.e.install.image, "--model", self.e.model, *self.engine_args()]
+            cache = '-v "$HOME/.cache/huggingface:/root/.cache/huggingface"'
+            body = [f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1",
+                    shlex.join(run[:4]) + f" {cache} " + shlex.join(run[4:])]
+        else:
+            vllm = f"{self._venv}/bin/vllm" if self.method == "pip" else "vllm"
+            body = [f"exec {vllm} serve {shlex.quote(self.e.model)} {shlex.join(self.engine_args())}"]
+        return "\n".join(head + body) + "\n"
+
+    def start(self, secrets: dict[str, str]) -> list[Remote | Upload]:
+        rd = shlex.quote(self.run_dir)
+        steps: list[Remote | Upload] = [
+            self.stop(),
+            Remote(f"mkdir -p {rd} && chmod 700 {rd}", "run directory on the host"),
+            Upload(f"{self.run_dir}/engine.env", self.env_file(secrets), 0o600, secret=True),
+            Upload(f"{self.run_dir}/start.sh", self.start_script(secrets), 0o700),
+        ]
+        if self.method == "docker":
+            steps.append(Remote(f"sh {rd}/start.sh > {rd}/start.log 2>&1 && cat {rd}/start.log | tail -n 1",
+                                "start the vLLM container"))
+        else:
+            # setsid+nohup, all three fds redirected, no pty: survives the SSH session ending.
+            steps.append(Remote(
+                f"cd {rd} || exit 1; setsid nohup sh ./start.sh > engine.log 2>&1 < /dev/null &"
+                " echo $! > engine.pid; cat engine.pid",
+                "start vLLM detached",
+            ))
+        return steps
+
+    def _pid_alive(self) -> str:
+        pidf = shlex.quote(f"{self.run_dir}/engine.pid")
+        return (f'pid=$(cat {pidf} 2>/dev/null) && [ -n "$pid" ] && '
+                f"awk '{{exit ($3 == \"Z\")}}' /proc/$pid/stat 2>/dev/null")
+
+    def running_probe(self) -> Remote:
+        if self.method == "docker":
+            name = shlex.quote(self.container)
+            return Remote(f"docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null | grep -qx running",
+                          "is the vLLM container running?", timeout=30)
+        return Remote(self._pid_alive(), "is vLLM running?", timeout=30)
+
+    def stop(self) -> Remote:
+        if self.method == "docker":
+            return Remote(f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1; true", "stop vLLM")
+        pidf = shlex.quote(f"{self.run_dir}/engine.pid")
+        # The engine leads its own session (setsid): signal the whole group, so its workers go too.
+        return Remote(
+            f'pid=$(cat {pidf} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then '
+            f'kill -TERM -- -"$pid" 2>/dev/null || kill -TERM "$pid"; i=0; '
+            f'while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; '
+            f'kill -KILL -- -"$pid" 2>/dev/null; fi; rm -f {pidf}; true',
+            "stop vLLM if it runs",
+            timeout=60,
+        )
+
+    def log_tail(self, lines: int = 80) -> Remote:
+        if self.method == "docker":
+            return Remote(f"docker logs --tail {lines} {shlex.quote(self.container)} 2>&1", "engine log tail")
+        return Remote(f"tail -n {lines} {shlex.quote(self.run_dir + '/engine.log')}", "engine log tail")
+
+    # -- health / monitoring ---------------------------------------------------------------------
+    def endpoint(self, ip: str) -> str:
+        return f"http://{ip}:{self.e.port}/v1"
+
+    def readiness(self, ip: str, api_key: bool) -> list[HttpCheck]:
+        base = f"http://{ip}:{self.e.port}"
+        h = self.e.health
+        bearer = API_KEY if api_key else None
+        checks = [
+            HttpCheck("GET", f"{base}/health", "status", "200", wait=h.timeout, interval=h.interval,
+                      liveness=self.running_probe(), log_tail=self.log_tail()),
+            HttpCheck("GET", f"{base}/v1/models", "openai-model", self.e.served, bearer_secret=bearer,
+                      wait=60.0, interval=h.interval, liveness=self.running_probe(), log_tail=self.log_tail()),
+        ]
+        if h.completion_check:
+            body = json.dumps({"model": self.e.served, "prompt": "Hello", "max_tokens": 1, "temperature": 0})
+            checks.append(HttpCheck("POST", f"{base}/v1/completions", "openai-completion", json_body=body,
+                                    bearer_secret=bearer, wait=120.0, interval=h.interval, timeout=60.0,
+                                    liveness=self.running_probe(), log_tail=self.log_tail()))
+        return checks
+
+    def scrape_target(self, ip: str) -> ScrapeTarget:
+        return ScrapeTarget(
+            job=job_name(self.cfg.name),
+            targets=(f"{ip}:{self.e.port}",),
+            metrics_path="/metrics",
+            labels=(("deployment", self.cfg.name), ("engine", "vllm"), ("model", self.e.served)),
+            scrape_interval=self.cfg.monitoring.scrape_interval,
+        )

@@ -1,0 +1,120 @@
+"""Progress output: step-by-step lines on stderr, the dry-run transcript, summaries and the status table."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Protocol
+
+from orchestrator.actions import Action
+from orchestrator.durations import format_duration
+
+if TYPE_CHECKING:
+    from orchestrator.context import StepContext
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.runner import StepOutcome
+    from orchestrator.state import Deployment
+
+
+class Printer(Protocol):
+    verbose: bool
+
+    def err(self, text: str) -> None: ...
+    def out(self, text: str) -> None: ...
+
+
+class ProgressReporter:
+    """Real runs: progress on stderr, summary on stdout. Dry-run: the transcript on stdout."""
+
+    def __init__(self, console: Printer, *, dry_run: bool, as_json: bool) -> None:
+        self.c = console
+        self.dry_run = dry_run
+        self.as_json = as_json
+        self.counter = 0
+        self.transcript: list[dict[str, object]] = []
+
+    def _line(self, text: str) -> None:
+        if self.dry_run and not self.as_json:
+            self.c.out(text)
+        elif not self.dry_run:
+            self.c.err(text)
+
+    def step_started(self, index: int, total: int, kind: str) -> None:
+        self.transcript.append({"step": kind, "actions": []})
+        self._line(f"[{index}/{total}] {kind}")
+
+    def action(self, action: Action) -> None:
+        self.counter += 1
+        actions = self.transcript[-1]["actions"]
+        assert isinstance(actions, list)
+        actions.append(action.describe())
+        if self.dry_run or self.c.verbose:
+            self._line(f"    {self.counter:>3}. {action.describe()}")
+
+    def step_finished(self, index: int, total: int, outcome: StepOutcome) -> None:
+        if self.dry_run:
+            if outcome.note:
+                self._line(f"        -> {outcome.note}")
+            return
+        mark = {"ok": "ok", "failed": "FAILED", "interrupted": "INTERRUPTED"}.get(outcome.status, outcome.status)
+        note = f"  {outcome.note}" if outcome.note else ""
+        self._line(f"[{index}/{total}] {outcome.kind}: {mark} ({format_duration(outcome.seconds)}){note}")
+
+    def info(self, message: str) -> None:
+        self._line(f"      {message}")
+
+    def summary(self, command: str, ctx: StepContext, outcomes: list[StepOutcome],
+                failure: OrchestratorError | None) -> None:
+        dep = ctx.dep
+        if self.as_json:
+            doc: dict[str, object] = {
+                "command": command, "deployment": ctx.cfg.name, "dry_run": self.dry_run, "ok": failure is None,
+                "steps": [{"kind": o.kind, "status": o.status, "seconds": round(o.seconds, 3), "note": o.note,
+                           "actions": o.actions} for o in outcomes],
+            }
+            if failure is not None:
+                doc["error"] = {"message": failure.message, "hint": failure.hint, "exit_code": failure.exit_code}
+            if not self.dry_run:
+                doc["server"] = dep.server.model_dump(mode="json") if dep.server else None
+                doc["endpoint"] = dep.engine.endpoint if dep.engine else None
+                doc["metrics_url"] = dep.engine.metrics_url if dep.engine else None
+                doc["prometheus_config"] = dep.monitoring.prometheus_config
+            self.c.out(json.dumps(doc, indent=2))
+            return
+        if self.dry_run:
+            self.c.out(f"Dry run complete: {self.counter} actions in {len(outcomes)} steps; nothing was changed.")
+            return
+        if failure is not None:
+            return
+        if command == "teardown":
+            self.c.out(f"deployment {ctx.cfg.name} removed: server deleted and confirmed gone, state forgotten")
+            return
+        srv, eng = dep.server, dep.engine
+        self.c.out(f"deployment {ctx.cfg.name} is serving")
+        if srv:
+            self.c.out(f"  server:   {srv.uuid} ({srv.plan}, {srv.zone}) at {srv.ip}")
+        if eng:
+            self.c.out(f"  endpoint: {eng.endpoint}  (model {eng.served_name})")
+            self.c.out(f"  metrics:  {eng.metrics_url}")
+        if dep.monitoring.prometheus_config:
+            self.c.out(f"  scrape:   job {dep.monitoring.job} in {dep.monitoring.prometheus_config}")
+        if dep.monitoring.file_sd:
+            self.c.out(f"  file_sd:  {dep.monitoring.file_sd}")
+        self.c.out(f"  teardown: orchestrator teardown {ctx.cfg.name} --yes")
+
+
+def status_rows(deps: list[Deployment]) -> list[str]:
+    header = ("NAME", "STATUS", "SERVER", "IP", "PLAN", "ENGINE", "ENDPOINT", "HEALTH")
+    rows = [header]
+    now = time.time()
+    for d in deps:
+        srv, eng, h = d.server, d.engine, d.health
+        health = "-"
+        if h is not None:
+            health = f"{'ok' if h.ok else 'FAILED'} {format_duration(now - h.checked_at)} ago"
+        rows.append((
+            d.name, d.status, srv.uuid if srv else "-", (srv.ip or "-") if srv else "-", srv.plan if srv else "-",
+            f"{eng.kind}:{eng.served_name}" if eng else "-", eng.endpoint if eng else "-", health,
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

@@ -1,0 +1,1 @@
+"""Cloud provider layer: pure builders of provider CLI calls and parsers of their output."""

@@ -1,0 +1,87 @@
+"""Provider-neutral data shapes: plans, OS templates, servers, the create request, and our labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.errors import ConfigError
+
+OUR_LABEL: tuple[str, str] = ("managed_by", "orchestrator")
+DEPLOYMENT_LABEL_KEY = "orchestrator_deployment"
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """One server plan as the provider lists it (memory in MiB, storage in GiB; 0 storage for GPU plans)."""
+
+    name: str
+    cores: int
+    memory_mib: int
+    storage_size: int
+    gpu_amount: int
+    gpu_model: str
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.gpu_amount > 0 or self.name.startswith("GPU-")
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """A public or private OS template that a server's OS disk can be cloned from."""
+
+    uuid: str
+    title: str
+    template_type: str  # "cloud-init" or "native"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What we need to know about one server; summaries (server list) carry no IP, labels or devices."""
+
+    uuid: str
+    hostname: str
+    title: str
+    state: str  # started | stopped | maintenance | error
+    plan: str
+    zone: str
+    public_ipv4: str | None = None
+    # Excluded from the hash so a frozen ServerInfo stays hashable; still compared by ==.
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    gpu_models: tuple[str, ...] = ()
+
+    @property
+    def deployment(self) -> str | None:
+        """The deployment name from our label, if this server carries one."""
+        return self.labels.get(DEPLOYMENT_LABEL_KEY)
+
+    @property
+    def is_ours(self) -> bool:
+        key, value = OUR_LABEL
+        return self.labels.get(key) == value
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """Everything `server create` needs. ``os`` is a template UUID or its exact title."""
+
+    hostname: str
+    title: str
+    zone: str
+    plan: str
+    os: str
+    os_storage_size: int  # GiB; required because GPU plans report storage_size 0
+    ssh_keys: tuple[str, ...]  # literal public keys ("ssh-ed25519 AAAA...") or paths to key files
+    labels: tuple[tuple[str, str], ...]
+    wait: bool = True
+    user_data: str | None = None
+
+
+def labels_for(deployment: str) -> tuple[tuple[str, str], ...]:
+    """The labels that mark a server as ours and as belonging to ``deployment``."""
+    if not deployment.strip() or any(c in deployment for c in "=,\n"):
+        raise ConfigError(
+            f"invalid deployment name {deployment!r} for a server label",
+            "use a non-empty name without '=', ',' or newlines",
+        )
+    return (OUR_LABEL, (DEPLOYMENT_LABEL_KEY, deployment))

@@ -1,0 +1,129 @@
+"""The orchestrator's own per-run figures, rendered for node_exporter's textfile collector."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import MonitoringError
+
+STEP_OUTCOMES = ("ok", "failed", "skipped")
+TEXTFILE_MODE = 0o644
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """How long one step of a run took and how it ended ("ok", "failed" or "skipped")."""
+
+    step: str
+    seconds: float
+    outcome: str
+
+
+def render_run_metrics(
+    deployment: str,
+    command: str,
+    outcome: str,
+    steps: list[StepTiming],
+    time_to_healthy: float | None,
+    finished_at: float,
+) -> str:
+    """Render one run's metrics in the Prometheus text format (a fresh registry each call).
+
+    Series (all gauges, so a re-run simply overwrites the file):
+      orchestrator_step_duration_seconds{deployment,step,outcome}  seconds per step; repeats are summed
+      orchestrator_run_success{deployment,command}                 1 when outcome == "ok", else 0
+      orchestrator_run_duration_seconds{deployment,command}        sum of the step durations
+      orchestrator_run_last_timestamp_seconds{deployment,command}  finished_at (Unix seconds)
+      orchestrator_time_to_healthy_seconds{deployment,command}     only when time_to_healthy is known
+    """
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    step_duration = Gauge(
+        "orchestrator_step_duration_seconds",
+        "Wall-clock seconds spent in each step of the last orchestrator run.",
+        ["deployment", "step", "outcome"],
+        registry=registry,
+    )
+    run_success = Gauge(
+        "orchestrator_run_success",
+        "1 if the last orchestrator run of this command succeeded, 0 if it did not.",
+        ["deployment", "command"],
+        registry=registry,
+    )
+    run_duration = Gauge(
+        "orchestrator_run_duration_seconds",
+        "Total seconds of all steps in the last orchestrator run.",
+        ["deployment", "command"],
+        registry=registry,
+    )
+    last_timestamp = Gauge(
+        "orchestrator_run_last_timestamp_seconds",
+        "Unix time at which the last orchestrator run of this command finished.",
+        ["deployment", "command"],
+        registry=registry,
+    )
+
+    totals: dict[tuple[str, str], float] = {}
+    for s in steps:
+        key = (s.step, s.outcome)
+        totals[key] = totals.get(key, 0.0) + float(s.seconds)
+    for (step, step_outcome), seconds in totals.items():
+        step_duration.labels(deployment=deployment, step=step, outcome=step_outcome).set(seconds)
+
+    run_labels = {"deployment": deployment, "command": command}
+    run_success.labels(**run_labels).set(1 if outcome == "ok" else 0)
+    run_duration.labels(**run_labels).set(sum(float(s.seconds) for s in steps))
+    last_timestamp.labels(**run_labels).set(finished_at)
+
+    if time_to_healthy is not None:
+        healthy = Gauge(
+            "orchestrator_time_to_healthy_seconds",
+            "Seconds from starting the model server until it first passed its health check.",
+            ["deployment", "command"],
+            registry=registry,
+        )
+        healthy.labels(**run_labels).set(time_to_healthy)
+
+    return generate_latest(registry).decode("utf-8")
+
+
+def textfile_name(deployment: str, command: str) -> str:
+    """A collector-friendly file name for one deployment and command, e.g. ``orchestrator_demo_up.prom``."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{deployment}_{command}")
+    return f"orchestrator_{safe}.prom"
+
+
+def write_textfile(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same directory, then rename), mode 0644.
+
+    The temp file starts with a dot and does not end in ``.prom``, so the textfile collector never
+    reads a half-written file.
+    """
+    directory = path.parent
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise MonitoringError(
+            f"cannot write metrics file {path}: {exc.strerror or exc}",
+            f"Check that the directory {directory} exists and is writable "
+            "(node_exporter --collector.textfile.directory).",
+        ) from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp_name, TEXTFILE_MODE)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise MonitoringError(
+            f"cannot write metrics file {path}: {exc.strerror or exc}",
+            f"Check free space and permissions in {directory}.",
+        ) from exc

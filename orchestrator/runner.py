@@ -1,0 +1,160 @@
+"""The step runner: drives each playbook step's generator, sends its actions to the executor, records outcomes."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from orchestrator.actions import Action, HttpCheck, Local, Remote, Result
+from orchestrator.context import StepContext, StepGen
+from orchestrator.errors import (
+    CommandFailed,
+    EngineError,
+    GpuVerificationError,
+    HostPrepError,
+    Interrupted,
+    MonitoringError,
+    OrchestratorError,
+    ProviderError,
+    SSHError,
+    TeardownIncomplete,
+)
+from orchestrator.playbook import Playbook, PlaybookStep
+from orchestrator.retry import is_transient
+from orchestrator.state import StepRecord
+from orchestrator.steps import STEPS
+from orchestrator.transports.base import Executor
+
+CATEGORY: dict[str, type[OrchestratorError]] = {
+    "provision": ProviderError,
+    "connect": SSHError,
+    "verify-gpu": GpuVerificationError,
+    "install-stack": HostPrepError,
+    "start-engine": EngineError,
+    "health": EngineError,
+    "monitoring": MonitoringError,
+    "unmonitor": MonitoringError,
+    "stop-engine": TeardownIncomplete,
+    "destroy-server": TeardownIncomplete,
+}
+
+
+@dataclass
+class StepOutcome:
+    kind: str
+    status: str  # ok | failed | interrupted
+    seconds: float
+    note: str = ""
+    actions: list[str] = field(default_factory=list)
+
+
+class Reporter:
+    """Receives progress; the CLI prints it, tests collect it."""
+
+    def step_started(self, index: int, total: int, kind: str) -> None: ...
+    def action(self, action: Action) -> None: ...
+    def step_finished(self, index: int, total: int, outcome: StepOutcome) -> None: ...
+    def info(self, message: str) -> None: ...
+
+
+def _explain(exc: OrchestratorError) -> None:
+    """Attach the known-failure explanation (engines.md §6) when the output matches one."""
+    from orchestrator.failures import explain, match_failure
+
+    text = "\n".join(x for x in (exc.details, exc.message, getattr(exc, "stderr", None)) if x)
+    known = match_failure(text)
+    if known is not None and known.code != "F16":
+        exc.hint = explain(known) + (f"\n{exc.hint}" if exc.hint else "")
+
+
+def _mapped(kind: str, exc: CommandFailed) -> OrchestratorError:
+    cls = CATEGORY.get(kind, OrchestratorError)
+    out = (exc.stdout + "\n" + exc.stderr).strip()
+    return cls(f"{kind}: {exc.message}", "see the command output below", details=out[-3000:] or None)
+
+
+class Runner:
+    def __init__(self, executor: Executor, reporter: Reporter) -> None:
+        self.executor = executor
+        self.reporter = reporter
+        self.outcomes: list[StepOutcome] = []
+
+    def run(self, playbook: Playbook, ctx: StepContext) -> list[StepOutcome]:
+        total = len(playbook.steps)
+        for index, step in enumerate(playbook.steps, start=1):
+            self.reporter.step_started(index, total, step.kind)
+            started = time.monotonic()
+            outcome = StepOutcome(step.kind, "ok", 0.0)
+            try:
+                outcome.note = self._run_step(step, ctx, outcome) or ""
+            except KeyboardInterrupt:
+                outcome.status = "interrupted"
+                self._finish(ctx, index, total, outcome, started)
+                raise Interrupted(f"interrupted during step {step.kind}") from None
+            except OrchestratorError as exc:
+                outcome.status, outcome.note = "failed", exc.message
+                _explain(exc)
+                ctx.dep.last_error = f"{step.kind}: {exc.message}"
+                self._finish(ctx, index, total, outcome, started)
+                raise
+            self._finish(ctx, index, total, outcome, started)
+        return self.outcomes
+
+    def _finish(self, ctx: StepContext, index: int, total: int, outcome: StepOutcome, started: float) -> None:
+        outcome.seconds = time.monotonic() - started
+        self.outcomes.append(outcome)
+        if outcome.kind != "forget":
+            ctx.dep.steps[outcome.kind] = StepRecord(
+                status=outcome.status, finished_at=time.time(), seconds=round(outcome.seconds, 3), note=outcome.note
+            )
+            ctx.save()
+        self.reporter.step_finished(index, total, outcome)
+
+    def _run_step(self, step: PlaybookStep, ctx: StepContext, outcome: StepOutcome) -> str | None:
+        attempts = step.retries + 1
+        deadline = time.monotonic() + step.timeout if step.timeout else None
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._drive(STEPS[step.kind](ctx), step.kind, deadline, outcome)
+            except CommandFailed as exc:
+                err: OrchestratorError = _mapped(step.kind, exc)
+                if attempt == attempts:
+                    raise err from exc
+            except OrchestratorError as exc:
+                if attempt == attempts or not is_transient(exc) or self.executor.dry_run:
+                    raise
+                err = exc
+            ctx.notify(f"{step.kind}: {err.message} (transient; attempt {attempt + 1} of {attempts})")
+            time.sleep(min(2.0 * attempt, 10.0))
+        return None  # pragma: no cover - loop always returns or raises
+
+    def _drive(self, gen: StepGen, kind: str, deadline: float | None, outcome: StepOutcome) -> str | None:
+        try:
+            action = next(gen)
+            while True:
+                action = _clamp(action, deadline)
+                self.reporter.action(action)
+                outcome.actions.append(action.describe())
+                result: Result = self.executor.execute(action)
+                action = gen.send(result)
+        except StopIteration as stop:
+            return stop.value if isinstance(stop.value, str) else None
+        finally:
+            gen.close()
+
+
+def _clamp(action: Action, deadline: float | None) -> Action:
+    """Bound an action's own timeout by what is left of the step's timeout."""
+    if deadline is None:
+        return action
+    left = max(deadline - time.monotonic(), 1.0)
+    if isinstance(action, (Local, Remote)) and action.timeout > left:
+        return dataclasses.replace(action, timeout=left)
+    if isinstance(action, HttpCheck) and action.wait and action.wait > left:
+        return dataclasses.replace(action, wait=left)
+    return action
+
+
+Notify = Callable[[str], None]

@@ -1,0 +1,162 @@
+"""The state store: one JSON document per deployment under $ORCHESTRATOR_HOME, written atomically, mode 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.errors import StateError
+
+SCHEMA_VERSION = 1
+KIND = "orchestrator/deployment"
+
+
+def orchestrator_home() -> Path:
+    return Path(os.environ.get("ORCHESTRATOR_HOME") or Path.home() / ".orchestrator").expanduser()
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerRecord(Record):
+    uuid: str
+    hostname: str = ""
+    plan: str = ""
+    zone: str = ""
+    ip: str | None = None
+    state: str = ""
+    gpu_amount: int = 0
+    gpu_model: str = ""
+    host_key: str | None = None  # "ssh-ed25519 AAAA..." pinned on first contact
+
+
+class EngineRecord(Record):
+    kind: str
+    model: str
+    served_name: str
+    endpoint: str
+    metrics_url: str
+    method: str
+    pid: int | None = None
+
+
+class HealthRecord(Record):
+    ok: bool
+    checked_at: float
+    detail: str
+    time_to_healthy: float | None = None
+
+
+class StepRecord(Record):
+    status: str  # ok | failed | skipped
+    finished_at: float
+    seconds: float
+    note: str = ""
+
+
+class MonitoringRecord(Record):
+    prometheus_config: str | None = None
+    job: str | None = None
+    file_sd: str | None = None
+    run_metrics: str | None = None
+
+
+class Deployment(Record):
+    kind: str = KIND
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    config_path: str
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    status: str = "deploying"  # deploying | deployed | failed | tearing-down
+    server: ServerRecord | None = None
+    engine: EngineRecord | None = None
+    health: HealthRecord | None = None
+    monitoring: MonitoringRecord = Field(default_factory=MonitoringRecord)
+    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    last_error: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)  # snapshot, so `teardown NAME` works without the file
+
+
+class StateStore:
+    """Reads and writes deployment documents; nothing is opened at import time."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or orchestrator_home()
+        self.dir = self.home / "deployments"
+
+    def path(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def load(self, name: str) -> Deployment | None:
+        path = self.path(name)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read state file {path}: {exc.strerror}") from None
+        return self._parse(path, text)
+
+    def _parse(self, path: Path, text: str) -> Deployment:
+        hint = f"inspect {path}; move it away if it is not yours (nothing was changed)"
+        try:
+            raw: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(f"state file {path} is corrupt (line {exc.lineno}: {exc.msg})", hint) from None
+        if not isinstance(raw, dict) or raw.get("kind") != KIND:
+            raise StateError(f"state file {path} is not an orchestrator deployment document", hint)
+        if raw.get("schema_version") != SCHEMA_VERSION:
+            raise StateError(
+                f"state file {path} has schema_version {raw.get('schema_version')!r}, expected {SCHEMA_VERSION}",
+                "upgrade orchestrator, or move the file away",
+            )
+        try:
+            return Deployment.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise StateError(f"state file {path} is invalid at {where}: {first['msg']}", hint) from None
+
+    def save(self, dep: Deployment) -> Path:
+        dep.updated_at = time.time()
+        path = self.path(dep.name)
+        text = json.dumps(dep.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(prefix=f".{dep.name}.", suffix=".tmp", dir=self.dir)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    os.fchmod(fh.fileno(), 0o600)
+                    fh.write(text)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StateError(
+                f"cannot write state file {path}: {exc.strerror}",
+                f"make {self.dir} writable (or set ORCHESTRATOR_HOME); the cloud server may exist: "
+                "check `upctl server list`",
+            ) from None
+        return path
+
+    def delete(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+    def names(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.dir.glob("*.json"))
+
+    def all(self) -> list[Deployment]:
+        return [d for d in (self.load(n) for n in self.names()) if d is not None]

@@ -1,0 +1,26 @@
+"""Steps by kind: each is a generator that yields actions and gets their results back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from orchestrator.context import StepContext, StepGen
+from orchestrator.steps.engine import health, start_engine, stop_engine
+from orchestrator.steps.host import connect, install_stack, verify_gpu
+from orchestrator.steps.monitoring import monitoring, unmonitor
+from orchestrator.steps.provision import provision
+from orchestrator.steps.teardown import destroy_server, forget
+
+STEPS: dict[str, Callable[[StepContext], StepGen]] = {
+    "provision": provision,
+    "connect": connect,
+    "verify-gpu": verify_gpu,
+    "install-stack": install_stack,
+    "start-engine": start_engine,
+    "health": health,
+    "monitoring": monitoring,
+    "stop-engine": stop_engine,
+    "unmonitor": unmonitor,
+    "destroy-server": destroy_server,
+    "forget": forget,
+}

@@ -1,0 +1,76 @@
+"""Engine steps: start it detached, prove it serves (a real request), and stop it."""
+
+from __future__ import annotations
+
+import time
+
+from orchestrator.actions import Connect, Upload
+from orchestrator.context import StepContext, StepGen
+from orchestrator.engines.vllm import API_KEY
+from orchestrator.errors import EngineError, OrchestratorError
+from orchestrator.state import EngineRecord, HealthRecord
+
+
+def start_engine(ctx: StepContext) -> StepGen:
+    engine = ctx.engine
+    actions = engine.start(ctx.secrets)
+    last = None
+    for action in actions:
+        r = yield action
+        if not isinstance(action, Upload) and r.known and r.rc != 0:
+            raise EngineError(f"{action.purpose} failed (exit {r.rc})", "see the output below",
+                              details=(r.stdout + r.stderr)[-3000:])
+        last = r
+    pid = None
+    if last is not None and last.known and engine.kind == "vllm" and ctx.cfg.engine.install.method != "docker":
+        text = last.stdout.strip().splitlines()[-1:] or [""]
+        pid = int(text[0]) if text[0].isdigit() else None
+    ctx.dep.engine = EngineRecord(
+        kind=engine.kind, model=ctx.cfg.engine.model, served_name=ctx.cfg.engine.served,
+        endpoint=engine.endpoint(ctx.ip), metrics_url=_metrics_url(ctx),
+        method=ctx.cfg.engine.install.method, pid=pid,
+    )
+    ctx.save()
+    return f"started (pid {pid})" if pid else "started"
+
+
+def _metrics_url(ctx: StepContext) -> str:
+    t = ctx.engine.scrape_target(ctx.ip)
+    return f"{t.scheme}://{t.targets[0]}{t.metrics_path}"
+
+
+def health(ctx: StepContext) -> StepGen:
+    started = time.monotonic()
+    checks = ctx.engine.readiness(ctx.ip, api_key=API_KEY in ctx.secrets)
+    known = True
+    try:
+        for check in checks:
+            r = yield check
+            known = known and r.known
+    except OrchestratorError as exc:
+        ctx.dep.health = HealthRecord(ok=False, checked_at=time.time(), detail=exc.message)
+        ctx.save()
+        raise
+    if not known:
+        return None
+    took = time.monotonic() - started
+    ctx.dep.health = HealthRecord(ok=True, checked_at=time.time(), detail=r.stdout, time_to_healthy=took)
+    ctx.facts["time_to_healthy"] = took
+    ctx.save()
+    return f"serving {ctx.cfg.engine.served} at {ctx.engine.endpoint(ctx.ip)} (ready after {took:.1f}s)"
+
+
+def stop_engine(ctx: StepContext) -> StepGen:
+    """Best effort: the server is deleted next anyway, but a clean stop flushes logs and frees the GPU."""
+    srv = ctx.dep.server
+    if srv is None or not srv.ip or ctx.dep.engine is None:
+        return "no engine recorded"
+    ssh = ctx.cfg.ssh
+    try:
+        yield Connect(srv.ip, ssh.port, ssh.user, str(ssh.private_key_path), srv.host_key, deadline=20.0,
+                      auth_grace=0.0)
+        r = yield ctx.engine.stop()
+    except OrchestratorError as exc:
+        ctx.notify(f"could not stop the engine cleanly ({exc.message}); deleting the server stops it anyway")
+        return "skipped: host unreachable"
+    return "stopped" if r.known else None

@@ -1,0 +1,58 @@
+"""Host steps: connect over SSH (pinning the host key), verify the GPU, install the serving stack."""
+
+from __future__ import annotations
+
+import shlex
+
+from orchestrator.actions import Connect, Remote
+from orchestrator.context import StepContext, StepGen
+from orchestrator.errors import HostPrepError
+from orchestrator.gpu import check_gpus, explain_nvidia_smi_failure, parse_query, query_argv
+
+
+def connect(ctx: StepContext) -> StepGen:
+    ssh = ctx.cfg.ssh
+    pinned = ctx.dep.server.host_key if ctx.dep.server else None
+    r = yield Connect(ctx.ip, ssh.port, ssh.user, str(ssh.private_key_path), pinned, ssh.connect_timeout)
+    if not r.known or ctx.dep.server is None:
+        return None
+    if pinned is None:
+        ctx.dep.server.host_key = r.stdout.strip()
+        ctx.save()
+        return f"connected; host key {r.stdout.split()[0]} pinned"
+    return "connected; host key matches the pinned one"
+
+
+def verify_gpu(ctx: StepContext) -> StepGen:
+    r = yield Remote(shlex.join(query_argv()), "query the GPUs", timeout=60)
+    if not r.known:
+        return None
+    if r.rc != 0:
+        raise explain_nvidia_smi_failure(r.rc, r.stdout + r.stderr)
+    gpus = parse_query(r.stdout)
+    srv = ctx.dep.server
+    count = ctx.cfg.gpu.count or (srv.gpu_amount if srv and srv.gpu_amount else 1)
+    model = ctx.cfg.gpu.model or (srv.gpu_model if srv and srv.gpu_model else "NVIDIA L40S")
+    check_gpus(gpus, count, model)
+    first = gpus[0]
+    mem = f", {first.memory_total_mib} MiB" if first.memory_total_mib else ""
+    return f"{len(gpus)}x {first.name}, driver {first.driver}{mem}"
+
+
+def install_stack(ctx: StepContext) -> StepGen:
+    engine = ctx.engine
+    probe = engine.install_probe()
+    r = yield probe
+    if r.ok and r.stdout.strip():
+        return f"already installed ({r.stdout.strip().splitlines()[-1]})"
+    for cmd in engine.install():
+        r = yield cmd
+        if r.known and r.rc != 0:
+            out = (r.stdout + r.stderr).strip()
+            hint = "see the output above; fix the host or set engine.install.method"
+            if "ensurepip" in out or "python3-venv" in out:
+                hint = "install the venv module on the host: apt-get install -y python3-venv"
+            raise HostPrepError(f"{cmd.purpose} failed (exit {r.rc})", hint, details=out[-3000:])
+    if r.known and r.stdout.strip():
+        return f"installed ({r.stdout.strip().splitlines()[-1]})"
+    return None

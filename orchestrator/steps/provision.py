@@ -1,0 +1,155 @@
+"""provision: pick the GPU plan, check zone and stock, create the server, confirm it started, record it first."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from orchestrator.actions import Local, Pause, Result
+from orchestrator.context import StepContext, StepGen
+from orchestrator.errors import ProviderError
+from orchestrator.providers.base import CreateSpec, ServerInfo, labels_for
+from orchestrator.providers.upctl import (
+    ServerNotFound,
+    check_gpu_availability,
+    check_zone,
+    map_failure,
+    parse_plans,
+    parse_server,
+    parse_templates,
+    parse_zone_devices,
+    parse_zones,
+    resolve_template,
+    select_plan,
+    wait_warning,
+)
+from orchestrator.state import ServerRecord
+
+LITERAL_PLAN = re.compile(r"\^?([A-Za-z0-9-]+)\$?")
+
+
+def checked(ctx: StepContext, action: Local, r: Result) -> Result:
+    """Raise the mapped provider error for a failed upctl call."""
+    if r.known and r.rc != 0:
+        raise map_failure(action.argv, r.rc, r.stdout, r.stderr)
+    return r
+
+
+def _record(ctx: StepContext, srv: ServerInfo) -> None:
+    rec = ctx.dep.server
+    if rec is None or rec.uuid != srv.uuid:
+        rec = ServerRecord(uuid=srv.uuid)
+        ctx.dep.server = rec
+    rec.hostname = srv.hostname or rec.hostname
+    rec.plan = srv.plan or rec.plan
+    rec.zone = srv.zone or rec.zone
+    rec.state = srv.state
+    rec.ip = srv.public_ipv4 or rec.ip
+    ctx.save()
+
+
+def wait_started(ctx: StepContext) -> StepGen:
+    """Poll `server show` until started: upctl's --wait exits 0 even when it timed out."""
+    deadline = time.monotonic() + ctx.cfg.provider.wait_started
+    while True:
+        show = Local(tuple(ctx.upctl.show(ctx.server_ref)), "confirm the server state")
+        r = checked(ctx, show, (yield show))
+        if not r.known:
+            return None
+        srv = parse_server(r.stdout)
+        _record(ctx, srv)
+        if srv.state == "started":
+            break
+        if time.monotonic() > deadline:
+            raise ProviderError(
+                f"server {srv.uuid} is still '{srv.state}' after {ctx.cfg.provider.wait_started:.0f}s",
+                f"it is recorded and may be billing: check `upctl server show {srv.uuid}`, "
+                f"or remove it with `orchestrator teardown {ctx.cfg.name}`",
+                transient=srv.state == "maintenance",
+            )
+        yield Pause(5.0, f"server is '{srv.state}', waiting for 'started'")
+    if not (ctx.dep.server and ctx.dep.server.ip):
+        raise ProviderError(
+            f"server {ctx.server_ref} has no public IPv4 address",
+            f"check its networking with `upctl server show {ctx.server_ref}`",
+        )
+    return None
+
+
+def provision(ctx: StepContext) -> StepGen:
+    pc = ctx.cfg.provider
+    up = ctx.upctl
+    if ctx.dep.server is not None:
+        show = Local(tuple(up.show(ctx.dep.server.uuid)), "is the recorded server still there?")
+        r = yield show
+        if not r.known:
+            return f"server {ctx.dep.server.uuid} already recorded"
+        if r.rc != 0:
+            err = map_failure(show.argv, r.rc, r.stdout, r.stderr)
+            if not isinstance(err, ServerNotFound):
+                raise err
+            ctx.notify(f"recorded server {ctx.dep.server.uuid} no longer exists; creating a new one")
+            ctx.dep.server = None
+            ctx.save()
+        else:
+            srv = parse_server(r.stdout)
+            _record(ctx, srv)
+            if srv.state == "stopped":
+                start = Local(tuple(up.start(srv.uuid)), "start the stopped server", mutates=True)
+                checked(ctx, start, (yield start))
+            if srv.state != "started":
+                yield from wait_started(ctx)
+            return f"server {srv.uuid} already exists ({ctx.ip})"
+
+    plans_cmd = Local(tuple(up.plans()), "list plans")
+    r = checked(ctx, plans_cmd, (yield plans_cmd))
+    if r.known:
+        plan = select_plan(parse_plans(r.stdout), pc.plan)
+        plan_name, gpu_amount, gpu_model = plan.name, plan.gpu_amount, plan.gpu_model
+    else:
+        literal = LITERAL_PLAN.fullmatch(pc.plan)
+        plan_name = literal.group(1) if literal else f"<plan matching {pc.plan}>"
+        gpu_amount, gpu_model = 0, ""
+    zones_cmd = Local(tuple(up.zones()), "check the zone")
+    r = checked(ctx, zones_cmd, (yield zones_cmd))
+    if r.known:
+        check_zone(parse_zones(r.stdout), pc.zone)
+    if gpu_amount or not r.known:
+        dev_cmd = Local(tuple(up.zone_devices()), "check GPU stock in the zone")
+        r = checked(ctx, dev_cmd, (yield dev_cmd))
+        if r.known:
+            check_gpu_availability(parse_zone_devices(r.stdout), pc.zone, plan_name)
+    tmpl_cmd = Local(tuple(up.templates()), "resolve the OS template")
+    r = checked(ctx, tmpl_cmd, (yield tmpl_cmd))
+    os_ref = resolve_template(parse_templates(r.stdout), pc.template).uuid if r.known else pc.template
+
+    hostname = pc.hostname or ctx.cfg.name
+    spec = CreateSpec(
+        hostname=hostname,
+        title=f"{ctx.cfg.name} (orchestrator)",
+        zone=pc.zone,
+        plan=plan_name,
+        os=os_ref,
+        os_storage_size=pc.storage_gb,
+        ssh_keys=(str(ctx.cfg.ssh.public_key_path),),
+        labels=labels_for(ctx.cfg.name) + tuple(sorted(pc.labels.items())),
+        wait=True,
+    )
+    create = Local(tuple(up.create(spec)), "create the server", timeout=pc.wait_started + 300, mutates=True)
+    r = yield create
+    if r.known:
+        if r.rc != 0:
+            raise map_failure(create.argv, r.rc, r.stdout, r.stderr)
+        srv = parse_server(r.stdout)
+        # Recorded before anything else can fail: from here on `teardown` can always find it.
+        ctx.dep.server = ServerRecord(uuid=srv.uuid, hostname=srv.hostname, plan=plan_name, zone=pc.zone,
+                                      state=srv.state, ip=srv.public_ipv4, gpu_amount=gpu_amount,
+                                      gpu_model=gpu_model)
+        ctx.save()
+        warning = wait_warning(r.stderr)
+        if warning:
+            ctx.notify(f"upctl: {warning}; checking the state myself")
+    yield from wait_started(ctx)
+    if ctx.dep.server is None:
+        return f"would create a {plan_name} server in {pc.zone}"
+    return f"server {ctx.dep.server.uuid} started, {ctx.ip}, {plan_name}"

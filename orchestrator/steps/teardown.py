@@ -1,0 +1,80 @@
+"""Teardown steps: stop and delete the server with its storages, confirm with the provider, then forget it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from orchestrator.actions import Local, Pause
+from orchestrator.context import StepContext, StepGen
+from orchestrator.errors import TeardownIncomplete
+from orchestrator.providers.upctl import ServerNotFound, map_failure, parse_server
+from orchestrator.steps.provision import checked
+
+
+def _storages(show_stdout: str) -> list[str]:
+    try:
+        data = json.loads(show_stdout)
+    except ValueError:
+        return []
+    obj = data[0] if isinstance(data, list) and data else data
+    devices = obj.get("storage_devices") if isinstance(obj, dict) else None
+    return [d["storage"] for d in devices or [] if isinstance(d, dict) and d.get("storage")]
+
+
+def destroy_server(ctx: StepContext) -> StepGen:
+    srv = ctx.dep.server
+    if srv is None:
+        return "no server recorded"
+    up = ctx.upctl
+    show = Local(tuple(up.show(srv.uuid)), "current server state")
+    r = yield show
+    storages: list[str] = []
+    if r.known:
+        if r.rc != 0:
+            err = map_failure(show.argv, r.rc, r.stdout, r.stderr)
+            if isinstance(err, ServerNotFound):
+                return f"server {srv.uuid} is already gone"
+            raise err
+        state = parse_server(r.stdout).state
+        storages = _storages(r.stdout)
+    else:
+        state = "started"
+    if state != "stopped":
+        stop = Local(tuple(up.stop(srv.uuid, wait=True)), "stop the server", timeout=1200, mutates=True)
+        checked(ctx, stop, (yield stop))
+        deadline = time.monotonic() + 900
+        while True:
+            r = checked(ctx, show, (yield show))
+            if not r.known or parse_server(r.stdout).state == "stopped":
+                break
+            if time.monotonic() > deadline:
+                raise TeardownIncomplete(f"server {srv.uuid} did not stop within 15 minutes",
+                                         f"retry `orchestrator teardown {ctx.cfg.name}`; it is still billing")
+            yield Pause(5.0, "waiting for 'stopped'")
+    delete = Local(tuple(up.delete(srv.uuid, delete_storages=True)), "delete the server and its storages",
+                   timeout=600, mutates=True)
+    checked(ctx, delete, (yield delete))
+    r = yield show
+    if r.known and r.rc == 0:
+        raise TeardownIncomplete(f"server {srv.uuid} still exists after delete",
+                                 f"retry `orchestrator teardown {ctx.cfg.name}`; check `upctl server show {srv.uuid}`")
+    if r.known and not isinstance(map_failure(show.argv, r.rc, r.stdout, r.stderr), ServerNotFound):
+        raise TeardownIncomplete(f"could not confirm that server {srv.uuid} is gone: {r.stderr.strip()[-200:]}",
+                                 f"check `upctl server show {srv.uuid}`")
+    if storages:
+        listing = Local((up.binary, "storage", "list", "-o", "json"), "confirm storages gone")
+        r = yield listing
+        if r.ok:
+            left = [s for s in storages if s in r.stdout]
+            if left:
+                raise TeardownIncomplete(f"storage(s) left after deleting the server: {', '.join(left)}",
+                                         f"delete them with `upctl storage delete {' '.join(left)}`")
+    return f"server {srv.uuid} and its storages deleted (confirmed)"
+
+
+def forget(ctx: StepContext) -> StepGen:
+    if ctx.store is not None:
+        ctx.store.delete(ctx.cfg.name)
+    return "deployment removed from local state"
+    yield  # pragma: no cover - makes this a generator

@@ -1,0 +1,108 @@
+"""Live executor: performs actions for real — local processes, the SSH session, local files, HTTP checks."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+import time
+from pathlib import Path
+
+from orchestrator.actions import (
+    Action,
+    Connect,
+    HttpCheck,
+    Local,
+    Pause,
+    ReadLocal,
+    Remote,
+    RemoveLocal,
+    Result,
+    Upload,
+    WriteLocal,
+)
+from orchestrator.errors import OrchestratorError
+from orchestrator.transports.base import Notify
+from orchestrator.transports.local import run_local
+from orchestrator.transports.ssh import SshSession
+
+
+def write_atomic(path: Path, content: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LiveExecutor:
+    dry_run = False
+
+    def __init__(self, secrets: dict[str, str], notify: Notify | None = None) -> None:
+        self.secrets = secrets
+        self.notify = notify
+        self.ssh = SshSession(on_retry=notify)
+
+    def execute(self, action: Action) -> Result:
+        if isinstance(action, Local):
+            return run_local(action.argv, action.timeout)
+        if isinstance(action, Connect):
+            return Result(stdout=self.ssh.connect(action))
+        if isinstance(action, Remote):
+            return self.ssh.run(action.command, action.timeout)
+        if isinstance(action, Upload):
+            self.ssh.put(action.dest, action.content, action.mode)
+            return Result()
+        if isinstance(action, ReadLocal):
+            try:
+                return Result(stdout=action.path.read_text())
+            except FileNotFoundError:
+                return Result(rc=1, stderr="not found")
+        if isinstance(action, WriteLocal):
+            try:
+                write_atomic(action.path, action.content, action.mode)
+            except OSError as exc:
+                raise OrchestratorError(f"cannot write {action.path}: {exc.strerror}") from None
+            return Result()
+        if isinstance(action, RemoveLocal):
+            action.path.unlink(missing_ok=True)
+            return Result()
+        if isinstance(action, Pause):
+            time.sleep(action.seconds)
+            return Result()
+        if isinstance(action, HttpCheck):
+            return self._http(action)
+        raise TypeError(f"unknown action {action!r}")
+
+    def _http(self, check: HttpCheck) -> Result:
+        from orchestrator.health import run_check
+
+        def alive() -> bool:
+            assert check.liveness is not None
+            return self.ssh.run(check.liveness.command, check.liveness.timeout).rc == 0
+
+        def log_tail() -> str:
+            if check.log_tail is None:
+                return ""
+            r = self.ssh.run(check.log_tail.command, check.log_tail.timeout)
+            return r.stdout + r.stderr
+
+        return run_check(
+            check,
+            self.secrets,
+            alive=alive if check.liveness is not None else None,
+            dead_log=log_tail if check.log_tail is not None else None,
+            on_wait=self.notify,
+        )
+
+    def close(self) -> None:
+        self.ssh.close()
+
+
+def quote_all(words: list[str]) -> str:
+    return shlex.join(words)

@@ -1,0 +1,31 @@
+"""Local transport: run a program on this machine (upctl, promtool) and capture its output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+
+from orchestrator.actions import Result
+from orchestrator.errors import ProviderError
+
+
+def run_local(argv: Sequence[str], timeout: float) -> Result:
+    """Run argv with the caller's environment (credentials stay in env, never in argv)."""
+    env = dict(os.environ)
+    env.setdefault("NO_COLOR", "1")
+    try:
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError:
+        raise ProviderError(
+            f"{argv[0]}: command not found",
+            "install it and put it on PATH (for upctl you can also set ORCHESTRATOR_UPCTL=/path/to/upctl)",
+            argv=argv,
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise ProviderError(
+            f"{argv[0]} did not finish within {timeout:.0f}s", "retry; check your network", argv=argv, transient=True
+        ) from None
+    return Result(rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)

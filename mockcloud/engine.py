@@ -29,9 +29,8 @@ from mockcloud.hosts import DEFAULT_KNOBS, read_knobs
 VLLM_VERSION = "0.11.0"
 DEFAULT_MODEL = "Qwen/Qwen3-0.6B"
 DEFAULT_MAX_MODEL_LEN = 32768
-REPLY_WORDS = tuple(
-    "This is a deterministic reply from the mock vLLM engine running on a mock GPU host .".split(" ")
-)
+REPLY_TEXT = "This is a deterministic reply from the mock vLLM engine running on a mock GPU host ."
+REPLY_WORDS = tuple(REPLY_TEXT.split())
 ENGINE_CORE_FAILED = "RuntimeError: Engine core initialization failed. See root cause above."
 _PROTECTED_PREFIXES = ("/v1", "/v2", "/inference", "/cohere")
 # vLLM flags that take a value: declared so that their values are never mistaken for the positional model.
@@ -465,9 +464,10 @@ class EngineHandler(BaseHTTPRequestHandler):
                 self._json(
                     400,
                     _error(
-                        f"This model's maximum context length is {cfg.max_model_len} tokens. However, you "
-                        f"requested {prompt_tokens + (max_tokens or 0)} tokens ({prompt_tokens} in the messages, "
-                        f"{max_tokens} in the completion). Please reduce the length of the messages or completion.",
+                        f"This model's maximum context length is {cfg.max_model_len} tokens. However, "
+                        f"you requested {prompt_tokens + (max_tokens or 0)} tokens ({prompt_tokens} in the "
+                        f"messages, {max_tokens} in the completion). Please reduce the length of the "
+                        "messages or completion.",
                         "BadRequestError",
                         400,
                     ),

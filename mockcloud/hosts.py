@@ -288,7 +288,7 @@ def _wait_for_banner(
 
 
 def new_root(prefix: str = "mockcloud-") -> Path:
-    """A fresh world-traversable dir under /tmp for MockHosts (pytest's tmp_path is 0700: gpuops cannot enter)."""
+    """A new world-traversable dir in /tmp for MockHosts (pytest's tmp_path is 0700: gpuops can't enter)."""
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -383,7 +383,7 @@ class MockHosts:
         return self.hosts
 
     def _pick_host_runtime(self) -> None:
-        """When the login user cannot read this python (root's pyenv), use the system one + copied libraries."""
+        """When the login user cannot read this python (root's pyenv), use the system one + copied libs."""
         import prometheus_client
 
         prom_dir = Path(prometheus_client.__file__).parent

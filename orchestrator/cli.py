@@ -149,8 +149,9 @@ def _run_playbook(
             from orchestrator.transports.recording import RecordingExecutor
 
             executor: object = RecordingExecutor()
-            console.out(f"Dry run of `{command}` for deployment {cfg.name} ({config_path}): nothing will be "
-                        "changed, no credentials are used. Values not known yet appear as <placeholders>.")
+            if not as_json:
+                console.out(f"Dry run of `{command}` for deployment {cfg.name} ({config_path}): nothing will be "
+                            "changed, no credentials are used. Values not known yet appear as <placeholders>.")
         else:
             from orchestrator.transports.live import LiveExecutor
 

@@ -21,6 +21,8 @@ def start_engine(ctx: StepContext) -> StepGen:
             raise EngineError(f"{action.purpose} failed (exit {r.rc})", "see the output below",
                               details=(r.stdout + r.stderr)[-3000:])
         last = r
+    if last is None or not last.known:
+        return None
     pid = None
     if last is not None and last.known and engine.kind == "vllm" and ctx.cfg.engine.install.method != "docker":
         text = last.stdout.strip().splitlines()[-1:] or [""]

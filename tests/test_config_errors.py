@@ -1,0 +1,123 @@
+"""Bad configs exit 2 naming file, line and field, with no traceback and no upctl call."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orchestrator.config import load_config
+from orchestrator.errors import ConfigError
+from tests.conftest import run_cli
+
+GOOD = """\
+name: demo
+provider:
+  zone: fi-hel2
+engine:
+  kind: vllm
+  model: Qwen/Qwen2.5-0.5B-Instruct
+  port: 8000
+"""
+
+CASES = {
+    "unknown key": (GOOD.replace("  zone: fi-hel2", "  zone: fi-hel2\n  colour: blue"), 4, "provider.colour",
+                    "unknown key 'colour'"),
+    "wrong type": (GOOD.replace("port: 8000", "port: eighty"), 7, "engine.port", "integer"),
+    "unknown engine": (GOOD.replace("kind: vllm", "kind: llamacpp"), 5, "engine.kind", "vllm"),
+    "bad port": (GOOD.replace("port: 8000", "port: 70000"), 7, "engine.port", "65535"),
+    "missing model": (GOOD.replace("  model: Qwen/Qwen2.5-0.5B-Instruct\n", ""), 4, "engine.model", "missing"),
+    "malformed yaml": (GOOD.replace("  zone: fi-hel2", "  zone: [fi-hel2"), None, None, "malformed YAML"),
+    "torchserve": (GOOD.replace("kind: vllm", "kind: torchserve"), None, None, "archived"),
+    "bad name": (GOOD.replace("name: demo", "name: Demo_1"), 1, "name", "a-z"),
+}
+
+
+@pytest.fixture
+def upctl_spy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A stand-in upctl that records every call: bad configs must never reach the provider."""
+    log = tmp_path / "upctl-calls.log"
+    spy = tmp_path / "upctl"
+    spy.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\nexit 0\n")
+    spy.chmod(spy.stat().st_mode | stat.S_IXUSR)
+    return log, {"ORCHESTRATOR_UPCTL": str(spy), "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_config_exits_2_with_location(case: str, tmp_path: Path,
+                                          upctl_spy: tuple[Path, dict[str, str]]) -> None:
+    text, line, field, words = CASES[case]
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    log, env = upctl_spy
+    for command in (["validate", str(cfg)], ["deploy", str(cfg)], ["deploy", str(cfg), "--dry-run"]):
+        proc = run_cli(*command, env=env)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        first = proc.stderr.splitlines()[0]
+        assert first.startswith(f"error: {cfg}"), first
+        if line is not None:
+            assert f"{cfg}:{line}:" in first
+        if field is not None:
+            assert f" {field}: " in first
+        assert words in proc.stderr
+    assert not log.exists(), "a bad config must not call upctl"
+
+
+def test_good_config_validates(tmp_path: Path) -> None:
+    cfg = tmp_path / "good.yaml"
+    cfg.write_text(GOOD)
+    proc = run_cli("validate", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert "OK" in proc.stdout and "demo" in proc.stdout
+
+
+def test_relative_paths_resolve_against_config_dir(tmp_path: Path) -> None:
+    cfg = tmp_path / "sub" / "c.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text(GOOD + "ssh:\n  private_key: keys/id\nmonitoring:\n  prometheus_config: prom/p.yml\n")
+    loaded = load_config(cfg)
+    assert loaded.ssh.private_key == str(tmp_path / "sub" / "keys" / "id")
+    assert loaded.monitoring.prometheus_config == str(tmp_path / "sub" / "prom" / "p.yml")
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    proc = run_cli("validate", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+yaml_scalars = st.one_of(st.integers(), st.text(max_size=12), st.booleans(), st.none(),
+                         st.lists(st.integers(), max_size=2))
+keys = st.sampled_from(["name", "provider", "engine", "ssh", "gpu", "monitoring", "zone", "model", "port",
+                        "kind", "plan", "bogus"])
+documents = st.recursive(yaml_scalars, lambda inner: st.dictionaries(keys, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=documents)
+def test_generated_invalid_configs_never_crash(doc: object, tmp_path: Path) -> None:
+    """Property: any generated document either loads or raises ConfigError — never anything else."""
+    import yaml
+
+    cfg = tmp_path / "gen.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    try:
+        load_config(cfg)
+    except ConfigError as exc:
+        assert exc.exit_code == 2
+        assert str(cfg) in exc.message
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_never_crashes(text: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(text)
+    try:
+        load_config(cfg)
+    except ConfigError as exc:
+        assert exc.exit_code == 2

@@ -85,44 +85,78 @@ class CommandSpec:
 
 
 _CREATE_FLAGS: tuple[Flag, ...] = (
-    Flag("avoid-host", "int", 0), Flag("boot-order", default=""), Flag("cores", "int", 0),
-    _toggle("create-password", "Create an admin password."), _toggle("enable-firewall", "Enable firewall."),
-    _toggle("enable-metadata", "Enable metadata service."), _toggle("enable-remote-access"),
-    Flag("host", "int", 0), Flag("hostname", default="", help="Server hostname."),
-    Flag("label", "array", (), help="Labels in key=value format, repeatable."), Flag("memory", "int", 0),
-    Flag("network", "array", ()), Flag("os", default="Ubuntu Server 24.04 LTS (Noble Numbat)"),
-    Flag("os-storage-size", "int", 0, help="OS storage size in GiB."), _toggle("os-storage-encrypt"),
-    Flag("password-delivery", default="none"), Flag("plan", default="1xCPU-2GB"),
-    Flag("remote-access-password", default=""), Flag("remote-access-type", default=""),
-    Flag("server-group", default=""), Flag("simple-backup", default=""),
-    Flag("ssh-keys", "slice", (), help="SSH public keys or files with keys."), Flag("storage", "array", ()),
-    Flag("time-zone", default="UTC"), Flag("title", default=""), Flag("user-data", default=""),
-    Flag("username", default=""), Flag("video-model", default="vga"),
+    Flag("avoid-host", "int", 0),
+    Flag("boot-order", default=""),
+    Flag("cores", "int", 0),
+    _toggle("create-password", "Create an admin password."),
+    _toggle("enable-firewall", "Enable firewall."),
+    _toggle("enable-metadata", "Enable metadata service."),
+    _toggle("enable-remote-access"),
+    Flag("host", "int", 0),
+    Flag("hostname", default="", help="Server hostname."),
+    Flag("label", "array", (), help="Labels in key=value format, repeatable."),
+    Flag("memory", "int", 0),
+    Flag("network", "array", ()),
+    Flag("os", default="Ubuntu Server 24.04 LTS (Noble Numbat)"),
+    Flag("os-storage-size", "int", 0, help="OS storage size in GiB."),
+    _toggle("os-storage-encrypt"),
+    Flag("password-delivery", default="none"),
+    Flag("plan", default="1xCPU-2GB"),
+    Flag("remote-access-password", default=""),
+    Flag("remote-access-type", default=""),
+    Flag("server-group", default=""),
+    Flag("simple-backup", default=""),
+    Flag("ssh-keys", "slice", (), help="SSH public keys or files with keys."),
+    Flag("storage", "array", ()),
+    Flag("time-zone", default="UTC"),
+    Flag("title", default=""),
+    Flag("user-data", default=""),
+    Flag("username", default=""),
+    Flag("video-model", default="vga"),
     _toggle("wait", "Wait for server to be in started state before returning."),
     Flag("zone", default="", help="Zone where to create the server."),
 )
 
 
 def _enable_disable(name: str) -> tuple[Flag, Flag]:
-    return (Flag(f"enable-{name}", "toggle", None, bare="true", target=name),
-            Flag(f"disable-{name}", "toggle", None, bare="false", target=name))
+    return (
+        Flag(f"enable-{name}", "toggle", None, bare="true", target=name),
+        Flag(f"disable-{name}", "toggle", None, bare="false", target=name),
+    )
 
 
 _MODIFY_FLAGS: tuple[Flag, ...] = (
-    Flag("boot-order", default=""), Flag("cores", "int", 0), Flag("hostname", default=""),
-    *_enable_disable("firewall"), Flag("label", "array", ()), Flag("memory", "int", 0),
-    *_enable_disable("metadata"), Flag("plan", default=""), Flag("simple-backup", default=""),
-    Flag("title", default=""), Flag("time-zone", default=""), Flag("video-model", default=""),
-    *_enable_disable("remote-access"), Flag("remote-access-type", default=""),
+    Flag("boot-order", default=""),
+    Flag("cores", "int", 0),
+    Flag("hostname", default=""),
+    *_enable_disable("firewall"),
+    Flag("label", "array", ()),
+    Flag("memory", "int", 0),
+    *_enable_disable("metadata"),
+    Flag("plan", default=""),
+    Flag("simple-backup", default=""),
+    Flag("title", default=""),
+    Flag("time-zone", default=""),
+    Flag("video-model", default=""),
+    *_enable_disable("remote-access"),
+    Flag("remote-access-type", default=""),
     Flag("remote-access-password", default=""),
 )
 
 _FIREWALL_CREATE_FLAGS: tuple[Flag, ...] = (
-    Flag("direction", default=""), Flag("action", default=""), Flag("family", default=""),
-    Flag("position", "int", 0), Flag("protocol", default=""), Flag("icmp-type", default=""),
-    Flag("dest-ipaddress-block", default=""), Flag("destination-port-start", default=""),
-    Flag("destination-port-end", default=""), Flag("src-ipaddress-block", default=""),
-    Flag("source-port-start", default=""), Flag("source-port-end", default=""), Flag("comment", default=""),
+    Flag("direction", default=""),
+    Flag("action", default=""),
+    Flag("family", default=""),
+    Flag("position", "int", 0),
+    Flag("protocol", default=""),
+    Flag("icmp-type", default=""),
+    Flag("dest-ipaddress-block", default=""),
+    Flag("destination-port-start", default=""),
+    Flag("destination-port-end", default=""),
+    Flag("src-ipaddress-block", default=""),
+    Flag("source-port-start", default=""),
+    Flag("source-port-end", default=""),
+    Flag("comment", default=""),
 )
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -131,40 +165,88 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(("account",), "Manage account", "group", aliases=("acc",)),
     CommandSpec(("account", "show"), "Show account"),
     CommandSpec(("server",), "Manage servers", "group", aliases=("srv",)),
-    CommandSpec(("server", "plans"), "List server plans",
-                flags=(Flag("prices", default=""), Flag("prices-duration", default="month"))),
-    CommandSpec(("server", "list"), "List current servers",
-                flags=(Flag("show-ip-addresses", "optional", "none", bare="all"),)),
+    CommandSpec(
+        ("server", "plans"),
+        "List server plans",
+        flags=(Flag("prices", default=""), Flag("prices-duration", default="month")),
+    ),
+    CommandSpec(
+        ("server", "list"),
+        "List current servers",
+        flags=(Flag("show-ip-addresses", "optional", "none", bare="all"),),
+    ),
     CommandSpec(("server", "show"), "Show server details", "multi"),
-    CommandSpec(("server", "create"), "Create a new server", flags=_CREATE_FLAGS, required=("hostname", "zone")),
-    CommandSpec(("server", "stop"), "Stop a server", "multi",
-                flags=(Flag("type", default="soft"),
-                       _toggle("wait", "Wait for server to be in stopped state before returning."))),
-    CommandSpec(("server", "start"), "Start a server", "multi",
-                flags=(Flag("avoid-host", "int", 0), Flag("host", "int", 0))),
-    CommandSpec(("server", "delete"), "Delete a server", "multi",
-                flags=(_toggle("delete-storages", "Delete storages that are attached to the server."),
-                       _toggle("stop", "Stop the server before deleting it."))),
+    CommandSpec(
+        ("server", "create"), "Create a new server", flags=_CREATE_FLAGS, required=("hostname", "zone")
+    ),
+    CommandSpec(
+        ("server", "stop"),
+        "Stop a server",
+        "multi",
+        flags=(
+            Flag("type", default="soft"),
+            _toggle("wait", "Wait for server to be in stopped state before returning."),
+        ),
+    ),
+    CommandSpec(
+        ("server", "start"),
+        "Start a server",
+        "multi",
+        flags=(Flag("avoid-host", "int", 0), Flag("host", "int", 0)),
+    ),
+    CommandSpec(
+        ("server", "delete"),
+        "Delete a server",
+        "multi",
+        flags=(
+            _toggle("delete-storages", "Delete storages that are attached to the server."),
+            _toggle("stop", "Stop the server before deleting it."),
+        ),
+    ),
     CommandSpec(("server", "modify"), "Modify a server", "multi", flags=_MODIFY_FLAGS),
     CommandSpec(("server", "firewall"), "Manage server firewall rules", "group"),
-    CommandSpec(("server", "firewall", "create"), "Create a new firewall rule", "multi",
-                flags=_FIREWALL_CREATE_FLAGS, required=("action", "direction"),
-                together=(("destination-port-start", "destination-port-end"),
-                          ("source-port-start", "source-port-end"))),
+    CommandSpec(
+        ("server", "firewall", "create"),
+        "Create a new firewall rule",
+        "multi",
+        flags=_FIREWALL_CREATE_FLAGS,
+        required=("action", "direction"),
+        together=(
+            ("destination-port-start", "destination-port-end"),
+            ("source-port-start", "source-port-end"),
+        ),
+    ),
     CommandSpec(("server", "firewall", "show"), "Show server firewall details", "multi"),
-    CommandSpec(("server", "firewall", "delete"), "Removes a firewall rule from a server", "multi",
-                flags=(Flag("position", "int", 0),), required=("position",)),
+    CommandSpec(
+        ("server", "firewall", "delete"),
+        "Removes a firewall rule from a server",
+        "multi",
+        flags=(Flag("position", "int", 0),),
+        required=("position",),
+    ),
     CommandSpec(("zone",), "Display zone information", "group"),
     CommandSpec(("zone", "list"), "List available zones"),
     CommandSpec(("zone", "devices"), "List available devices for each zone"),
-    CommandSpec(("zone", "devices", "show"), "Show detailed device availability for the given zone", "multi",
-                arg_help="<Zone...>"),
+    CommandSpec(
+        ("zone", "devices", "show"),
+        "Show detailed device availability for the given zone",
+        "multi",
+        arg_help="<Zone...>",
+    ),
     CommandSpec(("storage",), "Manage storages", "group", aliases=("st",)),
-    CommandSpec(("storage", "list"), "List current storages", flags=(
-        _toggle("all", "Show all storages."), _toggle("private", "Show private storages (default).", default=True),
-        _toggle("public", "Show public storages."), _toggle("normal", "Show only normal storages."),
-        _toggle("backup", "Show only backup storages."), _toggle("cdrom", "Show only cdrom storages."),
-        _toggle("template", "Show only template storages."))),
+    CommandSpec(
+        ("storage", "list"),
+        "List current storages",
+        flags=(
+            _toggle("all", "Show all storages."),
+            _toggle("private", "Show private storages (default).", default=True),
+            _toggle("public", "Show public storages."),
+            _toggle("normal", "Show only normal storages."),
+            _toggle("backup", "Show only backup storages."),
+            _toggle("cdrom", "Show only cdrom storages."),
+            _toggle("template", "Show only template storages."),
+        ),
+    ),
     CommandSpec(("ip-address",), "Manage IP addresses", "group", aliases=("ip",)),
     CommandSpec(("ip-address", "list"), "List IP addresses"),
 )
@@ -201,7 +283,11 @@ class Parsed:
 
 def _child(path: tuple[str, ...], word: str) -> CommandSpec | None:
     for spec in COMMANDS:
-        if len(spec.path) == len(path) + 1 and spec.path[:-1] == path and word in (spec.path[-1], *spec.aliases):
+        if (
+            len(spec.path) == len(path) + 1
+            and spec.path[:-1] == path
+            and word in (spec.path[-1], *spec.aliases)
+        ):
             return spec
     return None
 
@@ -217,8 +303,11 @@ def _find_command(argv: list[str]) -> tuple[CommandSpec, set[int]]:
             break
         if token.startswith("-") and token != "-":
             if "=" not in token:
-                flag = spec.find_flag(token[2:]) if token.startswith("--") else (
-                    spec.find_short(token[1]) if len(token) == 2 else None)
+                flag = (
+                    spec.find_flag(token[2:])
+                    if token.startswith("--")
+                    else (spec.find_short(token[1]) if len(token) == 2 else None)
+                )
                 if flag is not None and flag.takes_value:
                     i += 1
             i += 1
@@ -226,8 +315,10 @@ def _find_command(argv: list[str]) -> tuple[CommandSpec, set[int]]:
         child = _child(spec.path, token)
         if child is None:
             if spec.path == () and token not in ("help",):
-                raise UsageError(f'unknown command "{token}" for "upctl"\nRun \'upctl --help\' for usage.',
-                                 show_usage=False)
+                raise UsageError(
+                    f'unknown command "{token}" for "upctl"\nRun \'upctl --help\' for usage.',
+                    show_usage=False,
+                )
             break
         spec = child
         used.add(i)
@@ -262,10 +353,7 @@ def _set(parsed: Parsed, flag: Flag, raw: str) -> None:
             raise bad(f'time: invalid duration "{raw}"')
         parsed.values[key] = raw
     elif flag.kind in ("slice", "array"):
-        if flag.kind == "slice":
-            items = [p.strip() for p in raw.split(",")] if raw else []
-        else:
-            items = [raw]
+        items = [raw] if flag.kind == "array" else [p.strip() for p in raw.split(",") if raw]
         previous = parsed.values.get(key) if key in parsed.changed else []
         parsed.values[key] = [*(previous if isinstance(previous, list) else []), *items]
     else:
@@ -274,10 +362,12 @@ def _set(parsed: Parsed, flag: Flag, raw: str) -> None:
 
 
 def parse(argv: list[str]) -> Parsed:
-    """Parse like cobra+pflag: flags anywhere after the command path, `--f v`, `--f=v`, `-o json`, `-ojson`."""
+    """Parse like cobra+pflag: flags anywhere after the command; `--f v`, `--f=v`, `-o json`, `-ojson`."""
     spec, used = _find_command(argv)
     flags = (*spec.flags, *GLOBAL_FLAGS)
-    parsed = Parsed(spec, {f.key: list(f.default) if isinstance(f.default, tuple) else f.default for f in flags})
+    parsed = Parsed(
+        spec, {f.key: list(f.default) if isinstance(f.default, tuple) else f.default for f in flags}
+    )
     rest = [t for i, t in enumerate(argv) if i not in used]
     i = 0
     while i < len(rest):
@@ -331,8 +421,22 @@ def check_required(parsed: Parsed) -> None:
         given = [n for n in group if n in parsed.changed]
         if given and len(given) != len(group):
             absent = [n for n in group if n not in parsed.changed]
-            raise UsageError(f"if any flags in the group [{' '.join(group)}] are set they must all be set; "
-                             f"missing [{' '.join(absent)}]", spec)
+            raise UsageError(
+                f"if any flags in the group [{' '.join(group)}] are set they must all be set; "
+                f"missing [{' '.join(absent)}]",
+                spec,
+            )
+
+
+_TYPE_NAMES = {"slice": "strings", "array": "stringArray", "optional": "string", "bool": "", "toggle": ""}
+
+
+def _flag_line(flag: Flag) -> str:
+    kind = _TYPE_NAMES.get(flag.kind, flag.kind)
+    text = f"  {flag.label} {kind}".ljust(36) + flag.help
+    if flag.default not in (None, "", 0, False, ()):
+        text += f" (default {flag.default})"
+    return text.rstrip()
 
 
 def usage(spec: CommandSpec) -> str:
@@ -349,13 +453,8 @@ def usage(spec: CommandSpec) -> str:
         lines += [f"  {c.path[-1]:<14} {c.short}" for c in children]
     if spec.flags:
         lines += ["", "Options:"]
-        for f in spec.flags:
-            kind = "" if f.kind in ("bool", "toggle") else f" {f.kind}"
-            lines.append(f"  {f.label}{kind}".ljust(34) + f" {f.help}".rstrip())
-    lines += ["", "Global options:"]
-    for f in GLOBAL_FLAGS:
-        kind = "" if f.kind in ("bool", "toggle") else f" {f.kind}"
-        lines.append(f"  {f.label}{kind}".ljust(34) + f" {f.help}")
+        lines += [_flag_line(f) for f in spec.flags]
+    lines += ["", "Global options:", *(_flag_line(f) for f in GLOBAL_FLAGS)]
     if children:
         lines += ["", f'Use "{spec.name} [command] --help" for more information about a command.']
     return "\n".join(lines) + "\n"

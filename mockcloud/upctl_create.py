@@ -26,12 +26,22 @@ from mockcloud.upctl_world import (
     write_authorized_keys,
 )
 
-_KEY_TYPES = frozenset({
-    "ssh-rsa", "ssh-dss", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
-})
-_HOSTNAME = re.compile(r"^(?=.{1,128}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_KEY_TYPES = frozenset(
+    {
+        "ssh-rsa",
+        "ssh-dss",
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+_HOSTNAME = re.compile(
+    r"^(?=.{1,128}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9-][A-Za-z0-9_-]{1,31}$")
 _NETWORK_TYPES = ("public", "private", "utility")
 
@@ -46,7 +56,7 @@ def _is_authorized_key(line: str) -> bool:
     try:
         blob = base64.b64decode(fields[1], validate=True)
         (length,) = struct.unpack(">I", blob[:4])
-        return blob[4:4 + length].decode("ascii") == fields[0]
+        return blob[4 : 4 + length].decode("ascii") == fields[0]
     except (ValueError, struct.error, UnicodeDecodeError):
         return False
 
@@ -87,14 +97,19 @@ def _networks(items: list[str]) -> list[dict[str, str]]:
         fields = dict(part.partition("=")[::2] for part in item.split(",") if part)
         if not fields.get("type"):
             raise CommandError("network type is required")
-        networks.append({"type": fields["type"], "family": fields.get("family") or "IPv4",
-                         "ip": fields.get("ip-address", "")})
+        networks.append(
+            {
+                "type": fields["type"],
+                "family": fields.get("family") or "IPv4",
+                "ip": fields.get("ip-address", ""),
+            }
+        )
     return networks
 
 
 def _find_template(state: dict[str, Any], query: str) -> dict[str, Any]:
     candidates = [*seed.PUBLIC_TEMPLATES, *state["storages"]]
-    matched = [s for s in candidates if query in (s["title"], s["uuid"])]
+    matched: list[dict[str, Any]] = [s for s in candidates if query in (s["title"], s["uuid"])]
     if not matched:
         raise CommandError(f"no storage with uuid, name or title {go_quote(query)} was found")
     if len(matched) > 1:
@@ -102,8 +117,13 @@ def _find_template(state: dict[str, Any], query: str) -> dict[str, Any]:
     return matched[0]
 
 
-def _api_checks(ctx: Ctx, plan: dict[str, Any] | None, labels: list[dict[str, str]],
-                template: dict[str, Any] | None, size: int) -> None:
+def _api_checks(
+    ctx: Ctx,
+    plan: dict[str, Any] | None,
+    labels: list[dict[str, str]],
+    template: dict[str, Any] | None,
+    size: int,
+) -> None:
     """What the API refuses at `POST /server` (400/409 answers)."""
     p = ctx.parsed
     zone, plan_name, hostname = p.string("zone"), p.string("plan"), p.string("hostname")
@@ -121,20 +141,31 @@ def _api_checks(ctx: Ctx, plan: dict[str, Any] | None, labels: list[dict[str, st
     if template is not None:
         low = max(seed.MIN_STORAGE_GIB, int(template["size"]))
         if not low <= size <= seed.MAX_STORAGE_GIB:
-            raise ApiError(f"The storage size {size} is invalid; it must be between {low} and "
-                           f"{seed.MAX_STORAGE_GIB} GiB.", "STORAGE_SIZE_INVALID", 400)
+            raise ApiError(
+                f"The storage size {size} is invalid; it must be between {low} and "
+                f"{seed.MAX_STORAGE_GIB} GiB.",
+                "STORAGE_SIZE_INVALID",
+                400,
+            )
     if plan is not None and plan["gpu_amount"] > 0:
-        stock = ctx.faults.get("devices") or seed.default_device_availability()
-        if int((stock.get(zone) or {}).get(plan_name, 0)) < 1:
-            raise ApiError(f"{CAPACITY_TITLE}: no {plan_name} available in {zone}",
-                           "SERVER_RESOURCES_UNAVAILABLE", 409)
+        stock: dict[str, Any] = ctx.faults.get("devices") or seed.default_device_availability()
+        zone_stock: dict[str, Any] = stock.get(zone) or {}
+        if int(zone_stock.get(plan_name, 0)) < 1:
+            raise ApiError(
+                f"{CAPACITY_TITLE}: no {plan_name} available in {zone}", "SERVER_RESOURCES_UNAVAILABLE", 409
+            )
 
 
-def _interfaces(state: dict[str, Any], networks: list[dict[str, str]], public_ipv4: str) -> list[dict[str, Any]]:
+def _interfaces(
+    state: dict[str, Any], networks: list[dict[str, str]], public_ipv4: str
+) -> list[dict[str, Any]]:
     taken = {a["address"] for s in state["servers"] for i in s["interfaces"] for a in i["addresses"]}
     if not networks:
-        networks = [{"type": "public", "family": "IPv4", "ip": ""}, {"type": "utility", "family": "IPv4", "ip": ""},
-                    {"type": "public", "family": "IPv6", "ip": ""}]
+        networks = [
+            {"type": "public", "family": "IPv4", "ip": ""},
+            {"type": "utility", "family": "IPv4", "ip": ""},
+            {"type": "public", "family": "IPv6", "ip": ""},
+        ]
     interfaces = []
     for index, net in enumerate(networks, start=1):
         if net["ip"]:
@@ -149,9 +180,17 @@ def _interfaces(state: dict[str, Any], networks: list[dict[str, str]], public_ip
             address = new_utility_ipv4(taken)
         taken.add(address)
         network = f"03000000-0000-4000-8{index:03d}-{net['type'][:2].encode().hex():0>12}"
-        interfaces.append({"index": index, "type": net["type"], "mac": new_mac(), "network": network,
-                           "addresses": [{"address": address, "family": net["family"]}],
-                           "bootable": "no", "source_ip_filtering": "yes"})
+        interfaces.append(
+            {
+                "index": index,
+                "type": net["type"],
+                "mac": new_mac(),
+                "network": network,
+                "addresses": [{"address": address, "family": net["family"]}],
+                "bootable": "no",
+                "source_ip_filtering": "yes",
+            }
+        )
     return interfaces
 
 
@@ -197,12 +236,20 @@ def create(ctx: Ctx) -> Result:
     return Result(response, details([("UUID", record["uuid"]), ("IP Addresses", addresses)]))
 
 
-def _store(ctx: Ctx, plan: dict[str, Any] | None, template: dict[str, Any] | None, size: int,
-           labels: list[dict[str, str]], networks: list[dict[str, str]],
-           keys: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def _store(
+    ctx: Ctx,
+    plan: dict[str, Any] | None,
+    template: dict[str, Any] | None,
+    size: int,
+    labels: list[dict[str, str]],
+    networks: list[dict[str, str]],
+    keys: list[str],
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Create the server (and its OS disk) inside one world transaction; binds a pool host if there is one."""
     p = ctx.parsed
-    stuck = ctx.faults.get("stuck_state") if ctx.faults.get("stuck_state") in ("maintenance", "error") else None
+    stuck = (
+        ctx.faults.get("stuck_state") if ctx.faults.get("stuck_state") in ("maintenance", "error") else None
+    )
     settle_now = p.enabled("wait") and not ctx.faults.get("wait_timeout") and not stuck
     pool = ctx.world.hosts()
     with ctx.world.transaction() as state:
@@ -217,38 +264,65 @@ def _store(ctx: Ctx, plan: dict[str, Any] | None, template: dict[str, Any] | Non
         hostname = p.string("hostname")
         devices = []
         if template is not None:
-            disk = {"access": "private", "encrypted": "yes" if p.enabled("os-storage-encrypt") else "no",
-                    "license": 0, "part_of_plan": "yes" if plan and size <= int(plan["storage_size"]) else "",
-                    "size": size, "state": "online", "template_type": "", "tier": (plan or {}).get(
-                        "storage_tier") or "maxiops", "title": f"{hostname[:57]}-OS", "type": "normal",
-                    "uuid": new_uuid("01"), "zone": p.string("zone"), "origin": template["uuid"], "created": now,
-                    "labels": [], "server": uuid}
+            disk = {
+                "access": "private",
+                "encrypted": "yes" if p.enabled("os-storage-encrypt") else "no",
+                "license": 0,
+                "part_of_plan": "yes" if plan and size <= int(plan["storage_size"]) else "",
+                "size": size,
+                "state": "online",
+                "template_type": "",
+                "tier": (plan or {}).get("storage_tier") or "maxiops",
+                "title": f"{hostname[:57]}-OS",
+                "type": "normal",
+                "uuid": new_uuid("01"),
+                "zone": p.string("zone"),
+                "origin": template["uuid"],
+                "created": now,
+                "labels": [],
+                "server": uuid,
+            }
             state["storages"].append(disk)
             devices.append({"uuid": disk["uuid"], "address": "virtio:0", "boot_disk": "0"})
         record: dict[str, Any] = {
-            "uuid": uuid, "hostname": hostname, "title": p.string("title") or hostname, "zone": p.string("zone"),
+            "uuid": uuid,
+            "hostname": hostname,
+            "title": p.string("title") or hostname,
+            "zone": p.string("zone"),
             "plan": p.string("plan"),
             "core_number": plan["core_number"] if plan else p.integer("cores"),
             "memory_amount": plan["memory_amount"] if plan else p.integer("memory"),
             "gpu_model": plan["gpu_model"] if plan else "",
             "gpu_serials": [new_serial() for _ in range(plan["gpu_amount"] if plan else 0)],
             "state": "started" if settle_now else (stuck or "maintenance"),
-            "pending": None if settle_now or stuck else {"to": "started",
-                                                         "polls": int(ctx.faults.get("boot_polls", 1))},
-            "stuck": stuck, "labels": labels, "tags": [],
+            "pending": None
+            if settle_now or stuck
+            else {"to": "started", "polls": int(ctx.faults.get("boot_polls", 1))},
+            "stuck": stuck,
+            "labels": labels,
+            "tags": [],
             "firewall": "on" if p.enabled("enable-firewall") else "off",
-            "metadata": "yes" if p.enabled("enable-metadata") or (
-                template is not None and template["template_type"] == "cloud-init") else "no",
-            "host": new_host_id(), "storage_devices": devices,
-            "interfaces": _interfaces(state, networks, public_ipv4), "firewall_rules": [],
-            "simple_backup": p.string("simple-backup") or "no", "timezone": p.string("time-zone") or "UTC",
-            "video_model": p.string("video-model") or "vga", "nic_model": "virtio",
+            "metadata": "yes"
+            if p.enabled("enable-metadata")
+            or (template is not None and template["template_type"] == "cloud-init")
+            else "no",
+            "host": new_host_id(),
+            "storage_devices": devices,
+            "interfaces": _interfaces(state, networks, public_ipv4),
+            "firewall_rules": [],
+            "simple_backup": p.string("simple-backup") or "no",
+            "timezone": p.string("time-zone") or "UTC",
+            "video_model": p.string("video-model") or "vga",
+            "nic_model": "virtio",
             "boot_order": p.string("boot-order") or "disk",
             "remote_access_enabled": "yes" if p.enabled("enable-remote-access") else "no",
             "remote_access_type": p.string("remote-access-type") or "vnc",
             "remote_access_password": p.string("remote-access-password"),
-            "server_group": p.string("server-group"), "pool_ipv4": host.ipv4 if host else None,
-            "login_user": p.string("username"), "ssh_keys": keys, "user_data": p.string("user-data"),
+            "server_group": p.string("server-group"),
+            "pool_ipv4": host.ipv4 if host else None,
+            "login_user": p.string("username"),
+            "ssh_keys": keys,
+            "user_data": p.string("user-data"),
             "created": now,
         }
         state["servers"].append(record)

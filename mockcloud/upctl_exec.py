@@ -1,4 +1,4 @@
-"""Execution core of the fake upctl: API-style errors, fault injection, per-target runs, results, exit codes."""
+"""Execution core of the fake upctl: API errors, fault injection, per-target runs, results, exit codes."""
 
 from __future__ import annotations
 
@@ -89,8 +89,10 @@ class Ctx:
         if self.fail.kind == "timeout":
             time.sleep(max(0.0, self.fail.timeout_seconds))
             verb = {"GET": "Get", "POST": "Post", "PUT": "Put", "DELETE": "Delete"}[method]
-            raise CommandError(f'{verb} "{API_BASE}{path}": context deadline exceeded '
-                               "(Client.Timeout exceeded while awaiting headers)")
+            raise CommandError(
+                f'{verb} "{API_BASE}{path}": context deadline exceeded '
+                "(Client.Timeout exceeded while awaiting headers)"
+            )
         if self.fail.kind == "capacity":
             raise ApiError(CAPACITY_TITLE, "SERVER_RESOURCES_UNAVAILABLE", 409)
         if self.fail.kind == "quota":
@@ -124,8 +126,10 @@ def resolve_server(servers: list[dict[str, Any]], arg: str) -> list[str]:
     for level in (4, 3, 2, 1):
         found = [uuid for uuid, score in best.items() if score == level]
         if len(found) > 1 and level != 2:
-            raise CommandError(f"'{arg}' is not a glob pattern, but matches multiple values. To target "
-                               "multiple resources with single argument, use a glob pattern, e.g. server-*")
+            raise CommandError(
+                f"'{arg}' is not a glob pattern, but matches multiple values. To target "
+                "multiple resources with single argument, use a glob pattern, e.g. server-*"
+            )
         if found:
             return found
     raise CommandError(f"nothing found matching '{arg}'")
@@ -173,10 +177,14 @@ def render(ctx: Ctx, outcomes: list[Outcome]) -> int:
     """output.Render: stdout per format, then the failure summary on stderr; returns the exit code."""
     ctx.progress.stop()
     if ctx.output == "human":
-        sys.stdout.write("".join(o.human for o in outcomes if isinstance(o, Result)))
+        human = "".join(o.human for o in outcomes if isinstance(o, Result))
+        sys.stdout.write(human + "\n" if human else "")
     else:
-        values = [o.value if isinstance(o, Result) else o.as_json()
-                  for o in outcomes if not (isinstance(o, Result) and o.none)]
+        values = [
+            o.value if isinstance(o, Result) else o.as_json()
+            for o in outcomes
+            if not (isinstance(o, Result) and o.none)
+        ]
         if values:
             document = values[0] if len(values) == 1 else values
             sys.stdout.write(go_json(document) if ctx.output == "json" else go_yaml(document))

@@ -27,8 +27,9 @@ def go_yaml(value: Any) -> str:
         import yaml
     except ImportError:  # pragma: no cover - the venv has PyYAML; plain python3 may not
         return go_json(value)
-    dumped: str = yaml.safe_dump(value, sort_keys=True, indent=4, default_flow_style=False,
-                                 allow_unicode=True, width=1000)
+    dumped: str = yaml.safe_dump(
+        value, sort_keys=True, indent=4, default_flow_style=False, allow_unicode=True, width=1000
+    )
     return dumped
 
 
@@ -41,10 +42,10 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     """A go-pretty-like plain table (header row, dashed rule, rows)."""
     widths = [len(h) for h in headers]
     for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=False)]
 
     def line(cells: list[str]) -> str:
-        return " " + "   ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()
+        return " " + "   ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=False)).rstrip()
 
     rule = " " + "   ".join("─" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)]) + "\n"

@@ -1,4 +1,4 @@
-"""Turns the fake world's records into the JSON objects upctl prints (Go field order, strings as upctl has them)."""
+"""Turns the fake world's records into the JSON objects upctl prints (Go field order, upctl's types)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,21 @@ from typing import Any
 from mockcloud.upctl_seed import L40S_METADATA
 
 FIREWALL_FIELDS = (
-    "action", "comment", "destination_address_start", "destination_address_end", "destination_port_start",
-    "destination_port_end", "direction", "family", "icmp_type", "position", "protocol", "source_address_start",
-    "source_address_end", "source_port_start", "source_port_end",
+    "action",
+    "comment",
+    "destination_address_start",
+    "destination_address_end",
+    "destination_port_start",
+    "destination_port_end",
+    "direction",
+    "family",
+    "icmp_type",
+    "position",
+    "protocol",
+    "source_address_start",
+    "source_address_end",
+    "source_port_start",
+    "source_port_end",
 )
 _ACCESS_ORDER = {"public": 0, "private": 1, "utility": 2}
 
@@ -63,9 +75,18 @@ def server_summary(server: dict[str, Any], state: str | None = None) -> dict[str
 def server_ip_list(server: dict[str, Any], access: str = "all") -> list[dict[str, str]]:
     """`server list --show-ip-addresses[=access]`: access filled in, public > private > utility."""
     items = [
-        ip_object(iface["type"], addr["address"], addr["family"], part_of_plan=yes_no(iface["type"] == "public"),
-                  ptr_record=ptr_record(addr["address"], addr["family"], server["zone"]) if iface["type"] == "public"
-                  else "", server=server["uuid"], mac=iface["mac"], zone=server["zone"])
+        ip_object(
+            iface["type"],
+            addr["address"],
+            addr["family"],
+            part_of_plan=yes_no(iface["type"] == "public"),
+            ptr_record=ptr_record(addr["address"], addr["family"], server["zone"])
+            if iface["type"] == "public"
+            else "",
+            server=server["uuid"],
+            mac=iface["mac"],
+            zone=server["zone"],
+        )
         for iface, addr in _addresses(server)
         if access == "all" or iface["type"] == access
     ]
@@ -75,11 +96,18 @@ def server_ip_list(server: dict[str, Any], access: str = "all") -> list[dict[str
 def ip_address_list(servers: list[dict[str, Any]]) -> list[dict[str, str]]:
     """`ip-address list`: every address of every server, with owner, MAC, PTR record and zone."""
     return [
-        ip_object(iface["type"], addr["address"], addr["family"],
-                  part_of_plan=yes_no(iface["type"] == "public" and addr["family"] == "IPv4"),
-                  ptr_record=ptr_record(addr["address"], addr["family"], server["zone"])
-                  if iface["type"] == "public" else "",
-                  server=server["uuid"], mac=iface["mac"], zone=server["zone"])
+        ip_object(
+            iface["type"],
+            addr["address"],
+            addr["family"],
+            part_of_plan=yes_no(iface["type"] == "public" and addr["family"] == "IPv4"),
+            ptr_record=ptr_record(addr["address"], addr["family"], server["zone"])
+            if iface["type"] == "public"
+            else "",
+            server=server["uuid"],
+            mac=iface["mac"],
+            zone=server["zone"],
+        )
         for server in servers
         for iface, addr in _addresses(server)
     ]
@@ -87,9 +115,25 @@ def ip_address_list(servers: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def storage_object(storage: dict[str, Any]) -> dict[str, Any]:
     """upcloud.Storage (`storage list`): labels only when non-empty."""
-    out: dict[str, Any] = {key: storage[key] for key in (
-        "access", "encrypted", "license", "part_of_plan", "size", "state", "template_type", "tier", "title",
-        "type", "uuid", "zone", "origin", "created")}
+    out: dict[str, Any] = {
+        key: storage[key]
+        for key in (
+            "access",
+            "encrypted",
+            "license",
+            "part_of_plan",
+            "size",
+            "state",
+            "template_type",
+            "tier",
+            "title",
+            "type",
+            "uuid",
+            "zone",
+            "origin",
+            "created",
+        )
+    }
     if storage.get("labels"):
         out["labels"] = list(storage["labels"])
     return out
@@ -111,51 +155,71 @@ def _storage_device(device: dict[str, Any], storages: dict[str, dict[str, Any]])
     }
 
 
-def server_details(server: dict[str, Any], storages: dict[str, dict[str, Any]], *, state: str | None = None,
-                   password: str = "") -> dict[str, Any]:
+def server_details(
+    server: dict[str, Any],
+    storages: dict[str, dict[str, Any]],
+    *,
+    state: str | None = None,
+    password: str = "",
+) -> dict[str, Any]:
     """upcloud.ServerDetails (`server show/create/stop/start/modify`)."""
-    top_level = sorted(_addresses(server), key=lambda pair: (pair[0]["type"] != "utility",
-                                                             pair[1]["family"] != "IPv4"))
-    devices = [{"model": server["gpu_model"], "type": "gpu", "serial": serial, "metadata": dict(L40S_METADATA)}
-               for serial in server.get("gpu_serials", [])]
+    top_level = sorted(
+        _addresses(server), key=lambda pair: (pair[0]["type"] != "utility", pair[1]["family"] != "IPv4")
+    )
+    devices = [
+        {"model": server["gpu_model"], "type": "gpu", "serial": serial, "metadata": dict(L40S_METADATA)}
+        for serial in server.get("gpu_serials", [])
+    ]
     remote_on = server.get("remote_access_enabled") == "yes"
     out = server_summary(server, state)
-    out.update({
-        "boot_order": server.get("boot_order", "disk"),
-        "devices": devices or None,
-        "firewall": server.get("firewall", "off"),
-        "host": server["host"],
-        "ip_addresses": [ip_object(iface["type"], addr["address"], addr["family"],
-                                   part_of_plan=yes_no(iface["type"] == "public" and addr["family"] == "IPv4"))
-                         for iface, addr in top_level],
-        "labels": {"label": [dict(label) for label in server.get("labels", [])]},
-        "metadata": server.get("metadata", "no"),
-        "password": password,
-        "nic_model": server.get("nic_model", "virtio"),
-        "networking": {"interfaces": [
-            {
-                "index": iface["index"],
-                "ip_addresses": [ip_object("", a["address"], a["family"], dhcp_provided="yes")
-                                 for a in iface["addresses"]],
-                "mac": iface["mac"],
-                "network": iface["network"],
-                "type": iface["type"],
-                "bootable": iface.get("bootable", "no"),
-                "source_ip_filtering": iface.get("source_ip_filtering", "yes"),
-            }
-            for iface in server["interfaces"]
-        ]},
-        "server_group": server.get("server_group", ""),
-        "simple_backup": server.get("simple_backup", "no"),
-        "storage_devices": [_storage_device(d, storages) for d in server.get("storage_devices", [])],
-        "timezone": server.get("timezone", "UTC"),
-        "video_model": server.get("video_model", "vga"),
-        "remote_access_enabled": yes_no(remote_on),
-        "remote_access_type": server.get("remote_access_type") or "vnc",
-        "remote_access_host": f"{server['zone']}.vnc.upcloud.com" if remote_on else "",
-        "remote_access_password": server.get("remote_access_password", ""),
-        "remote_access_port": "3000" if remote_on else "0",
-    })
+    out.update(
+        {
+            "boot_order": server.get("boot_order", "disk"),
+            "devices": devices or None,
+            "firewall": server.get("firewall", "off"),
+            "host": server["host"],
+            "ip_addresses": [
+                ip_object(
+                    iface["type"],
+                    addr["address"],
+                    addr["family"],
+                    part_of_plan=yes_no(iface["type"] == "public" and addr["family"] == "IPv4"),
+                )
+                for iface, addr in top_level
+            ],
+            "labels": {"label": [dict(label) for label in server.get("labels", [])]},
+            "metadata": server.get("metadata", "no"),
+            "password": password,
+            "nic_model": server.get("nic_model", "virtio"),
+            "networking": {
+                "interfaces": [
+                    {
+                        "index": iface["index"],
+                        "ip_addresses": [
+                            ip_object("", a["address"], a["family"], dhcp_provided="yes")
+                            for a in iface["addresses"]
+                        ],
+                        "mac": iface["mac"],
+                        "network": iface["network"],
+                        "type": iface["type"],
+                        "bootable": iface.get("bootable", "no"),
+                        "source_ip_filtering": iface.get("source_ip_filtering", "yes"),
+                    }
+                    for iface in server["interfaces"]
+                ]
+            },
+            "server_group": server.get("server_group", ""),
+            "simple_backup": server.get("simple_backup", "no"),
+            "storage_devices": [_storage_device(d, storages) for d in server.get("storage_devices", [])],
+            "timezone": server.get("timezone", "UTC"),
+            "video_model": server.get("video_model", "vga"),
+            "remote_access_enabled": yes_no(remote_on),
+            "remote_access_type": server.get("remote_access_type") or "vnc",
+            "remote_access_host": f"{server['zone']}.vnc.upcloud.com" if remote_on else "",
+            "remote_access_password": server.get("remote_access_password", ""),
+            "remote_access_port": "3000" if remote_on else "0",
+        }
+    )
     return out
 
 

@@ -88,7 +88,7 @@ ZONES: list[dict[str, str]] = [
 ZONE_IDS: frozenset[str] = frozenset(z["id"] for z in ZONES)
 
 
-def default_device_availability() -> dict[str, dict[str, dict[str, int]]]:
+def default_device_availability() -> dict[str, dict[str, int]]:
     """`{zone: {plan: amount}}`: fi-hel2 offers every L40S plan, 10 of each."""
     return {"fi-hel2": {p["name"]: 10 for p in PLANS if p["gpu_amount"] > 0}}
 
@@ -113,25 +113,52 @@ def _template(uuid: str, title: str, size: int, template_type: str, created: str
 
 
 PUBLIC_TEMPLATES: list[dict[str, Any]] = [
-    _template("01000000-0000-4000-8000-000020070100", "Debian GNU/Linux 12 (Bookworm)", 4, "cloud-init",
-              "2023-06-20T08:00:00Z"),
-    _template("01000000-0000-4000-8000-000030220200", "Ubuntu Server 22.04 LTS (Jammy Jellyfish)", 4,
-              "cloud-init", "2022-04-28T08:00:00Z"),
+    _template(
+        "01000000-0000-4000-8000-000020070100",
+        "Debian GNU/Linux 12 (Bookworm)",
+        4,
+        "cloud-init",
+        "2023-06-20T08:00:00Z",
+    ),
+    _template(
+        "01000000-0000-4000-8000-000030220200",
+        "Ubuntu Server 22.04 LTS (Jammy Jellyfish)",
+        4,
+        "cloud-init",
+        "2022-04-28T08:00:00Z",
+    ),
     _template(UBUNTU_2404_UUID, UBUNTU_2404_TITLE, 4, "cloud-init", "2024-04-30T08:00:00Z"),
     _template(NVIDIA_UUID, NVIDIA_TITLE, 20, "cloud-init", "2025-03-11T08:00:00Z"),
-    _template("01000000-0000-4000-8000-000150020100", "Rocky Linux 9", 4, "cloud-init", "2023-01-10T08:00:00Z"),
-    _template("01000000-0000-4000-8000-000010080300", "Windows Server 2022 Standard", 30, "native",
-              "2022-01-18T08:00:00Z"),
+    _template(
+        "01000000-0000-4000-8000-000150020100", "Rocky Linux 9", 4, "cloud-init", "2023-01-10T08:00:00Z"
+    ),
+    _template(
+        "01000000-0000-4000-8000-000010080300",
+        "Windows Server 2022 Standard",
+        30,
+        "native",
+        "2022-01-18T08:00:00Z",
+    ),
 ]
 
 
 def account(username: str) -> dict[str, Any]:
     """`account show -o json`: a map rendered with sorted keys, every limit present (zeros included)."""
     limits = {
-        "cores": 200, "detached_floating_ips": 10, "gpus": 8, "load_balancers": 50,
-        "managed_object_storages": 20, "memory": 1048576, "network_peerings": 100, "networks": 100,
-        "ntp_excess_gib": 20000, "public_ipv4": 50, "public_ipv6": 100, "storage_hdd": 10240,
-        "storage_maxiops": 10240, "storage_ssd": 10240,
+        "cores": 200,
+        "detached_floating_ips": 10,
+        "gpus": 8,
+        "load_balancers": 50,
+        "managed_object_storages": 20,
+        "memory": 1048576,
+        "network_peerings": 100,
+        "networks": 100,
+        "ntp_excess_gib": 20000,
+        "public_ipv4": 50,
+        "public_ipv6": 100,
+        "storage_hdd": 10240,
+        "storage_maxiops": 10240,
+        "storage_ssd": 10240,
     }
     return {"credits": 9972.12, "resource_limits": dict(sorted(limits.items())), "username": username}
 

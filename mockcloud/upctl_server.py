@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from pathlib import Path
 from typing import Any
 
 from mockcloud.upctl_exec import ApiError, CommandError, Ctx, Result, server_not_found
 from mockcloud.upctl_output import details, table
-from mockcloud.upctl_render import FIREWALL_FIELDS, firewall_rule, server_details, server_ip_list, server_summary
+from mockcloud.upctl_render import (
+    FIREWALL_FIELDS,
+    firewall_rule,
+    server_details,
+    server_ip_list,
+    server_summary,
+)
 from mockcloud.upctl_world import HostEntry, power_off
 
 
 def _find(state: dict[str, Any], uuid: str) -> dict[str, Any]:
-    server = next((s for s in state["servers"] if s["uuid"] == uuid), None)
+    server: dict[str, Any] | None = next((s for s in state["servers"] if s["uuid"] == uuid), None)
     if server is None:
         raise server_not_found(uuid)
     return server
@@ -24,8 +31,9 @@ def _storages(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _illegal(server: dict[str, Any], action: str) -> ApiError:
-    return ApiError(f"The server is in state {server['state']} and cannot be {action}.",
-                    "SERVER_STATE_ILLEGAL", 409)
+    return ApiError(
+        f"The server is in state {server['state']} and cannot be {action}.", "SERVER_STATE_ILLEGAL", 409
+    )
 
 
 def _observe(server: dict[str, Any]) -> bool:
@@ -41,17 +49,37 @@ def _observe(server: dict[str, Any]) -> bool:
 
 
 def _human_server(server: dict[str, Any]) -> str:
-    common = details([("UUID:", server["uuid"]), ("Hostname:", server["hostname"]), ("Title:", server["title"]),
-                      ("Plan:", server["plan"]), ("Zone:", server["zone"]), ("State:", server["state"]),
-                      ("Firewall:", server["firewall"])], "Common")
-    ips = [[i["type"], a["address"], a["family"]] for i in server["networking"]["interfaces"]
-           for a in i["ip_addresses"]]
-    storages = [[d["storage"], d["storage_title"], d["type"], d["address"], str(d["storage_size"])]
-                for d in server["storage_devices"]]
+    common = details(
+        [
+            ("UUID:", server["uuid"]),
+            ("Hostname:", server["hostname"]),
+            ("Title:", server["title"]),
+            ("Plan:", server["plan"]),
+            ("Zone:", server["zone"]),
+            ("State:", server["state"]),
+            ("Firewall:", server["firewall"]),
+        ],
+        "Common",
+    )
+    ips = [
+        [i["type"], a["address"], a["family"]]
+        for i in server["networking"]["interfaces"]
+        for a in i["ip_addresses"]
+    ]
+    storages = [
+        [d["storage"], d["storage_title"], d["type"], d["address"], str(d["storage_size"])]
+        for d in server["storage_devices"]
+    ]
     labels = "".join(f"    {label['key']}={label['value']}\n" for label in server["labels"]["label"])
-    return (common + ("\n  Labels:\n" + labels if labels else "") + "\n"
-            + table(["UUID", "Title", "Type", "Address", "Size (GiB)"], storages) + "\n"
-            + table(["Type", "IP Address", "Family"], ips) + "\n")
+    return (
+        common
+        + ("\n  Labels:\n" + labels if labels else "")
+        + "\n"
+        + table(["UUID", "Title", "Type", "Address", "Size (GiB)"], storages)
+        + "\n"
+        + table(["Type", "IP Address", "Family"], ips)
+        + "\n"
+    )
 
 
 def show(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
@@ -70,14 +98,17 @@ def list_servers(ctx: Ctx) -> Result:
     servers = ctx.world.snapshot()["servers"]
     show_ips = ctx.parsed.string("show-ip-addresses") or "none"
     summaries = [server_summary(s) for s in servers]
+    pairs = zip(summaries, servers, strict=True)
     rows = [[s["uuid"], s["hostname"], s["plan"], s["zone"], s["state"]] for s in servers]
     if show_ips == "none":
         return Result({"servers": summaries}, table(["UUID", "Hostname", "Plan", "Zone", "State"], rows))
-    with_ips = [{**summary, "ip_addresses": server_ip_list(s, show_ips)} for summary, s in zip(summaries, servers)]
-    for row, entry in zip(rows, with_ips):
+    with_ips = [{**summary, "ip_addresses": server_ip_list(server, show_ips)} for summary, server in pairs]
+    for row, entry in zip(rows, with_ips, strict=True):
         row.insert(2, ", ".join(ip["address"] for ip in entry["ip_addresses"]))
-    return Result({"servers": with_ips or None},
-                  table(["UUID", "Hostname", "IP addresses", "Plan", "Zone", "State"], rows))
+    return Result(
+        {"servers": with_ips or None},
+        table(["UUID", "Hostname", "IP addresses", "Plan", "Zone", "State"], rows),
+    )
 
 
 def _stop(ctx: Ctx, uuid: str, stop_type: str, wait: bool) -> dict[str, Any]:
@@ -158,7 +189,8 @@ def delete(ctx: Ctx, uuid: str, cached: dict[str, Any]) -> Result:
         raise ctx.failed(msg, exc) from exc
     power_off(host)
     if host is not None:
-        Path(host.authorized_keys).write_text("", encoding="utf-8")
+        with contextlib.suppress(OSError):
+            Path(host.authorized_keys).write_text("", encoding="utf-8")
     ctx.progress.success(msg)
     return Result(none=True)
 
@@ -171,20 +203,29 @@ def modify(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
         ctx.api("PUT", f"/server/{uuid}")
         with ctx.world.transaction() as state:
             server = _find(state, uuid)
-            for flag, field in (("hostname", "hostname"), ("title", "title"), ("plan", "plan"),
-                                ("boot-order", "boot_order"), ("simple-backup", "simple_backup"),
-                                ("time-zone", "timezone"), ("video-model", "video_model"),
-                                ("remote-access-type", "remote_access_type"),
-                                ("remote-access-password", "remote_access_password")):
+            for flag, field in (
+                ("hostname", "hostname"),
+                ("title", "title"),
+                ("plan", "plan"),
+                ("boot-order", "boot_order"),
+                ("simple-backup", "simple_backup"),
+                ("time-zone", "timezone"),
+                ("video-model", "video_model"),
+                ("remote-access-type", "remote_access_type"),
+                ("remote-access-password", "remote_access_password"),
+            ):
                 if p.string(flag):
                     server[field] = p.string(flag)
-            for target, field, on, off in (("firewall", "firewall", "on", "off"), ("metadata", "metadata", "yes", "no"),
-                                           ("remote-access", "remote_access_enabled", "yes", "no")):
+            for target, field, on, off in (
+                ("firewall", "firewall", "on", "off"),
+                ("metadata", "metadata", "yes", "no"),
+                ("remote-access", "remote_access_enabled", "yes", "no"),
+            ):
                 if target in p.changed:
                     server[field] = on if p.enabled(target) else off
             if p.strings("label"):
-                server["labels"] = [dict(zip(("key", "value"), item.partition("=")[::2]))
-                                    for item in p.strings("label")]
+                pairs = [item.partition("=") for item in p.strings("label")]
+                server["labels"] = [{"key": key, "value": value} for key, _, value in pairs]
             out = server_details(server, _storages(state))
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
@@ -211,10 +252,12 @@ def firewall_create(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
             rule[key] = p.string(flag)
     if p.string("dest-ipaddress-block"):
         rule["destination_address_start"], rule["destination_address_end"] = _cidr(
-            "dest-ipaddress-block", p.string("dest-ipaddress-block"))
+            "dest-ipaddress-block", p.string("dest-ipaddress-block")
+        )
     if p.string("src-ipaddress-block"):
         rule["source_address_start"], rule["source_address_end"] = _cidr(
-            "src-ipaddress-block", p.string("src-ipaddress-block"))
+            "src-ipaddress-block", p.string("src-ipaddress-block")
+        )
     msg = f"Creating firewall rule for server {uuid}"
     ctx.progress.started(msg)
     try:
@@ -223,7 +266,9 @@ def firewall_create(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
             rules = _find(state, uuid)["firewall_rules"]
             position = p.integer("position") or len(rules) + 1
             if not 1 <= position <= 1000:
-                raise ApiError("The firewall rule position is invalid.", "FIREWALL_RULE_POSITION_INVALID", 400)
+                raise ApiError(
+                    "The firewall rule position is invalid.", "FIREWALL_RULE_POSITION_INVALID", 400
+                )
             rules.insert(min(position, len(rules) + 1) - 1, rule)
             for index, item in enumerate(rules, start=1):
                 item["position"] = index
@@ -237,11 +282,22 @@ def firewall_show(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
     ctx.api("GET", f"/server/{uuid}/firewall_rule")
     server = _find(ctx.world.snapshot(), uuid)
     rules = [firewall_rule(r) for r in server["firewall_rules"]]
-    rows = [[r.get("position", ""), r.get("action", ""), r.get("source_address_start", "Any"),
-             r.get("destination_address_start", "Any"), r.get("direction", ""), r.get("protocol", "Any")]
-            for r in rules]
-    human = ("  Firewall rules:\n" + table(["#", "Action", "Source", "Destination", "Dir", "Proto"], rows)
-             + f"\n  Enabled: {'yes' if server['firewall'] == 'on' else 'no'}\n")
+    rows = [
+        [
+            r.get("position", ""),
+            r.get("action", ""),
+            r.get("source_address_start", "Any"),
+            r.get("destination_address_start", "Any"),
+            r.get("direction", ""),
+            r.get("protocol", "Any"),
+        ]
+        for r in rules
+    ]
+    human = (
+        "  Firewall rules:\n"
+        + table(["#", "Action", "Source", "Destination", "Dir", "Proto"], rows)
+        + f"\n  Enabled: {'yes' if server['firewall'] == 'on' else 'no'}\n"
+    )
     return Result({"firewall_rules": rules or None}, human)
 
 

@@ -56,8 +56,13 @@ def home_from_env() -> Path:
 
 
 def empty_state() -> dict[str, Any]:
-    return {"version": STATE_VERSION, "servers": [], "storages": [], "fail_signature": None,
-            "fail_remaining": {}}
+    return {
+        "version": STATE_VERSION,
+        "servers": [],
+        "storages": [],
+        "fail_signature": None,
+        "fail_remaining": {},
+    }
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -142,8 +147,13 @@ class World:
             if not isinstance(item, dict) or not item.get("ipv4") or not item.get("authorized_keys"):
                 raise WorldError(f"host pool entry needs ipv4 and authorized_keys: {item!r}")
             poweroff = item.get("poweroff")
-            entries.append(HostEntry(str(item["ipv4"]), str(item["authorized_keys"]),
-                                     tuple(str(a) for a in poweroff) if poweroff else None))
+            entries.append(
+                HostEntry(
+                    str(item["ipv4"]),
+                    str(item["authorized_keys"]),
+                    tuple(str(a) for a in poweroff) if poweroff else None,
+                )
+            )
         return entries
 
     def host_for(self, ipv4: str | None) -> HostEntry | None:
@@ -176,9 +186,12 @@ def bind_host(pool: list[HostEntry], servers: list[dict[str, Any]]) -> HostEntry
 
 def write_authorized_keys(host: HostEntry, keys: list[str]) -> None:
     path = Path(host.authorized_keys)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
-    os.chmod(path, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}\n" for k in keys), encoding="utf-8")
+        os.chmod(path, 0o644)
+    except OSError as exc:
+        raise WorldError(f"cannot write authorized_keys of mock host {host.ipv4}: {exc}") from exc
 
 
 def power_off(host: HostEntry | None) -> None:
@@ -186,8 +199,14 @@ def power_off(host: HostEntry | None) -> None:
     if host is None or not host.poweroff:
         return
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(list(host.poweroff), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=POWEROFF_TIMEOUT_S, check=False)
+        subprocess.run(
+            list(host.poweroff),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=POWEROFF_TIMEOUT_S,
+            check=False,
+        )
 
 
 def set_faults(home: Path, **faults: object) -> None:

@@ -76,6 +76,35 @@ def wait_started(ctx: StepContext) -> StepGen:
     return None
 
 
+def _adopt_existing(ctx: StepContext, hostname: str, gpu_amount: int, gpu_model: str) -> StepGen:
+    """A server of ours with this hostname but not in state (an interrupted run) is adopted, not duplicated."""
+    probe = Local(tuple(ctx.upctl.show(hostname)), "is a server of this deployment already there?")
+    r = yield probe
+    if not r.known:
+        return None
+    if r.rc != 0:
+        err = map_failure(probe.argv, r.rc, r.stdout, r.stderr)
+        if isinstance(err, ServerNotFound):
+            return None
+        raise err
+    srv = parse_server(r.stdout)
+    if not (srv.is_ours and srv.deployment == ctx.cfg.name):
+        raise ProviderError(
+            f"a server with hostname {hostname!r} already exists ({srv.uuid}) and is not this deployment's",
+            "set provider.hostname to another name",
+        )
+    ctx.notify(f"found server {srv.uuid} of this deployment that was not in local state; adopting it")
+    _record(ctx, srv)
+    assert ctx.dep.server is not None
+    ctx.dep.server.gpu_amount, ctx.dep.server.gpu_model = gpu_amount, gpu_model
+    ctx.save()
+    if srv.state == "stopped":
+        start = Local(tuple(ctx.upctl.start(srv.uuid)), "start the stopped server", mutates=True)
+        checked(ctx, start, (yield start))
+    yield from wait_started(ctx)
+    return f"adopted server {srv.uuid} ({ctx.ip})"
+
+
 def provision(ctx: StepContext) -> StepGen:
     pc = ctx.cfg.provider
     up = ctx.upctl
@@ -124,6 +153,9 @@ def provision(ctx: StepContext) -> StepGen:
     os_ref = resolve_template(parse_templates(r.stdout), pc.template).uuid if r.known else pc.template
 
     hostname = pc.hostname or ctx.cfg.name
+    adopted = yield from _adopt_existing(ctx, hostname, gpu_amount, gpu_model)
+    if adopted:
+        return adopted
     spec = CreateSpec(
         hostname=hostname,
         title=f"{ctx.cfg.name} (orchestrator)",

@@ -25,11 +25,13 @@ def banner(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
-def orchestrator(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    print(f"$ orchestrator {' '.join(args)}", flush=True)
+def orchestrator(args: list[str], env: dict[str, str], *, show: bool = True) -> subprocess.CompletedProcess[str]:
+    if show:
+        print(f"$ orchestrator {' '.join(args)}", flush=True)
     proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], env=env, text=True,
                           stdout=subprocess.PIPE, stderr=None, cwd=REPO)
-    print(proc.stdout, end="", flush=True)
+    if show:
+        print(proc.stdout, end="", flush=True)
     return proc
 
 
@@ -92,7 +94,7 @@ def main() -> int:
                 failures.append("deploy failed")
             else:
                 orchestrator(["status"], env)
-                state = json.loads(orchestrator(["status", "demo", "--json"], env).stdout)[0]
+                state = json.loads(orchestrator(["status", "demo", "--json"], env, show=False).stdout)[0]
                 endpoint = state["engine"]["endpoint"]
                 banner("a real request to the engine")
                 print(f"completion: {ask_model(endpoint, state['engine']['served_name'], env['VLLM_API_KEY'])!r}")

@@ -27,6 +27,7 @@ class SshSession:
         self._transport: paramiko.Transport | None = None
         self._target: tuple[str, int, str] | None = None
         self.host_key: str | None = None
+        self.home: str | None = None
         self.on_retry = on_retry
 
     @property
@@ -61,6 +62,8 @@ class SshSession:
 
         self._transport = call_with_retries(attempt, deadline=action.deadline, on_retry=note)
         self._target = target
+        # Relative upload paths mean "under the login shell's $HOME", exactly as for remote commands.
+        self.home = self.run('printf %s "$HOME"', 30).stdout.strip() or None
         assert self.host_key is not None
         return self.host_key
 
@@ -143,6 +146,8 @@ class SshSession:
         import paramiko
 
         transport = self._require()
+        if not dest.startswith("/") and self.home:
+            dest = f"{self.home.rstrip('/')}/{dest}"
         try:
             sftp = paramiko.SFTPClient.from_transport(transport)
             if sftp is None:

@@ -506,10 +506,16 @@ class MockHosts:
         (home / "authorized_keys").write_text("")
         (home / "authorized_keys").chmod(0o644)
         write_knobs(home / "knobs.json", dict(DEFAULT_KNOBS))
-        (home / ".bashrc").write_text('cd "$HOME" 2>/dev/null\n')  # ssh commands start in the host's own dir
+        # Commands start in the host's dir ($HOME); login shells (/etc/profile resets PATH) keep the shims.
+        (home / ".bashrc").write_text('cd "$HOME" 2>/dev/null\n')
+        shims = str(self.hostbin)
+        (home / ".profile").write_text(
+            f'case ":$PATH:" in *":{shims}:"*) ;; *) PATH="{shims}:$PATH" ;; esac\nexport PATH\n'
+            '[ -n "$BASH_VERSION" ] && [ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"\n'
+        )
         if self.is_root:
             user = pwd.getpwnam(self.user)
-            for path in (home, home / "run", home / "run" / "pids", home / "containers", home / ".bashrc"):
+            for path in (home, home / "run", home / "run" / "pids", home / "containers"):
                 os.chown(path, user.pw_uid, user.pw_gid)
         env = {
             "PATH": f"{self.hostbin}:/usr/local/bin:/usr/bin:/bin",
@@ -541,7 +547,7 @@ class MockHosts:
             "PrintLastLog no",
             "MaxSessions 64",
             "MaxStartups 200:30:400",
-            "Subsystem sftp internal-sftp",
+            f"Subsystem sftp internal-sftp -d {_quote(str(home))}",  # sftp starts in $HOME too
             "LogLevel INFO",
             "SetEnv " + " ".join(_quote(f"{k}={v}") for k, v in env.items()),
         ]

@@ -137,7 +137,12 @@ class Runner:
                 action = _clamp(action, deadline)
                 self.reporter.action(action)
                 outcome.actions.append(action.describe())
-                result: Result = self.executor.execute(action)
+                try:
+                    result: Result = self.executor.execute(action)
+                except OrchestratorError as exc:
+                    # Thrown into the step at its `yield`, so a step can record or tolerate the failure.
+                    action = gen.throw(exc)
+                    continue
                 action = gen.send(result)
         except StopIteration as stop:
             return stop.value if isinstance(stop.value, str) else None

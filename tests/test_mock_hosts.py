@@ -27,7 +27,9 @@ from mockcloud.engine import ENGINE_CORE_FAILED
 from mockcloud.hosts import SSHD, MockHost, MockHostError, MockHosts, new_root, pid_alive
 from mockcloud.wheelhouse import WHEEL_NAME, build_vllm_wheel
 
-needs_sshd = pytest.mark.skipif(not Path(SSHD).exists(), reason=f"{SSHD} missing: apt-get install openssh-server")
+needs_sshd = pytest.mark.skipif(
+    not Path(SSHD).exists(), reason=f"{SSHD} missing: apt-get install openssh-server"
+)
 F1 = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"
 API_KEY = "test-key-7c1e"
 
@@ -58,8 +60,15 @@ def connect(host: MockHost, key: Path) -> paramiko.SSHClient:
     address = host.ipv4 if host.ssh_port == 22 else f"[{host.ipv4}]:{host.ssh_port}"
     client.get_host_keys().add(address, kind, paramiko.Ed25519Key(data=base64.b64decode(blob)))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(host.ipv4, port=host.ssh_port, username=host.user, key_filename=str(key),
-                   look_for_keys=False, allow_agent=False, timeout=10)
+    client.connect(
+        host.ipv4,
+        port=host.ssh_port,
+        username=host.user,
+        key_filename=str(key),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
     transport = client.get_transport()
     assert transport is not None
     transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
@@ -90,8 +99,10 @@ def knobs(cloud: MockCloud) -> Iterator[list[MockHost]]:
 
 @pytest.fixture(scope="module")
 def venv(cloud: MockCloud, ssh: dict[str, paramiko.SSHClient]) -> str:
-    """`python3 -m venv` + a plain `pip install vllm` on h1: pip finds only the stand-in wheel (wheelhouse)."""
-    rc, out, err = sh(ssh["h1"], "python3 -m venv venv && venv/bin/pip install vllm && venv/bin/vllm --version")
+    """`python3 -m venv` + a plain `pip install vllm` on h1: pip finds only the stand-in wheel."""
+    rc, out, err = sh(
+        ssh["h1"], "python3 -m venv venv && venv/bin/pip install vllm && venv/bin/vllm --version"
+    )
     assert rc == 0, out + err
     assert "Successfully installed vllm-0.11.0" in out and out.strip().endswith("0.11.0")
     return "venv/bin/vllm"
@@ -117,14 +128,22 @@ def healthy(url: str) -> bool:
 
 
 @needs_sshd
-def test_login_lands_in_the_hosts_own_environment(cloud: MockCloud, ssh: dict[str, paramiko.SSHClient]) -> None:
+def test_login_lands_in_the_hosts_own_environment(
+    cloud: MockCloud, ssh: dict[str, paramiko.SSHClient]
+) -> None:
     assert len({h.ipv4 for h in cloud.hosts}) == 2 and len({h.ssh_port for h in cloud.hosts}) == 1
     for host in cloud.hosts:
-        rc, out, _ = sh(ssh[host.name], 'id -un; pwd; echo "$PATH"; echo "$MOCKHOST_IP"; command -v nvidia-smi docker')
+        rc, out, _ = sh(
+            ssh[host.name], 'id -un; pwd; echo "$PATH"; echo "$MOCKHOST_IP"; command -v nvidia-smi docker'
+        )
         user, cwd, path, ipv4, nvsmi, docker = out.splitlines()
         assert rc == 0 and user == cloud.user and cwd == str(host.home) and ipv4 == host.ipv4
         assert path.split(":")[0] == str(cloud.mock_hosts.hostbin) and nvsmi.startswith(path.split(":")[0])
         assert docker == str(cloud.mock_hosts.hostbin / "docker")
+        rc, out, _ = sh(ssh[host.name], "bash -lc 'pwd; command -v nvidia-smi'")  # /etc/profile resets PATH
+        assert (rc, out) == (0, f"{host.home}\n{nvsmi}\n")
+        with ssh[host.name].open_sftp() as sftp:
+            assert sftp.normalize(".") == str(host.home)
         assert pid_alive(host.sshd_pid)
 
 
@@ -149,9 +168,13 @@ def test_cloud_describes_hosts_for_the_fake_upctl(cloud: MockCloud) -> None:
 @needs_sshd
 def test_nvidia_smi_query_formats(ssh: dict[str, paramiko.SSHClient]) -> None:
     client = ssh["h1"]
-    rc, out, _ = sh(client, "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader,nounits")
+    rc, out, _ = sh(
+        client, "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader,nounits"
+    )
     assert (rc, out) == (0, "NVIDIA L40S, 580.95.05, 46068\n")
-    rc, out, _ = sh(client, "nvidia-smi --query-gpu=index,name,memory.total,utilization.gpu,power.draw --format=csv")
+    rc, out, _ = sh(
+        client, "nvidia-smi --query-gpu=index,name,memory.total,utilization.gpu,power.draw --format=csv"
+    )
     header, row = out.splitlines()
     assert header == "index, name, memory.total [MiB], utilization.gpu [%], power.draw [W]"
     assert re.fullmatch(r"0, NVIDIA L40S, 46068 MiB, \d+ %, [\d.]+ W", row)
@@ -185,9 +208,12 @@ def test_vllm_from_the_wheelhouse_serves_the_openai_api(
 ) -> None:
     host = knobs[0]
     host.set_knobs(engine_startup_delay=1.5)
-    rc, out, err = sh(ssh["h1"], f"VLLM_API_KEY={API_KEY} setsid nohup {venv} serve org/m --host 0.0.0.0 --port 8000 "
-                      "--served-model-name mock-m --max-model-len 4096 --dtype bfloat16 --enforce-eager "
-                      "> vllm.log 2>&1 < /dev/null & echo $!")
+    rc, out, err = sh(
+        ssh["h1"],
+        f"VLLM_API_KEY={API_KEY} setsid nohup {venv} serve org/m --host 0.0.0.0 --port 8000 "
+        "--served-model-name mock-m --max-model-len 4096 --dtype bfloat16 --enforce-eager "
+        "> vllm.log 2>&1 < /dev/null & echo $!",
+    )
     pid = int(out)
     url = f"http://{host.ipv4}:8000"
     try:
@@ -200,15 +226,31 @@ def test_vllm_from_the_wheelhouse_serves_the_openai_api(
         auth = {"Authorization": f"Bearer {API_KEY}"}
         models = httpx.get(f"{url}/v1/models", headers=auth, timeout=5).json()
         card = models["data"][0]
-        assert models["object"] == "list" and (card["id"], card["root"], card["max_model_len"]) == ("mock-m", "org/m", 4096)
-        done = httpx.post(f"{url}/v1/completions", headers=auth, timeout=5,
-                          json={"model": "mock-m", "prompt": "Hello there", "max_tokens": 5}).json()
-        assert len(done["choices"][0]["text"].split()) == 5 and done["choices"][0]["finish_reason"] == "length"
+        assert models["object"] == "list" and (card["id"], card["root"], card["max_model_len"]) == (
+            "mock-m",
+            "org/m",
+            4096,
+        )
+        done = httpx.post(
+            f"{url}/v1/completions",
+            headers=auth,
+            timeout=5,
+            json={"model": "mock-m", "prompt": "Hello there", "max_tokens": 5},
+        ).json()
+        assert (
+            len(done["choices"][0]["text"].split()) == 5 and done["choices"][0]["finish_reason"] == "length"
+        )
         assert done["usage"] == {"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7}
-        chat = httpx.post(f"{url}/v1/chat/completions", headers=auth, timeout=5,
-                          json={"model": "mock-m", "messages": [{"role": "user", "content": "hi"}]}).json()
+        chat = httpx.post(
+            f"{url}/v1/chat/completions",
+            headers=auth,
+            timeout=5,
+            json={"model": "mock-m", "messages": [{"role": "user", "content": "hi"}]},
+        ).json()
         assert chat["object"] == "chat.completion" and chat["choices"][0]["finish_reason"] == "stop"
-        wrong = httpx.post(f"{url}/v1/completions", headers=auth, timeout=5, json={"model": "nope", "prompt": "x"})
+        wrong = httpx.post(
+            f"{url}/v1/completions", headers=auth, timeout=5, json={"model": "nope", "prompt": "x"}
+        )
         assert wrong.status_code == 404 and wrong.json()["error"]["type"] == "NotFoundError"
         assert httpx.get(f"{url}/version", timeout=5).json() == {"version": "0.11.0"}
         samples = {
@@ -221,9 +263,15 @@ def test_vllm_from_the_wheelhouse_serves_the_openai_api(
         assert samples[("vllm:prompt_tokens_total", None)][0] == 2 + 5  # "Hello there" + chat (1 word + 4)
         assert samples[("vllm:request_success_total", "length")][0] == 1
         assert samples[("vllm:request_success_total", "stop")][0] == 1
-        assert ("vllm:kv_cache_usage_perc", None) in samples and ("vllm:num_requests_waiting", None) in samples
+        assert ("vllm:kv_cache_usage_perc", None) in samples and (
+            "vllm:num_requests_waiting",
+            None,
+        ) in samples
         log = (host.home / "vllm.log").read_text()
-        assert "Starting vLLM API server 0 on http://0.0.0.0:8000" in log and "Application startup complete." in log
+        assert (
+            "Starting vLLM API server 0 on http://0.0.0.0:8000" in log
+            and "Application startup complete." in log
+        )
         assert API_KEY not in log
     finally:
         subprocess.run(host.poweroff, check=True)
@@ -248,7 +296,9 @@ def test_engine_failures_exit_with_vllms_root_cause(
 ) -> None:
     host = knobs[0]
     host.set_knobs(engine_fail=failure, engine_startup_delay=0.2)
-    _, out, _ = sh(ssh["h1"], f"setsid nohup {venv} serve org/m --port 8000 > fail.log 2>&1 < /dev/null & echo $!")
+    _, out, _ = sh(
+        ssh["h1"], f"setsid nohup {venv} serve org/m --port 8000 > fail.log 2>&1 < /dev/null & echo $!"
+    )
     pid = int(out)
     wait_for(lambda: not pid_alive(pid), what="the failing engine to exit")
     log = (host.home / "fail.log").read_text()
@@ -265,9 +315,12 @@ def test_engine_failures_exit_with_vllms_root_cause(
 def test_docker_shim_runs_vllm_containers(knobs: list[MockHost], ssh: dict[str, paramiko.SSHClient]) -> None:
     host, client = knobs[1], ssh["h2"]
     host.set_knobs(engine_startup_delay=0.3)
-    run = (f"docker run -d --name vllm-t --runtime nvidia --gpus all --ipc=host -p 8000:8000 --env VLLM_API_KEY={API_KEY} "
-           "-e HF_TOKEN -v /x:/root/.cache/huggingface --restart unless-stopped vllm/vllm-openai:v0.11.0 "
-           "--model org/m --served-model-name served")
+    run = (
+        "docker run -d --name vllm-t --runtime nvidia --gpus all --ipc=host -p 8000:8000 "
+        f"--env VLLM_API_KEY={API_KEY} "
+        "-e HF_TOKEN -v /x:/root/.cache/huggingface --restart unless-stopped vllm/vllm-openai:v0.11.0 "
+        "--model org/m --served-model-name served"
+    )
     rc, out, err = sh(client, run)
     cid = out.strip()
     assert rc == 0 and re.fullmatch(r"[0-9a-f]{64}", cid), err
@@ -278,7 +331,9 @@ def test_docker_shim_runs_vllm_containers(knobs: list[MockHost], ssh: dict[str, 
         assert out == cid[:12] + "\n"
         url = f"http://{host.ipv4}:8000"
         wait_for(lambda: healthy(url), what="the container's /health")
-        models = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5).json()
+        models = httpx.get(
+            f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5
+        ).json()
         assert models["data"][0]["id"] == "served"
         _, out, _ = sh(client, "docker logs --tail 20 vllm-t")
         assert "Application startup complete." in out
@@ -288,7 +343,9 @@ def test_docker_shim_runs_vllm_containers(knobs: list[MockHost], ssh: dict[str, 
         assert rc == 125 and "Unable to find image 'nosuch/image:1' locally" in err
         rc, _, err = sh(client, "docker rm vllm-t")
         assert rc == 1 and "container is running" in err
-        rc, out, _ = sh(client, "docker stop vllm-t && docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' vllm-t")
+        rc, out, _ = sh(
+            client, "docker stop vllm-t && docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' vllm-t"
+        )
         assert (rc, out) == (0, "vllm-t\nexited 0\n")
         rc, out, _ = sh(client, "docker rm vllm-t && docker ps -aq")
         assert (rc, out) == (0, "vllm-t\n")
@@ -319,21 +376,31 @@ def test_docker_shim_failures(knobs: list[MockHost], ssh: dict[str, paramiko.SSH
 
 def test_engine_health_streaming_and_sigterm(tmp_path: Path) -> None:
     (tmp_path / "run" / "pids").mkdir(parents=True)
-    (tmp_path / "knobs.json").write_text(json.dumps({"engine_startup_delay": 0.1, "engine_health_fail_after": 1.0}))
+    (tmp_path / "knobs.json").write_text(
+        json.dumps({"engine_startup_delay": 0.1, "engine_health_fail_after": 1.0})
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "MOCKHOST_HOME": str(tmp_path), "MOCKENGINE_PID_FILE": str(tmp_path / "engine.pid")}
     env.pop("MOCKHOST_IP", None)
     log = open(tmp_path / "engine.log", "wb")  # noqa: SIM115 - closed below
-    engine = subprocess.Popen([sys.executable, "-m", "mockcloud.engine", "serve", "m", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "mockcloud.engine", "serve", "m", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: healthy(url), what="/health 200")
         assert (tmp_path / "engine.pid").read_text().strip() == str(engine.pid)
-        with httpx.stream("POST", f"{url}/v1/completions", json={"model": "m", "prompt": "a b", "max_tokens": 3,
-                                                                 "stream": True}, timeout=5) as stream:
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/completions",
+            json={"model": "m", "prompt": "a b", "max_tokens": 3, "stream": True},
+            timeout=5,
+        ) as stream:
             events = [line for line in stream.iter_lines() if line.startswith("data: ")]
         assert events[-1] == "data: [DONE]" and len(events) == 3 + 2
         assert json.loads(events[-2][6:])["choices"][0]["finish_reason"] == "length"
@@ -360,7 +427,10 @@ def test_stand_in_wheel_is_a_valid_reproducible_wheel(tmp_path: Path) -> None:
                 data = archive.read(name)
                 expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
                 assert (digest, int(size)) == (f"sha256={expected}", len(data))
-        assert "vllm = vllm._mockcloud_entry:main" in archive.read("vllm-0.11.0.dist-info/entry_points.txt").decode()
+        assert (
+            "vllm = vllm._mockcloud_entry:main"
+            in archive.read("vllm-0.11.0.dist-info/entry_points.txt").decode()
+        )
         assert set(archive.namelist()) == {line.split(",")[0] for line in record}
 
 
@@ -384,8 +454,11 @@ def test_stop_leaves_no_process_namespace_or_bridge(mode: str) -> None:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         started[0].authorized_keys.write_text(Path(f"{key}.pub").read_text())
         client = connect(started[0], key)
-        _, out, _ = sh(client, 'setsid nohup "$MOCKCLOUD_PYTHON" -m mockcloud.engine serve m --port 8000 '
-                               "> e.log 2>&1 < /dev/null & echo $!")
+        _, out, _ = sh(
+            client,
+            'setsid nohup "$MOCKCLOUD_PYTHON" -m mockcloud.engine serve m --port 8000 '
+            "> e.log 2>&1 < /dev/null & echo $!",
+        )
         client.close()
         engine = int(out)
         assert pid_alive(engine)

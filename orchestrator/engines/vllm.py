@@ -93,8 +93,9 @@ class VllmEngine:
                     run += ["-e", var]  # value taken from this script's environment, not argv
             run += [self.e.install.image, "--model", self.e.model, *self.engine_args()]
             cache = '-v "$HOME/.cache/huggingface:/root/.cache/huggingface"'
+            split = run.index("--gpus")
             body = [f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1",
-                    shlex.join(run[:4]) + f" {cache} " + shlex.join(run[4:])]
+                    shlex.join(run[:split]) + f" {cache} " + shlex.join(run[split:])]
         else:
             vllm = f"{self._venv}/bin/vllm" if self.method == "pip" else "vllm"
             body = [f"exec {vllm} serve {shlex.quote(self.e.model)} {shlex.join(self.engine_args())}"]
@@ -109,7 +110,7 @@ class VllmEngine:
             Upload(f"{self.run_dir}/start.sh", self.start_script(secrets), 0o700),
         ]
         if self.method == "docker":
-            steps.append(Remote(f"sh {rd}/start.sh > {rd}/start.log 2>&1 && cat {rd}/start.log | tail -n 1",
+            steps.append(Remote(f'out=$(sh {rd}/start.sh 2>&1); rc=$?; printf "%s\\n" "$out" | tail -n 20; exit $rc',
                                 "start the vLLM container"))
         else:
             # setsid+nohup, all three fds redirected, no pty: survives the SSH session ending.

@@ -1,0 +1,256 @@
+"""End to end on the local mock cloud: fake upctl, real sshd mock hosts, real venv + pip, real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mockcloud.cloud import MockCloud
+from mockcloud.hosts import new_root
+from mockcloud.prometheus import Prometheus
+from mockcloud.upctl import read_state, set_faults
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
+
+API_KEY = "sk-e2e-planted-key-7f3a9c"
+HF = "hf_e2ePlantedTokenValue0123456789"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockCloud]:
+    root = new_root("orch-e2e-")
+    try:
+        with MockCloud(root, hosts=2) as c:
+            yield c
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus | None]:
+    if not Prometheus.available():
+        yield None
+        return
+    with Prometheus(tmp_path_factory.mktemp("prom")) as p:
+        yield p
+
+
+@pytest.fixture
+def env(cloud: MockCloud, tmp_path: Path) -> Iterator[dict[str, str]]:
+    e = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp_path / "home"), "VLLM_API_KEY": API_KEY, "HF_TOKEN": HF}
+    for h in cloud.hosts:
+        h.reset_knobs()
+    set_faults(cloud.upctl_home)
+    yield e
+    # Nothing may be left billing, whatever the test did.
+    servers = read_state(cloud.upctl_home).get("servers", {})
+    live = servers.values() if isinstance(servers, dict) else servers
+    for srv in list(live):
+        uuid = srv["uuid"] if isinstance(srv, dict) else srv
+        subprocess.run(["upctl", "server", "delete", uuid, "--stop", "--delete-storages"], env=e,
+                       capture_output=True)
+
+
+def write_config(cloud: MockCloud, tmp_path: Path, prom: Prometheus | None, name: str = "e2e",
+                 **engine: object) -> Path:
+    prom_cfg = prom.config if prom else tmp_path / "prom" / "prometheus.yml"
+    data: dict[str, object] = {
+        "name": name,
+        "provider": {"plan": "^GPU-8xCPU-64GB-1xL40S$", "storage_gb": 50},
+        "ssh": {"user": cloud.user, "port": cloud.ssh_port, "private_key": str(cloud.client_key),
+                "connect_timeout": "30s"},
+        "engine": {"kind": "vllm", "model": "Qwen/Qwen2.5-0.5B-Instruct", "served_name": "qwen-mini",
+                   "health": {"timeout": "60s", "interval": "0.3s"}, **engine},
+        "monitoring": {"prometheus_config": str(prom_cfg), "scrape_interval": "1s",
+                       "reload_url": f"{prom.url}/-/reload" if prom else None,
+                       "file_sd_dir": str(tmp_path / "file_sd")},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def engine_processes(cloud: MockCloud) -> list[int]:
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"mockcloud.engine" in cmd and state != "Z" and any(str(h.home).encode() in Path(
+                f"/proc/{pid}/environ").read_bytes() for h in cloud.hosts if os.access(f"/proc/{pid}/environ", os.R_OK)):
+            pids.append(int(pid))
+    return pids
+
+
+def all_text_under(*roots: Path) -> str:
+    chunks = []
+    for root in roots:
+        for p in root.rglob("*") if root.is_dir() else [root]:
+            if p.is_file() and p.stat().st_size < 2_000_000:
+                chunks.append(p.read_text(errors="replace"))
+    return "\n".join(chunks)
+
+
+def test_deploy_status_redeploy_teardown(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
+                                         tmp_path: Path) -> None:
+    cfg = write_config(cloud, tmp_path, prom)
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 0, proc.stderr
+    for step in ("provision", "connect", "verify-gpu", "install-stack", "start-engine", "health", "monitoring"):
+        assert f"{step}: ok" in proc.stderr
+    assert "endpoint: http://" in proc.stdout
+
+    state_file = tmp_path / "home" / "deployments" / "e2e.json"
+    assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+    status = json.loads(run_cli("status", "e2e", "--json", env=env).stdout)[0]
+    srv, eng = status["server"], status["engine"]
+    assert srv["uuid"].startswith("00") and srv["plan"] == "GPU-8xCPU-64GB-1xL40S" and srv["host_key"]
+    assert status["health"]["ok"] is True and status["status"] == "deployed"
+    assert eng["endpoint"] == f"http://{srv['ip']}:8000/v1"
+    cloud_servers = read_state(cloud.upctl_home)["servers"]
+    assert srv["uuid"] in json.dumps(cloud_servers)
+
+    # it really serves, with the key, and refuses without it
+    req = urllib.request.Request(f"{eng['endpoint']}/models", headers={"Authorization": f"Bearer {API_KEY}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert "qwen-mini" in resp.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(f"{eng['endpoint']}/models", timeout=5)
+    assert denied.value.code == 401
+
+    # monitoring: job in prometheus.yml, promtool-valid, file_sd, run metrics; a real Prometheus scrapes it
+    prom_cfg = Path(status["monitoring"]["prometheus_config"])
+    assert "orchestrator-e2e" in prom_cfg.read_text()
+    if shutil.which("promtool"):
+        assert subprocess.run(["promtool", "check", "config", str(prom_cfg)], capture_output=True).returncode == 0
+    assert json.loads((tmp_path / "file_sd" / "orchestrator-e2e.json").read_text())[0]["targets"] == [
+        f"{srv['ip']}:8000"]
+    metrics = Path(status["monitoring"]["run_metrics"]).read_text()
+    assert 'orchestrator_run_success{command="deploy",deployment="e2e"} 1.0' in metrics
+    if prom is not None:
+        up = prom.wait_up("orchestrator-e2e", timeout=30)
+        assert up[0]["metric"]["instance"] == f"{srv['ip']}:8000"  # type: ignore[index]
+        assert prom.query('vllm:num_requests_running{job="orchestrator-e2e"}')
+
+    # re-running deploy resumes: every step re-checks instead of redoing
+    again = run_cli("deploy", str(cfg), env=env)
+    assert again.returncode == 0, again.stderr
+    assert "already exists" in again.stderr and "already installed" in again.stderr
+    assert len(read_state(cloud.upctl_home)["servers"]) == 1
+
+    redeploy = run_cli("redeploy", str(cfg), env=env)
+    assert redeploy.returncode == 0, redeploy.stderr
+    assert len(engine_processes(cloud)) == 1, "redeploy must replace the engine, not add one"
+
+    # secrets never appear in output, state, logs or written files
+    everything = "\n".join([proc.stdout, proc.stderr, again.stdout, again.stderr, redeploy.stdout,
+                            redeploy.stderr, all_text_under(tmp_path)])
+    assert API_KEY not in everything and HF not in everything
+
+    down = run_cli("teardown", "e2e", "--yes", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "deleted (confirmed)" in down.stderr
+    assert read_state(cloud.upctl_home)["servers"] in ({}, [])
+    assert not state_file.exists()
+    assert "orchestrator-e2e" not in prom_cfg.read_text()
+    assert engine_processes(cloud) == []
+
+
+def test_engine_crash_is_explained_and_server_kept(cloud: MockCloud, prom: Prometheus | None,
+                                                   env: dict[str, str], tmp_path: Path) -> None:
+    for h in cloud.hosts:
+        h.set_knobs(engine_fail="kv_cache")
+    cfg = write_config(cloud, tmp_path, prom, name="crash")
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 8, proc.stderr
+    # the engine's own traceback is shown as its log tail ("  | ..."), never one of ours
+    assert not any(line.startswith("Traceback") for line in proc.stderr.splitlines())
+    assert "max_model_len" in proc.stderr  # the known-failure explanation (F6) and the log tail
+    assert "KEPT for debugging" in proc.stderr and "orchestrator teardown crash --yes" in proc.stderr
+    status = json.loads(run_cli("status", "crash", "--json", env=env).stdout)[0]
+    assert status["status"] == "failed" and status["health"]["ok"] is False
+    down = run_cli("teardown", "crash", "--yes", env=env)
+    assert down.returncode == 0, down.stderr
+
+
+def test_gpu_driver_missing_exit_6(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
+                                   tmp_path: Path) -> None:
+    for h in cloud.hosts:
+        h.set_knobs(nvsmi_fail=True)
+    cfg = write_config(cloud, tmp_path, prom, name="nogpu")
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 6, proc.stderr
+    assert "driver" in proc.stderr.lower() and "reboot" in proc.stderr.lower()
+    assert run_cli("teardown", "nogpu", "--yes", env=env).returncode == 0
+
+
+@pytest.mark.parametrize("token, code", [(None, 4), ("invalid", 4)])
+def test_credentials_errors(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path,
+                            token: str | None, code: int) -> None:
+    e = dict(env)
+    e.pop("UPCLOUD_TOKEN")
+    e["HOME"] = str(tmp_path)  # no ~/.config/upctl.yaml either
+    if token:
+        e["UPCLOUD_TOKEN"] = token
+    proc = run_cli("deploy", str(write_config(cloud, tmp_path, prom, name="creds")), env=e)
+    assert proc.returncode == code, proc.stderr
+    assert "UPCLOUD_TOKEN" in proc.stderr and "UPCLOUD_USERNAME" in proc.stderr
+    assert read_state(cloud.upctl_home).get("servers") in ({}, [], None)
+
+
+def test_no_capacity_creates_nothing(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
+                                     tmp_path: Path) -> None:
+    set_faults(cloud.upctl_home, devices={"fi-hel2": {"GPU-8xCPU-64GB-1xL40S": 0}})
+    proc = run_cli("deploy", str(write_config(cloud, tmp_path, prom, name="nocap")), env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert read_state(cloud.upctl_home).get("servers") in ({}, [], None)
+
+
+def test_wait_timeout_still_confirmed_and_transient_create_retried(
+        cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path) -> None:
+    set_faults(cloud.upctl_home, wait_timeout=True, boot_polls=2,
+               fail={"server plans": {"times": 1, "kind": "5xx"}})
+    cfg = write_config(cloud, tmp_path, prom, name="slowboot", health={"timeout": "60s", "interval": "0.3s",
+                                                                       "completion_check": False})
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "transient" in proc.stderr and "checking the state myself" in proc.stderr
+    assert run_cli("teardown", "slowboot", "--yes", env=env).returncode == 0
+
+
+def test_changed_host_key_is_refused(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
+                                     tmp_path: Path) -> None:
+    cfg = write_config(cloud, tmp_path, prom, name="hostkey")
+    assert run_cli("deploy", str(cfg), env=env).returncode == 0
+    state_file = tmp_path / "home" / "deployments" / "hostkey.json"
+    doc = json.loads(state_file.read_text())
+    doc["server"]["host_key"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey1"
+    state_file.write_text(json.dumps(doc))
+    proc = run_cli("redeploy", str(cfg), env=env)
+    assert proc.returncode == 5, proc.stderr
+    assert "host key" in proc.stderr and "changed" in proc.stderr
+    assert run_cli("teardown", "hostkey", "--yes", env=env).returncode == 0
+
+
+def test_docker_install_method(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
+                               tmp_path: Path) -> None:
+    cfg = write_config(cloud, tmp_path, prom, name="dock", install={"method": "docker",
+                                                                   "image": "vllm/vllm-openai:v0.11.0"})
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "docker" in proc.stderr or "container" in proc.stderr
+    down = run_cli("teardown", "dock", "--yes", env=env)
+    assert down.returncode == 0, down.stderr
+    assert engine_processes(cloud) == []

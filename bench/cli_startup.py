@@ -27,8 +27,12 @@ def main() -> None:
         "python -c pass (floor)": [sys.executable, "-c", "pass"],
         "orchestrator --help": [str(BIN), "--help"],
         "orchestrator validate configs/demo.yaml": [str(BIN), "validate", "configs/demo.yaml"],
-        "orchestrator deploy configs/vllm-l40s.yaml --dry-run": [str(BIN), "deploy", "configs/vllm-l40s.yaml",
-                                                                "--dry-run"],
+        "orchestrator deploy configs/vllm-l40s.yaml --dry-run": [
+            str(BIN),
+            "deploy",
+            "configs/vllm-l40s.yaml",
+            "--dry-run",
+        ],
     }
     print(f"CLI start-up, {RUNS} runs each (median / min / max, ms)")
     for name, argv in cases.items():

@@ -28,8 +28,14 @@ def banner(text: str) -> None:
 def orchestrator(args: list[str], env: dict[str, str], *, show: bool = True) -> subprocess.CompletedProcess[str]:
     if show:
         print(f"$ orchestrator {' '.join(args)}", flush=True)
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=None, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        cwd=REPO,
+    )
     if show:
         print(proc.stdout, end="", flush=True)
     return proc
@@ -59,8 +65,11 @@ def demo_config(cloud: MockCloud, prom: Prometheus | None) -> Path:
 
 def ask_model(endpoint: str, model: str, api_key: str) -> str:
     body = json.dumps({"model": model, "prompt": "Say hello", "max_tokens": 8}).encode()
-    req = urllib.request.Request(f"{endpoint}/completions", data=body, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+    req = urllib.request.Request(
+        f"{endpoint}/completions",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         answer = json.loads(resp.read())
     return str(answer["choices"][0]["text"])
@@ -101,14 +110,15 @@ def main() -> int:
                 if prom is not None:
                     banner("Prometheus scraping the engine through the written config")
                     up = prom.wait_up("orchestrator-demo", timeout=30)
-                    print(f"up{{job=\"orchestrator-demo\"}} = 1 for {[r['metric']['instance'] for r in up]}")
+                    print(f'up{{job="orchestrator-demo"}} = 1 for {[r["metric"]["instance"] for r in up]}')
                     series = prom.query('vllm:num_requests_running{job="orchestrator-demo"}')
                     print(f"vllm:num_requests_running series scraped: {len(series)}")
             banner("teardown demo")
             if orchestrator(["teardown", "demo", "--yes"], env).returncode != 0:
                 failures.append("teardown failed")
-            left = subprocess.run(["upctl", "server", "list", "-o", "json"], env=env, capture_output=True,
-                                  text=True, check=True)
+            left = subprocess.run(
+                ["upctl", "server", "list", "-o", "json"], env=env, capture_output=True, text=True, check=True
+            )
             servers = json.loads(left.stdout)["servers"]
             print(f"servers left in the mock cloud: {len(servers)}")
             if servers:

@@ -176,9 +176,9 @@ class EngineMetrics:
         self.running = Gauge(
             "vllm:num_requests_running", "Requests in the running batch.", labels, registry=self.registry
         ).labels(**self.labels)
-        self.waiting = Gauge(
-            "vllm:num_requests_waiting", "Queued requests.", labels, registry=self.registry
-        ).labels(**self.labels)
+        self.waiting = Gauge("vllm:num_requests_waiting", "Queued requests.", labels, registry=self.registry).labels(
+            **self.labels
+        )
         self.kv_cache = Gauge(
             "vllm:kv_cache_usage_perc", "KV-cache usage, 1 = 100%.", labels, registry=self.registry
         ).labels(**self.labels)
@@ -221,17 +221,13 @@ def _prompt_text(body: dict[str, Any], chat: bool) -> str:
     return " ".join(map(str, prompt)) if isinstance(prompt, list) else str(prompt)
 
 
-def complete(
-    body: dict[str, Any], chat: bool, served: str, created: int
-) -> tuple[dict[str, Any], int, int, str]:
+def complete(body: dict[str, Any], chat: bool, served: str, created: int) -> tuple[dict[str, Any], int, int, str]:
     """A deterministic OpenAI-style answer: (response, prompt tokens, completion tokens, finish reason)."""
     limit = body.get("max_completion_tokens") or body.get("max_tokens") or (len(REPLY_WORDS) if chat else 16)
     count = max(0, min(int(limit), len(REPLY_WORDS)))
     reason = "length" if count < len(REPLY_WORDS) else "stop"
     words = REPLY_WORDS[:count]
-    prompt_tokens = _count_tokens(_prompt_text(body, chat)) + (
-        4 * len(body.get("messages") or []) if chat else 0
-    )
+    prompt_tokens = _count_tokens(_prompt_text(body, chat)) + (4 * len(body.get("messages") or []) if chat else 0)
     usage = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": count,
@@ -452,9 +448,7 @@ class EngineHandler(BaseHTTPRequestHandler):
             return
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            self._json(
-                400, _error(f"max_tokens must be at least 1, got {max_tokens}.", "BadRequestError", 400)
-            )
+            self._json(400, _error(f"max_tokens must be at least 1, got {max_tokens}.", "BadRequestError", 400))
             return
         started = time.monotonic()
         metrics.running.inc()
@@ -568,8 +562,7 @@ def _log_ready(cfg: EngineConfig, took: float) -> None:
         core,
         "INFO",
         "kv_cache_utils.py:1091",
-        f"Maximum concurrency for {cfg.max_model_len:,} tokens per request: "
-        f"{333312 / cfg.max_model_len:.2f}x",
+        f"Maximum concurrency for {cfg.max_model_len:,} tokens per request: {333312 / cfg.max_model_len:.2f}x",
     )
     _log(
         core,
@@ -617,8 +610,7 @@ def serve(cfg: EngineConfig) -> int:
                 return 0
             _log("EngineCore_DP0", "ERROR", "core.py:708", "EngineCore failed to start.")
             sys.stderr.write(
-                'Traceback (most recent call last):\n  File "vllm/v1/engine/core.py", line 699, '
-                "in run_engine_core\n"
+                'Traceback (most recent call last):\n  File "vllm/v1/engine/core.py", line 699, in run_engine_core\n'
             )
             sys.stderr.write(failure_text(str(failure), cfg, dict(os.environ)) + "\n")
             sys.stderr.write(ENGINE_CORE_FAILED + "\n")

@@ -66,9 +66,7 @@ def write_knobs(path: Path, knobs: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"unknown knob(s) {unknown}; known: {sorted(DEFAULT_KNOBS)}")
     if knobs.get("engine_fail") not in (None, *ENGINE_FAILURES):
-        raise ValueError(
-            f"engine_fail must be null or one of {ENGINE_FAILURES}, not {knobs['engine_fail']!r}"
-        )
+        raise ValueError(f"engine_fail must be null or one of {ENGINE_FAILURES}, not {knobs['engine_fail']!r}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(knobs, indent=1, sort_keys=True) + "\n")
     tmp.chmod(0o644)
@@ -194,9 +192,7 @@ def poweroff_host(home: Path | str) -> int:
 def _run(argv: list[str], what: str) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise MockHostError(
-            f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stderr.strip()}"
-        )
+        raise MockHostError(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stderr.strip()}")
     return proc.stdout
 
 
@@ -212,9 +208,7 @@ def _setup_lock(timeout: float = 60.0) -> Iterator[None]:
         except OSError:
             if time.monotonic() > deadline:
                 sock.close()
-                raise MockHostError(
-                    "timed out waiting for another mock-host run to finish its setup"
-                ) from None
+                raise MockHostError("timed out waiting for another mock-host run to finish its setup") from None
             time.sleep(0.05)
     try:
         yield
@@ -271,9 +265,7 @@ def _quote(value: str) -> str:
     return f'"{value}"'
 
 
-def _wait_for_banner(
-    proc: subprocess.Popen[bytes], ip: str, port: int, log: Path, timeout: float = 10.0
-) -> None:
+def _wait_for_banner(proc: subprocess.Popen[bytes], ip: str, port: int, log: Path, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -349,9 +341,7 @@ class MockHosts:
         if self.hosts:
             return self.hosts
         if not Path(SSHD).exists():
-            raise MockHostError(
-                f"{SSHD} is missing: install openssh-server (apt-get install -y openssh-server)"
-            )
+            raise MockHostError(f"{SSHD} is missing: install openssh-server (apt-get install -y openssh-server)")
         self.root.mkdir(parents=True, exist_ok=True)
         if self.is_root:
             _ensure_login_user()
@@ -374,9 +364,7 @@ class MockHosts:
                     self._launch_sshd(slot, config, log)
                 for slot, proc, (_, log) in zip(slots, self._procs, configs, strict=True):
                     _wait_for_banner(proc, slot.ipv4, port, log)
-            self.hosts = [
-                self._describe(slot, port, proc.pid) for slot, proc in zip(slots, self._procs, strict=True)
-            ]
+            self.hosts = [self._describe(slot, port, proc.pid) for slot, proc in zip(slots, self._procs, strict=True)]
         except BaseException:
             self.stop()
             raise
@@ -387,9 +375,7 @@ class MockHosts:
         import prometheus_client
 
         prom_dir = Path(prometheus_client.__file__).parent
-        if all(
-            _usable_by_others(p) for p in (Path(sys.executable), Path(os.__file__).parent, prom_dir, HOSTBIN)
-        ):
+        if all(_usable_by_others(p) for p in (Path(sys.executable), Path(os.__file__).parent, prom_dir, HOSTBIN)):
             return
         system = next((p for p in ("/usr/local/bin/python3", "/usr/bin/python3") if os.path.exists(p)), None)
         if system is None or not _usable_by_others(Path(system)):
@@ -426,10 +412,7 @@ class MockHosts:
         return self._loopback_pick()
 
     def _netns_up(self) -> list[_Slot]:
-        used = {
-            int(m)
-            for m in re.findall(r"\b10\.200\.(\d+)\.", _run(["ip", "-o", "-4", "addr", "show"], "ip addr"))
-        }
+        used = {int(m) for m in re.findall(r"\b10\.200\.(\d+)\.", _run(["ip", "-o", "-4", "addr", "show"], "ip addr"))}
         if self.subnet is not None:
             if self.subnet in used:
                 raise MockHostError(f"10.200.{self.subnet}.0/24 is already in use on this machine")
@@ -473,13 +456,9 @@ class MockHosts:
                 ips = [f"127.0.{block}.{i + 1}" for i in range(1, self.count + 1)]
                 if all(_port_free(ip, port) and _port_free(ip, 8000) for ip in ips):
                     self.mode_used = "loopback"
-                    slots = [
-                        _Slot(f"h{i}", ip, self.root / "hosts" / f"h{i}", None) for i, ip in enumerate(ips, 1)
-                    ]
+                    slots = [_Slot(f"h{i}", ip, self.root / "hosts" / f"h{i}", None) for i, ip in enumerate(ips, 1)]
                     return slots, port
-        raise MockHostError(
-            f"no free loopback addresses/ports for {self.count} mock hosts (tried ports {ports})"
-        )
+        raise MockHostError(f"no free loopback addresses/ports for {self.count} mock hosts (tried ports {ports})")
 
     def _prepare_host(self, slot: _Slot, port: int, wheelhouse: Path) -> tuple[Path, Path]:
         home, ssh_dir = slot.home, slot.home / "ssh"
@@ -618,9 +597,7 @@ class MockHosts:
                 errors.append(f"ip netns del {netns}: {gone.stderr.strip()}")
         for link in [*self._veths, *([self._bridge] if self._bridge else [])]:
             if Path(f"/sys/class/net/{link}").exists():
-                gone = subprocess.run(
-                    ["ip", "link", "del", link], capture_output=True, text=True, check=False
-                )
+                gone = subprocess.run(["ip", "link", "del", link], capture_output=True, text=True, check=False)
                 if gone.returncode != 0 and "Cannot find device" not in gone.stderr:  # went with its netns
                     errors.append(f"ip link del {link}: {gone.stderr.strip()}")
         self._namespaces, self._veths, self._bridge = [], [], None

@@ -112,8 +112,7 @@ def _parse_config(path: Path) -> dict[str, Any]:
         }
     except Exception as exc:  # noqa: BLE001 - any YAML error is a config error
         raise UsageError(
-            f"cannot load configuration: unable to parse config from file '{path}': "
-            f"While parsing config: {exc}"
+            f"cannot load configuration: unable to parse config from file '{path}': While parsing config: {exc}"
         ) from exc
     return {str(k): v for k, v in data.items()} if isinstance(data, dict) else {}
 
@@ -166,13 +165,9 @@ def _main(args: list[str]) -> int:
             sys.stdout.write((LONG_HELP if spec.path == () else "") + usage(spec))
             return 0
         if "output" in parsed.changed and parsed.string("output") not in OUTPUTS:
-            raise UsageError(
-                f"output: {parsed.string('output')} does not validate as in(human|json|yaml)", spec
-            )
+            raise UsageError(f"output: {parsed.string('output')} does not validate as in(human|json|yaml)", spec)
         config_used, config = load_config(parsed)
-        output = (
-            parsed.string("output") if "output" in parsed.changed else (_setting("output", config) or "human")
-        )
+        output = parsed.string("output") if "output" in parsed.changed else (_setting("output", config) or "human")
         if output not in OUTPUTS:
             raise UsageError(f"output format '{output}' not accepted", spec)
         check_required(parsed)
@@ -181,11 +176,7 @@ def _main(args: list[str]) -> int:
     if spec.offline:
         info = upctl_info.version()
         sys.stdout.write(
-            info.human + "\n"
-            if output == "human"
-            else go_json(info.value)
-            if output == "json"
-            else go_yaml(info.value)
+            info.human + "\n" if output == "human" else go_json(info.value) if output == "json" else go_yaml(info.value)
         )
         return 0
     token, username = _setting("token", config), _setting("username", config)
@@ -202,9 +193,7 @@ def _main(args: list[str]) -> int:
         return _fail(INVALID_CREDENTIALS, 103)
     try:
         world = World(home_from_env())
-        ctx = Ctx(
-            parsed, world, world.faults(), Progress(), output, username or "fakeuser", " ".join(spec.path)
-        )
+        ctx = Ctx(parsed, world, world.faults(), Progress(), output, username or "fakeuser", " ".join(spec.path))
         if ctx.command in (ctx.faults.get("fail") or {}):
             with world.transaction() as state:
                 ctx.fail = take_failure(state, ctx.faults, ctx.command)

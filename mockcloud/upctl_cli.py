@@ -176,9 +176,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         flags=(Flag("show-ip-addresses", "optional", "none", bare="all"),),
     ),
     CommandSpec(("server", "show"), "Show server details", "multi"),
-    CommandSpec(
-        ("server", "create"), "Create a new server", flags=_CREATE_FLAGS, required=("hostname", "zone")
-    ),
+    CommandSpec(("server", "create"), "Create a new server", flags=_CREATE_FLAGS, required=("hostname", "zone")),
     CommandSpec(
         ("server", "stop"),
         "Stop a server",
@@ -283,11 +281,7 @@ class Parsed:
 
 def _child(path: tuple[str, ...], word: str) -> CommandSpec | None:
     for spec in COMMANDS:
-        if (
-            len(spec.path) == len(path) + 1
-            and spec.path[:-1] == path
-            and word in (spec.path[-1], *spec.aliases)
-        ):
+        if len(spec.path) == len(path) + 1 and spec.path[:-1] == path and word in (spec.path[-1], *spec.aliases):
             return spec
     return None
 
@@ -365,9 +359,7 @@ def parse(argv: list[str]) -> Parsed:
     """Parse like cobra+pflag: flags anywhere after the command; `--f v`, `--f=v`, `-o json`, `-ojson`."""
     spec, used = _find_command(argv)
     flags = (*spec.flags, *GLOBAL_FLAGS)
-    parsed = Parsed(
-        spec, {f.key: list(f.default) if isinstance(f.default, tuple) else f.default for f in flags}
-    )
+    parsed = Parsed(spec, {f.key: list(f.default) if isinstance(f.default, tuple) else f.default for f in flags})
     rest = [t for i, t in enumerate(argv) if i not in used]
     i = 0
     while i < len(rest):

@@ -142,8 +142,7 @@ def _api_checks(
         low = max(seed.MIN_STORAGE_GIB, int(template["size"]))
         if not low <= size <= seed.MAX_STORAGE_GIB:
             raise ApiError(
-                f"The storage size {size} is invalid; it must be between {low} and "
-                f"{seed.MAX_STORAGE_GIB} GiB.",
+                f"The storage size {size} is invalid; it must be between {low} and {seed.MAX_STORAGE_GIB} GiB.",
                 "STORAGE_SIZE_INVALID",
                 400,
             )
@@ -151,14 +150,10 @@ def _api_checks(
         stock: dict[str, Any] = ctx.faults.get("devices") or seed.default_device_availability()
         zone_stock: dict[str, Any] = stock.get(zone) or {}
         if int(zone_stock.get(plan_name, 0)) < 1:
-            raise ApiError(
-                f"{CAPACITY_TITLE}: no {plan_name} available in {zone}", "SERVER_RESOURCES_UNAVAILABLE", 409
-            )
+            raise ApiError(f"{CAPACITY_TITLE}: no {plan_name} available in {zone}", "SERVER_RESOURCES_UNAVAILABLE", 409)
 
 
-def _interfaces(
-    state: dict[str, Any], networks: list[dict[str, str]], public_ipv4: str
-) -> list[dict[str, Any]]:
+def _interfaces(state: dict[str, Any], networks: list[dict[str, str]], public_ipv4: str) -> list[dict[str, Any]]:
     taken = {a["address"] for s in state["servers"] for i in s["interfaces"] for a in i["addresses"]}
     if not networks:
         networks = [
@@ -247,9 +242,7 @@ def _store(
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Create the server (and its OS disk) inside one world transaction; binds a pool host if there is one."""
     p = ctx.parsed
-    stuck = (
-        ctx.faults.get("stuck_state") if ctx.faults.get("stuck_state") in ("maintenance", "error") else None
-    )
+    stuck = ctx.faults.get("stuck_state") if ctx.faults.get("stuck_state") in ("maintenance", "error") else None
     settle_now = p.enabled("wait") and not ctx.faults.get("wait_timeout") and not stuck
     pool = ctx.world.hosts()
     with ctx.world.transaction() as state:
@@ -303,8 +296,7 @@ def _store(
             "tags": [],
             "firewall": "on" if p.enabled("enable-firewall") else "off",
             "metadata": "yes"
-            if p.enabled("enable-metadata")
-            or (template is not None and template["template_type"] == "cloud-init")
+            if p.enabled("enable-metadata") or (template is not None and template["template_type"] == "cloud-init")
             else "no",
             "host": new_host_id(),
             "storage_devices": devices,

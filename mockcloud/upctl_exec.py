@@ -90,8 +90,7 @@ class Ctx:
             time.sleep(max(0.0, self.fail.timeout_seconds))
             verb = {"GET": "Get", "POST": "Post", "PUT": "Put", "DELETE": "Delete"}[method]
             raise CommandError(
-                f'{verb} "{API_BASE}{path}": context deadline exceeded '
-                "(Client.Timeout exceeded while awaiting headers)"
+                f'{verb} "{API_BASE}{path}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
             )
         if self.fail.kind == "capacity":
             raise ApiError(CAPACITY_TITLE, "SERVER_RESOURCES_UNAVAILABLE", 409)

@@ -157,7 +157,5 @@ def ip_list(ctx: Ctx) -> Result:
     ]
     return Result(
         {"ip_addresses": ips},
-        table(
-            ["Address", "Access", "Family", "Part of Plan", "PTR Record", "Server", "Floating", "Zone"], rows
-        ),
+        table(["Address", "Access", "Family", "Part of Plan", "PTR Record", "Server", "Floating", "Zone"], rows),
     )

@@ -80,9 +80,7 @@ def server_ip_list(server: dict[str, Any], access: str = "all") -> list[dict[str
             addr["address"],
             addr["family"],
             part_of_plan=yes_no(iface["type"] == "public"),
-            ptr_record=ptr_record(addr["address"], addr["family"], server["zone"])
-            if iface["type"] == "public"
-            else "",
+            ptr_record=ptr_record(addr["address"], addr["family"], server["zone"]) if iface["type"] == "public" else "",
             server=server["uuid"],
             mac=iface["mac"],
             zone=server["zone"],
@@ -101,9 +99,7 @@ def ip_address_list(servers: list[dict[str, Any]]) -> list[dict[str, str]]:
             addr["address"],
             addr["family"],
             part_of_plan=yes_no(iface["type"] == "public" and addr["family"] == "IPv4"),
-            ptr_record=ptr_record(addr["address"], addr["family"], server["zone"])
-            if iface["type"] == "public"
-            else "",
+            ptr_record=ptr_record(addr["address"], addr["family"], server["zone"]) if iface["type"] == "public" else "",
             server=server["uuid"],
             mac=iface["mac"],
             zone=server["zone"],
@@ -163,9 +159,7 @@ def server_details(
     password: str = "",
 ) -> dict[str, Any]:
     """upcloud.ServerDetails (`server show/create/stop/start/modify`)."""
-    top_level = sorted(
-        _addresses(server), key=lambda pair: (pair[0]["type"] != "utility", pair[1]["family"] != "IPv4")
-    )
+    top_level = sorted(_addresses(server), key=lambda pair: (pair[0]["type"] != "utility", pair[1]["family"] != "IPv4"))
     devices = [
         {"model": server["gpu_model"], "type": "gpu", "serial": serial, "metadata": dict(L40S_METADATA)}
         for serial in server.get("gpu_serials", [])
@@ -196,8 +190,7 @@ def server_details(
                     {
                         "index": iface["index"],
                         "ip_addresses": [
-                            ip_object("", a["address"], a["family"], dhcp_provided="yes")
-                            for a in iface["addresses"]
+                            ip_object("", a["address"], a["family"], dhcp_provided="yes") for a in iface["addresses"]
                         ],
                         "mac": iface["mac"],
                         "network": iface["network"],

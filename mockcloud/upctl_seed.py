@@ -129,9 +129,7 @@ PUBLIC_TEMPLATES: list[dict[str, Any]] = [
     ),
     _template(UBUNTU_2404_UUID, UBUNTU_2404_TITLE, 4, "cloud-init", "2024-04-30T08:00:00Z"),
     _template(NVIDIA_UUID, NVIDIA_TITLE, 20, "cloud-init", "2025-03-11T08:00:00Z"),
-    _template(
-        "01000000-0000-4000-8000-000150020100", "Rocky Linux 9", 4, "cloud-init", "2023-01-10T08:00:00Z"
-    ),
+    _template("01000000-0000-4000-8000-000150020100", "Rocky Linux 9", 4, "cloud-init", "2023-01-10T08:00:00Z"),
     _template(
         "01000000-0000-4000-8000-000010080300",
         "Windows Server 2022 Standard",

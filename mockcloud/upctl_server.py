@@ -31,9 +31,7 @@ def _storages(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _illegal(server: dict[str, Any], action: str) -> ApiError:
-    return ApiError(
-        f"The server is in state {server['state']} and cannot be {action}.", "SERVER_STATE_ILLEGAL", 409
-    )
+    return ApiError(f"The server is in state {server['state']} and cannot be {action}.", "SERVER_STATE_ILLEGAL", 409)
 
 
 def _observe(server: dict[str, Any]) -> bool:
@@ -62,9 +60,7 @@ def _human_server(server: dict[str, Any]) -> str:
         "Common",
     )
     ips = [
-        [i["type"], a["address"], a["family"]]
-        for i in server["networking"]["interfaces"]
-        for a in i["ip_addresses"]
+        [i["type"], a["address"], a["family"]] for i in server["networking"]["interfaces"] for a in i["ip_addresses"]
     ]
     storages = [
         [d["storage"], d["storage_title"], d["type"], d["address"], str(d["storage_size"])]
@@ -266,9 +262,7 @@ def firewall_create(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
             rules = _find(state, uuid)["firewall_rules"]
             position = p.integer("position") or len(rules) + 1
             if not 1 <= position <= 1000:
-                raise ApiError(
-                    "The firewall rule position is invalid.", "FIREWALL_RULE_POSITION_INVALID", 400
-                )
+                raise ApiError("The firewall rule position is invalid.", "FIREWALL_RULE_POSITION_INVALID", 400)
             rules.insert(min(position, len(rules) + 1) - 1, rule)
             for index, item in enumerate(rules, start=1):
                 item["position"] = index

@@ -6,10 +6,12 @@ Heavy modules (pydantic models, paramiko, httpx, prometheus_client) are imported
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -19,8 +21,11 @@ import typer  # noqa: E402
 
 if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
+    from orchestrator.context import StepContext
     from orchestrator.errors import OrchestratorError
+    from orchestrator.runner import StepOutcome
     from orchestrator.state import Deployment
+    from orchestrator.transports.base import Executor
 
 app = typer.Typer(
     help="Take a GPU model server from a laptop to production in one command, and back down again.\n\n"
@@ -121,25 +126,36 @@ def _sigterm_as_interrupt() -> None:
 
 
 def _run_playbook(
-    playbooks: list[str], cfg: DeploymentConfig, config_path: str, *, dry_run: bool, as_json: bool, debug: bool,
-    command: str, existing_required: bool = False,
+    playbooks: list[str],
+    cfg: DeploymentConfig,
+    config_path: str,
+    *,
+    dry_run: bool,
+    as_json: bool,
+    debug: bool,
+    command: str,
+    existing_required: bool = False,
 ) -> None:
     from orchestrator.context import StepContext
-    from orchestrator.errors import ConfigError, OrchestratorError, StateError
+    from orchestrator.errors import Interrupted, OrchestratorError, StateError
     from orchestrator.playbook import load_playbook
     from orchestrator.progress import ProgressReporter
-    from orchestrator.runner import Runner, StepOutcome
+    from orchestrator.runner import Runner
     from orchestrator.state import Deployment, StateStore
 
     secrets = _secrets(cfg)
     console = Console(secrets, verbose=debug or dry_run)
-    with _guard(debug, console):
+    with _guard(debug, console), contextlib.ExitStack() as stack:
         books = [load_playbook(p) for p in playbooks]
         store = StateStore()
+        if not dry_run:
+            stack.enter_context(store.lock(cfg.name, command))
         dep = store.load(cfg.name)
         if existing_required and dep is None:
-            raise StateError(f"no deployment named {cfg.name!r} in {store.dir}",
-                             f"deploy it first: orchestrator deploy {config_path}")
+            raise StateError(
+                f"no deployment named {cfg.name!r} in {store.dir}",
+                f"deploy it first: orchestrator deploy {config_path}",
+            )
         if dep is None:
             dep = Deployment(name=cfg.name, config_path=str(Path(config_path).resolve()))
         dep.config = cfg.model_dump(mode="json")
@@ -149,21 +165,24 @@ def _run_playbook(
         if dry_run:
             from orchestrator.transports.recording import RecordingExecutor
 
-            executor: object = RecordingExecutor()
+            executor: Executor = RecordingExecutor()
             if not as_json:
-                console.out(f"Dry run of `{command}` for deployment {cfg.name} ({config_path}): nothing will be "
-                            "changed, no credentials are used. Values not known yet appear as <placeholders>.")
+                console.out(
+                    f"Dry run of `{command}` for deployment {cfg.name} ({config_path}): nothing will be "
+                    "changed, no credentials are used. Values not known yet appear as <placeholders>."
+                )
         else:
             from orchestrator.transports.live import LiveExecutor
 
             executor = LiveExecutor(secrets, notify=reporter.info)
             _sigterm_as_interrupt()
             if not secrets.get("engine_api_key") and cfg.engine.api_key_env and command != "teardown":
-                reporter.info(f"warning: ${cfg.engine.api_key_env} is not set: the engine API will accept "
-                              "requests from anyone who can reach its port")
-        ctx = StepContext(cfg=cfg, dep=dep, store=None if dry_run else store, secrets=secrets,
-                          notify=reporter.info)
-        runner = Runner(executor, reporter)  # type: ignore[arg-type]
+                reporter.info(
+                    f"warning: ${cfg.engine.api_key_env} is not set: the engine API will accept "
+                    "requests from anyone who can reach its port"
+                )
+        ctx = StepContext(cfg=cfg, dep=dep, store=None if dry_run else store, secrets=secrets, notify=reporter.info)
+        runner = Runner(executor, reporter)
         outcomes: list[StepOutcome] = []
         failure: OrchestratorError | None = None
         try:
@@ -185,18 +204,25 @@ def _run_playbook(
                 dep.status = "failed"
                 ctx.save()
         finally:
-            executor.close()  # type: ignore[attr-defined]
+            executor.close()
         if not dry_run and command != "teardown":
             _write_run_metrics(ctx, command, outcomes, failure is None)
         reporter.summary(command, ctx, outcomes, failure)
         if failure is not None:
-            if command == "deploy" and dep.server is not None and not dry_run:
-                failure.hint = (failure.hint + "\n" if failure.hint else "") + (
+            extra = []
+            if command != "teardown" and dep.server is not None and not dry_run:
+                extra.append(
                     f"server {dep.server.uuid} ({dep.server.plan}, {dep.server.ip or 'no ip'}) was KEPT for "
-                    f"debugging and is billing by the hour. Resume: orchestrator deploy {config_path} | "
-                    f"remove it: orchestrator teardown {cfg.name} --yes")
+                    "debugging and is billing by the hour"
+                )
+            if isinstance(failure, Interrupted) or extra:
+                again = f"orchestrator {command} {config_path}" + (" --yes" if command == "teardown" else "")
+                extra.append(f"resume: {again}")
+                if command != "teardown":
+                    extra.append(f"remove it: orchestrator teardown {cfg.name} --yes")
+            if extra:
+                failure.hint = "\n".join(([failure.hint] if failure.hint else []) + extra)
             raise failure
-    del ConfigError
 
 
 def _preflight(cfg: DeploymentConfig) -> None:
@@ -205,32 +231,42 @@ def _preflight(cfg: DeploymentConfig) -> None:
 
     key = cfg.ssh.private_key_path
     if not key.is_file():
-        raise ConfigError(f"SSH private key not found: {key}", "create one with ssh-keygen -t ed25519, or set "
-                          "ssh.private_key", field="ssh.private_key")
+        raise ConfigError(
+            f"SSH private key not found: {key}",
+            "create one with ssh-keygen -t ed25519, or set ssh.private_key",
+            field="ssh.private_key",
+        )
     if not cfg.ssh.public_key_path.is_file():
-        raise ConfigError(f"SSH public key not found: {cfg.ssh.public_key_path}",
-                          "set ssh.public_key, or put the .pub file next to the private key", field="ssh.public_key")
+        raise ConfigError(
+            f"SSH public key not found: {cfg.ssh.public_key_path}",
+            "set ssh.public_key, or put the .pub file next to the private key",
+            field="ssh.public_key",
+        )
 
 
-def _write_run_metrics(ctx: object, command: str, outcomes: list[object], ok: bool) -> None:
+def _write_run_metrics(ctx: StepContext, command: str, outcomes: Sequence[StepOutcome], ok: bool) -> None:
     import time
 
-    from orchestrator.context import StepContext
-    from orchestrator.errors import OrchestratorError
     from orchestrator.run_metrics import StepTiming, render_run_metrics, textfile_name, write_textfile
 
-    assert isinstance(ctx, StepContext)
     m = ctx.cfg.monitoring
     if not m.run_metrics or not m.prometheus_config:
         return
     path = Path(m.prometheus_config).expanduser().parent / textfile_name(ctx.cfg.name, command)
-    steps = [StepTiming(o.kind, o.seconds, o.status) for o in outcomes]  # type: ignore[attr-defined]
-    text = render_run_metrics(ctx.cfg.name, command, "ok" if ok else "failed", steps,
-                              ctx.facts.get("time_to_healthy"), time.time())  # type: ignore[arg-type]
+    steps = [StepTiming(o.kind, o.seconds, o.status) for o in outcomes]
+    healthy = ctx.facts.get("time_to_healthy")
+    text = render_run_metrics(
+        ctx.cfg.name,
+        command,
+        "ok" if ok else "failed",
+        steps,
+        healthy if isinstance(healthy, float) else None,
+        time.time(),
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_textfile(path, text)
-    except (OrchestratorError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - metrics must never fail a run
         ctx.notify(f"warning: run metrics not written: {exc}")
         return
     if ctx.store is not None and ctx.store.load(ctx.cfg.name) is not None:
@@ -245,8 +281,12 @@ def _load(config: str) -> DeploymentConfig:
 
 
 @app.command()
-def deploy(config: Annotated[str, typer.Argument(help="Deployment config YAML (see configs/).")],
-           dry_run: DryRun = False, as_json: JsonOut = False, debug: Debug = False) -> None:
+def deploy(
+    config: Annotated[str, typer.Argument(help="Deployment config YAML (see configs/).")],
+    dry_run: DryRun = False,
+    as_json: JsonOut = False,
+    debug: Debug = False,
+) -> None:
     """Provision (or resume), prepare the host, start the engine, prove it serves, wire up Prometheus."""
     with _guard(debug):
         cfg = _load(config)
@@ -254,21 +294,37 @@ def deploy(config: Annotated[str, typer.Argument(help="Deployment config YAML (s
 
 
 @app.command()
-def redeploy(config: Annotated[str, typer.Argument(help="Deployment config YAML.")],
-             recreate: Annotated[bool, typer.Option("--recreate", help="Delete the server and deploy anew.")] = False,
-             dry_run: DryRun = False, as_json: JsonOut = False, debug: Debug = False) -> None:
+def redeploy(
+    config: Annotated[str, typer.Argument(help="Deployment config YAML.")],
+    recreate: Annotated[bool, typer.Option("--recreate", help="Delete the server and deploy anew.")] = False,
+    dry_run: DryRun = False,
+    as_json: JsonOut = False,
+    debug: Debug = False,
+) -> None:
     """Restart the engine with the current config on the existing server (--recreate: a new server)."""
     with _guard(debug):
         cfg = _load(config)
     books = ["teardown", "deploy"] if recreate else ["redeploy"]
-    _run_playbook(books, cfg, config, dry_run=dry_run, as_json=as_json, debug=debug, command="redeploy",
-                  existing_required=True)
+    _run_playbook(
+        books,
+        cfg,
+        config,
+        dry_run=dry_run,
+        as_json=as_json,
+        debug=debug,
+        command="redeploy",
+        existing_required=True,
+    )
 
 
 @app.command()
-def teardown(target: Annotated[str, typer.Argument(help="Deployment name, or its config file.")],
-             yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-             dry_run: DryRun = False, as_json: JsonOut = False, debug: Debug = False) -> None:
+def teardown(
+    target: Annotated[str, typer.Argument(help="Deployment name, or its config file.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: DryRun = False,
+    as_json: JsonOut = False,
+    debug: Debug = False,
+) -> None:
     """Stop the engine, remove the scrape job, delete the server and its storages, confirm, forget."""
     from orchestrator.errors import ConfigError, StateError
 
@@ -280,16 +336,26 @@ def teardown(target: Annotated[str, typer.Argument(help="Deployment name, or its
         from orchestrator.state import StateStore
 
         if StateStore().load(cfg.name) is None:
-            raise StateError(f"no deployment named {cfg.name!r} in local state",
-                             "see `orchestrator status`; nothing was changed")
+            raise StateError(
+                f"no deployment named {cfg.name!r} in local state",
+                "see `orchestrator status`; nothing was changed",
+            )
         if not (yes or dry_run):
             if not sys.stdin.isatty():
                 raise ConfigError("teardown deletes a server: confirm with --yes when not interactive")
             if not typer.confirm(f"Delete deployment {cfg.name} and its server?", err=True):
                 console.err("aborted; nothing was changed")
                 raise typer.Exit(1)
-    _run_playbook(["teardown"], cfg, target, dry_run=dry_run, as_json=as_json, debug=debug, command="teardown",
-                  existing_required=True)
+    _run_playbook(
+        ["teardown"],
+        cfg,
+        target,
+        dry_run=dry_run,
+        as_json=as_json,
+        debug=debug,
+        command="teardown",
+        existing_required=True,
+    )
 
 
 def _config_from_state(name: str) -> DeploymentConfig:
@@ -306,8 +372,11 @@ def _config_from_state(name: str) -> DeploymentConfig:
 
 
 @app.command()
-def status(name: Annotated[str | None, typer.Argument(help="Only this deployment.")] = None,
-           as_json: JsonOut = False, debug: Debug = False) -> None:
+def status(
+    name: Annotated[str | None, typer.Argument(help="Only this deployment.")] = None,
+    as_json: JsonOut = False,
+    debug: Debug = False,
+) -> None:
     """Deployments from local state: server, IP, plan, engine, endpoint, last health result."""
     from orchestrator.errors import StateError
     from orchestrator.progress import status_rows
@@ -349,9 +418,12 @@ def validate(config: Annotated[str, typer.Argument(help="Deployment config YAML.
         cfg = _load(config)
         books = [load_playbook(n) for n in ("deploy", "redeploy", "teardown")]
         engine_for(cfg)
-        console.out(f"{config}: OK — deployment {cfg.name}, {cfg.engine.kind} serving {cfg.engine.served} "
-                    f"({cfg.engine.model}) on plan {cfg.provider.plan} in {cfg.provider.zone}; playbooks "
-                    + ", ".join(f"{b.name} ({len(b.steps)} steps)" for b in books) + " OK")
+        console.out(
+            f"{config}: OK — deployment {cfg.name}, {cfg.engine.kind} serving {cfg.engine.served} "
+            f"({cfg.engine.model}) on plan {cfg.provider.plan} in {cfg.provider.zone}; playbooks "
+            + ", ".join(f"{b.name} ({len(b.steps)} steps)" for b in books)
+            + " OK"
+        )
 
 
 def main() -> None:

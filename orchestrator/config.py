@@ -28,7 +28,8 @@ class ProviderConfig(Strict):
     zone: str = "fi-hel2"
     plan: str = Field(default="^GPU-8xCPU-64GB-1xL40S$", description="exact plan name or a regex (full match)")
     template: str = Field(
-        default="Ubuntu Server 24.04 LTS (Noble Numbat)", description="OS template: UUID, exact title or regex"
+        default="Ubuntu Server 24.04 LTS (Noble Numbat)",
+        description="OS template: UUID, exact title or regex",
     )
     storage_gb: int = Field(default=100, ge=25, le=4096, description="OS disk size; GPU plans include none")
     hostname: str | None = None
@@ -113,7 +114,8 @@ class EngineConfig(Strict):
 
 class MonitoringConfig(Strict):
     prometheus_config: str | None = Field(
-        default="~/.orchestrator/prometheus/prometheus.yml", description="prometheus.yml to merge the job into"
+        default="~/.orchestrator/prometheus/prometheus.yml",
+        description="prometheus.yml to merge the job into",
     )
     file_sd_dir: str | None = Field(default=None, description="also write a file_sd JSON target file here")
     scrape_interval: str = "15s"
@@ -186,9 +188,7 @@ def load_config(path: str | Path) -> DeploymentConfig:
         hint = "see README.md, section 'Config reference'"
         if more:
             hint = f"{more} more problem(s) after this one; " + hint
-        raise ConfigError(
-            msg, hint, file=str(p), line=nearest_line(lines, loc), field=_loc_text(loc)
-        ) from None
+        raise ConfigError(msg, hint, file=str(p), line=nearest_line(lines, loc), field=_loc_text(loc)) from None
     return resolve_paths(cfg, p.parent)
 
 
@@ -200,10 +200,16 @@ def _resolve(path: str | None, base: Path) -> str | None:
 
 def resolve_paths(cfg: DeploymentConfig, base: Path) -> DeploymentConfig:
     """Relative local paths in a config are relative to the config file, not to the current directory."""
-    ssh = cfg.ssh.model_copy(update={"private_key": _resolve(cfg.ssh.private_key, base),
-                                     "public_key": _resolve(cfg.ssh.public_key, base)})
-    mon = cfg.monitoring.model_copy(update={
-        "prometheus_config": _resolve(cfg.monitoring.prometheus_config, base),
-        "file_sd_dir": _resolve(cfg.monitoring.file_sd_dir, base),
-    })
+    ssh = cfg.ssh.model_copy(
+        update={
+            "private_key": _resolve(cfg.ssh.private_key, base),
+            "public_key": _resolve(cfg.ssh.public_key, base),
+        }
+    )
+    mon = cfg.monitoring.model_copy(
+        update={
+            "prometheus_config": _resolve(cfg.monitoring.prometheus_config, base),
+            "file_sd_dir": _resolve(cfg.monitoring.file_sd_dir, base),
+        }
+    )
     return cfg.model_copy(update={"ssh": ssh, "monitoring": mon})

@@ -157,8 +157,7 @@ CATALOG: tuple[KnownFailure, ...] = (
         code="F12",
         title="pip refused to install into the system Python (externally-managed-environment)",
         why="Ubuntu 24.04 marks its system Python as externally managed (PEP 668).",
-        fix="Install into a virtual environment ('python3 -m venv /opt/<name>'; needs the python3-venv "
-        "package).",
+        fix="Install into a virtual environment ('python3 -m venv /opt/<name>'; needs the python3-venv package).",
         patterns=(r"externally-managed-environment",),
     ),
     KnownFailure(

@@ -105,8 +105,7 @@ def check_gpus(gpus: list[GpuInfo], expected_count: int, expected_model: str) ->
     found = ", ".join(f"#{g.index} {g.name}" for g in gpus) or "none"
     if len(gpus) != expected_count:
         raise GpuVerificationError(
-            f"expected {expected_count} GPU(s) of model {expected_model}, "
-            f"nvidia-smi lists {len(gpus)} ({found})",
+            f"expected {expected_count} GPU(s) of model {expected_model}, nvidia-smi lists {len(gpus)} ({found})",
             "Check that the server was created with the GPU plan you configured ('lspci | grep -i nvidia' "
             "shows the devices the VM has); if a GPU is missing, delete the server and create it again.",
         )

@@ -60,9 +60,7 @@ def validate_target(target: ScrapeTarget) -> None:
             "For example /metrics or /monitoring/prometheus/metrics.",
         )
     if target.scheme not in ("http", "https"):
-        raise MonitoringError(
-            f"scrape job {target.job!r}: scheme {target.scheme!r} must be 'http' or 'https'", None
-        )
+        raise MonitoringError(f"scrape job {target.job!r}: scheme {target.scheme!r} must be 'http' or 'https'", None)
     for name, _value in target.labels:
         if not _LABEL_NAME.match(name):
             raise MonitoringError(
@@ -117,9 +115,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _dump(doc: dict[str, Any]) -> str:
-    return yaml.dump(
-        doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000
-    )
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
 
 
 def _load(existing_yaml: str | None) -> dict[str, Any]:
@@ -139,9 +135,7 @@ def _load(existing_yaml: str | None) -> dict[str, Any]:
     if doc is None:
         return {"global": dict(DEFAULT_GLOBAL), "scrape_configs": []}
     if not isinstance(doc, dict):
-        raise MonitoringError(
-            f"existing Prometheus config is a {type(doc).__name__}, not a mapping of settings", hint
-        )
+        raise MonitoringError(f"existing Prometheus config is a {type(doc).__name__}, not a mapping of settings", hint)
     configs = doc.get("scrape_configs")
     if configs is None:
         doc["scrape_configs"] = []

@@ -13,8 +13,17 @@ from orchestrator.errors import ConfigError
 from orchestrator.yamlpos import load_with_lines, nearest_line
 
 StepKind = Literal[
-    "provision", "connect", "verify-gpu", "install-stack", "start-engine", "health", "monitoring",
-    "stop-engine", "unmonitor", "destroy-server", "forget",
+    "provision",
+    "connect",
+    "verify-gpu",
+    "install-stack",
+    "start-engine",
+    "health",
+    "monitoring",
+    "stop-engine",
+    "unmonitor",
+    "destroy-server",
+    "forget",
 ]
 
 
@@ -46,8 +55,11 @@ def load_playbook(name_or_path: str) -> Playbook:
     try:
         text = path.read_text()
     except OSError:
-        raise ConfigError(f"playbook not found: {path}", "set ORCHESTRATOR_PLAYBOOKS to the playbooks folder",
-                          file=str(path)) from None
+        raise ConfigError(
+            f"playbook not found: {path}",
+            "set ORCHESTRATOR_PLAYBOOKS to the playbooks folder",
+            file=str(path),
+        ) from None
     data, lines = load_with_lines(text, str(path))
     try:
         return Playbook.model_validate(data)
@@ -55,5 +67,10 @@ def load_playbook(name_or_path: str) -> Playbook:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         msg = f"unknown key {loc[-1]!r}" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(msg, "see playbooks/README in README.md", file=str(path),
-                          line=nearest_line(lines, loc), field=".".join(map(str, loc))) from None
+        raise ConfigError(
+            msg,
+            "see playbooks/README in README.md",
+            file=str(path),
+            line=nearest_line(lines, loc),
+            field=".".join(map(str, loc)),
+        ) from None

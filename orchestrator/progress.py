@@ -63,17 +63,33 @@ class ProgressReporter:
     def info(self, message: str) -> None:
         self._line(f"      {message}")
 
-    def summary(self, command: str, ctx: StepContext, outcomes: list[StepOutcome],
-                failure: OrchestratorError | None) -> None:
+    def summary(
+        self, command: str, ctx: StepContext, outcomes: list[StepOutcome], failure: OrchestratorError | None
+    ) -> None:
         dep = ctx.dep
         if self.as_json:
             doc: dict[str, object] = {
-                "command": command, "deployment": ctx.cfg.name, "dry_run": self.dry_run, "ok": failure is None,
-                "steps": [{"kind": o.kind, "status": o.status, "seconds": round(o.seconds, 3), "note": o.note,
-                           "actions": o.actions} for o in outcomes],
+                "command": command,
+                "deployment": ctx.cfg.name,
+                "dry_run": self.dry_run,
+                "ok": failure is None,
+                "steps": [
+                    {
+                        "kind": o.kind,
+                        "status": o.status,
+                        "seconds": round(o.seconds, 3),
+                        "note": o.note,
+                        "actions": o.actions,
+                    }
+                    for o in outcomes
+                ],
             }
             if failure is not None:
-                doc["error"] = {"message": failure.message, "hint": failure.hint, "exit_code": failure.exit_code}
+                doc["error"] = {
+                    "message": failure.message,
+                    "hint": failure.hint,
+                    "exit_code": failure.exit_code,
+                }
             if not self.dry_run:
                 doc["server"] = dep.server.model_dump(mode="json") if dep.server else None
                 doc["endpoint"] = dep.engine.endpoint if dep.engine else None
@@ -112,9 +128,17 @@ def status_rows(deps: list[Deployment]) -> list[str]:
         health = "-"
         if h is not None:
             health = f"{'ok' if h.ok else 'FAILED'} {format_duration(now - h.checked_at)} ago"
-        rows.append((
-            d.name, d.status, srv.uuid if srv else "-", (srv.ip or "-") if srv else "-", srv.plan if srv else "-",
-            f"{eng.kind}:{eng.served_name}" if eng else "-", eng.endpoint if eng else "-", health,
-        ))
+        rows.append(
+            (
+                d.name,
+                d.status,
+                srv.uuid if srv else "-",
+                (srv.ip or "-") if srv else "-",
+                srv.plan if srv else "-",
+                f"{eng.kind}:{eng.served_name}" if eng else "-",
+                eng.endpoint if eng else "-",
+                health,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

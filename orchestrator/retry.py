@@ -47,9 +47,7 @@ def call_with_retries(
     """Call ``fn`` until it succeeds, a non-transient error occurs, ``deadline`` seconds pass or attempts run out."""
     from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
-    stop = stop_after_delay(deadline)
-    if attempts is not None:
-        stop = stop | stop_after_attempt(attempts)
+    stop = stop_after_delay(deadline) if attempts is None else stop_after_delay(deadline) | stop_after_attempt(attempts)
 
     def before_sleep(state: object) -> None:
         if on_retry is not None:

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from orchestrator.actions import Action, HttpCheck, Local, Remote, Result
 from orchestrator.context import StepContext, StepGen
@@ -50,7 +51,7 @@ class StepOutcome:
     actions: list[str] = field(default_factory=list)
 
 
-class Reporter:
+class Reporter(Protocol):
     """Receives progress; the CLI prints it, tests collect it."""
 
     def step_started(self, index: int, total: int, kind: str) -> None: ...
@@ -107,7 +108,10 @@ class Runner:
         self.outcomes.append(outcome)
         if outcome.kind != "forget":
             ctx.dep.steps[outcome.kind] = StepRecord(
-                status=outcome.status, finished_at=time.time(), seconds=round(outcome.seconds, 3), note=outcome.note
+                status=outcome.status,
+                finished_at=time.time(),
+                seconds=round(outcome.seconds, 3),
+                note=outcome.note,
             )
             ctx.save()
         self.reporter.step_finished(index, total, outcome)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +151,41 @@ class StateStore:
                 "check `upctl server list`",
             ) from None
         return path
+
+    @contextlib.contextmanager
+    def lock(self, name: str, command: str) -> Iterator[None]:
+        """One deploy/teardown per deployment at a time. flock dies with its holder, so no stale locks."""
+        import fcntl
+        import socket
+
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fh = open(self.dir / f"{name}.lock", "a+")  # noqa: SIM115 - held for the whole with-block
+        except OSError as exc:
+            raise StateError(f"cannot create lock file in {self.dir}: {exc.strerror}") from None
+        with fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another orchestrator process"
+                raise StateError(
+                    f"deployment {name!r} is busy: {holder}",
+                    "wait for it to finish (or stop that process); the lock is released when it exits",
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(
+                f"pid {os.getpid()} on {socket.gethostname()} running `orchestrator {command}` "
+                f"since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            )
+            fh.flush()
+            try:
+                yield
+            finally:
+                fh.seek(0)
+                fh.truncate()
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def delete(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)

@@ -15,12 +15,14 @@ def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _walk(value_node, (*path, key), lines)
+            here: Loc = (*path, key)
+            lines[here] = key_node.start_mark.line + 1
+            _walk(value_node, here, lines)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            lines[(*path, i)] = item.start_mark.line + 1
-            _walk(item, (*path, i), lines)
+            here = (*path, i)
+            lines[here] = item.start_mark.line + 1
+            _walk(item, here, lines)
 
 
 def load_with_lines(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:

@@ -25,12 +25,21 @@ engine:
 """
 
 CASES = {
-    "unknown key": (GOOD.replace("  zone: fi-hel2", "  zone: fi-hel2\n  colour: blue"), 4, "provider.colour",
-                    "unknown key 'colour'"),
+    "unknown key": (
+        GOOD.replace("  zone: fi-hel2", "  zone: fi-hel2\n  colour: blue"),
+        4,
+        "provider.colour",
+        "unknown key 'colour'",
+    ),
     "wrong type": (GOOD.replace("port: 8000", "port: eighty"), 7, "engine.port", "integer"),
     "unknown engine": (GOOD.replace("kind: vllm", "kind: llamacpp"), 5, "engine.kind", "vllm"),
     "bad port": (GOOD.replace("port: 8000", "port: 70000"), 7, "engine.port", "65535"),
-    "missing model": (GOOD.replace("  model: Qwen/Qwen2.5-0.5B-Instruct\n", ""), 4, "engine.model", "missing"),
+    "missing model": (
+        GOOD.replace("  model: Qwen/Qwen2.5-0.5B-Instruct\n", ""),
+        4,
+        "engine.model",
+        "missing",
+    ),
     "malformed yaml": (GOOD.replace("  zone: fi-hel2", "  zone: [fi-hel2"), None, None, "malformed YAML"),
     "torchserve": (GOOD.replace("kind: vllm", "kind: torchserve"), None, None, "archived"),
     "bad name": (GOOD.replace("name: demo", "name: Demo_1"), 1, "name", "a-z"),
@@ -42,14 +51,13 @@ def upctl_spy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A stand-in upctl that records every call: bad configs must never reach the provider."""
     log = tmp_path / "upctl-calls.log"
     spy = tmp_path / "upctl"
-    spy.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\nexit 0\n")
+    spy.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexit 0\n')
     spy.chmod(spy.stat().st_mode | stat.S_IXUSR)
     return log, {"ORCHESTRATOR_UPCTL": str(spy), "PATH": f"{tmp_path}:{os.environ['PATH']}"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_config_exits_2_with_location(case: str, tmp_path: Path,
-                                          upctl_spy: tuple[Path, dict[str, str]]) -> None:
+def test_bad_config_exits_2_with_location(case: str, tmp_path: Path, upctl_spy: tuple[Path, dict[str, str]]) -> None:
     text, line, field, words = CASES[case]
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(text)
@@ -90,10 +98,25 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "not found" in proc.stderr
 
 
-yaml_scalars = st.one_of(st.integers(), st.text(max_size=12), st.booleans(), st.none(),
-                         st.lists(st.integers(), max_size=2))
-keys = st.sampled_from(["name", "provider", "engine", "ssh", "gpu", "monitoring", "zone", "model", "port",
-                        "kind", "plan", "bogus"])
+yaml_scalars = st.one_of(
+    st.integers(), st.text(max_size=12), st.booleans(), st.none(), st.lists(st.integers(), max_size=2)
+)
+keys = st.sampled_from(
+    [
+        "name",
+        "provider",
+        "engine",
+        "ssh",
+        "gpu",
+        "monitoring",
+        "zone",
+        "model",
+        "port",
+        "kind",
+        "plan",
+        "bogus",
+    ]
+)
 documents = st.recursive(yaml_scalars, lambda inner: st.dictionaries(keys, inner, max_size=4), max_leaves=12)
 
 

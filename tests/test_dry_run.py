@@ -53,10 +53,20 @@ def test_dry_run_real_config_needs_no_credentials(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     # every upctl call, every remote command, every file write and every health URL, in order
-    order = ["upctl server plans", "upctl server create", "--os-storage-size 200", "ssh: connect root@<server.ip>",
-             "nvidia-smi --query-gpu", "pip install vllm", "upload: .orchestrator/qwen-l40s/engine.env",
-             "setsid nohup", "http: GET http://<server.ip>:8000/health", "/v1/models", "POST http://<server.ip>:8000/v1/completions",
-             "write: "]
+    order = [
+        "upctl server plans",
+        "upctl server create",
+        "--os-storage-size 200",
+        "ssh: connect root@<server.ip>",
+        "nvidia-smi --query-gpu",
+        "pip install vllm",
+        "upload: .orchestrator/qwen-l40s/engine.env",
+        "setsid nohup",
+        "http: GET http://<server.ip>:8000/health",
+        "/v1/models",
+        "POST http://<server.ip>:8000/v1/completions",
+        "write: ",
+    ]
     positions = [out.find(s) for s in order]
     assert all(p >= 0 for p in positions), list(zip(order, positions, strict=True))
     assert positions == sorted(positions)
@@ -80,8 +90,10 @@ def test_dry_run_json_and_secrets_hidden(tmp_path: Path) -> None:
 def test_help_is_fast_path(tmp_path: Path) -> None:
     proc = run_cli("--help")
     assert proc.returncode == 0 and "deploy" in proc.stdout and "Exit codes" in proc.stdout
-    probe = ("import sys, orchestrator.cli; heavy = [m for m in ('paramiko', 'httpx', 'prometheus_client', "
-             "'pydantic') if m in sys.modules]; print(heavy)")
+    probe = (
+        "import sys, orchestrator.cli; heavy = [m for m in ('paramiko', 'httpx', 'prometheus_client', "
+        "'pydantic') if m in sys.modules]; print(heavy)"
+    )
     import subprocess
     import sys
 

@@ -57,23 +57,35 @@ def env(cloud: MockCloud, tmp_path: Path) -> Iterator[dict[str, str]]:
     live = servers.values() if isinstance(servers, dict) else servers
     for srv in list(live):
         uuid = srv["uuid"] if isinstance(srv, dict) else srv
-        subprocess.run(["upctl", "server", "delete", uuid, "--stop", "--delete-storages"], env=e,
-                       capture_output=True)
+        subprocess.run(["upctl", "server", "delete", uuid, "--stop", "--delete-storages"], env=e, capture_output=True)
 
 
-def write_config(cloud: MockCloud, tmp_path: Path, prom: Prometheus | None, name: str = "e2e",
-                 **engine: object) -> Path:
+def write_config(
+    cloud: MockCloud, tmp_path: Path, prom: Prometheus | None, name: str = "e2e", **engine: object
+) -> Path:
     prom_cfg = prom.config if prom else tmp_path / "prom" / "prometheus.yml"
     data: dict[str, object] = {
         "name": name,
         "provider": {"plan": "^GPU-8xCPU-64GB-1xL40S$", "storage_gb": 50},
-        "ssh": {"user": cloud.user, "port": cloud.ssh_port, "private_key": str(cloud.client_key),
-                "connect_timeout": "30s"},
-        "engine": {"kind": "vllm", "model": "Qwen/Qwen2.5-0.5B-Instruct", "served_name": "qwen-mini",
-                   "health": {"timeout": "60s", "interval": "0.3s"}, **engine},
-        "monitoring": {"prometheus_config": str(prom_cfg), "scrape_interval": "1s",
-                       "reload_url": f"{prom.url}/-/reload" if prom else None,
-                       "file_sd_dir": str(tmp_path / "file_sd")},
+        "ssh": {
+            "user": cloud.user,
+            "port": cloud.ssh_port,
+            "private_key": str(cloud.client_key),
+            "connect_timeout": "30s",
+        },
+        "engine": {
+            "kind": "vllm",
+            "model": "Qwen/Qwen2.5-0.5B-Instruct",
+            "served_name": "qwen-mini",
+            "health": {"timeout": "60s", "interval": "0.3s"},
+            **engine,
+        },
+        "monitoring": {
+            "prometheus_config": str(prom_cfg),
+            "scrape_interval": "1s",
+            "reload_url": f"{prom.url}/-/reload" if prom else None,
+            "file_sd_dir": str(tmp_path / "file_sd"),
+        },
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -88,8 +100,15 @@ def engine_processes(cloud: MockCloud) -> list[int]:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if b"mockcloud.engine" in cmd and state != "Z" and any(str(h.home).encode() in Path(
-                f"/proc/{pid}/environ").read_bytes() for h in cloud.hosts if os.access(f"/proc/{pid}/environ", os.R_OK)):
+        if (
+            b"mockcloud.engine" in cmd
+            and state != "Z"
+            and any(
+                str(h.home).encode() in Path(f"/proc/{pid}/environ").read_bytes()
+                for h in cloud.hosts
+                if os.access(f"/proc/{pid}/environ", os.R_OK)
+            )
+        ):
             pids.append(int(pid))
     return pids
 
@@ -103,12 +122,21 @@ def all_text_under(*roots: Path) -> str:
     return "\n".join(chunks)
 
 
-def test_deploy_status_redeploy_teardown(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
-                                         tmp_path: Path) -> None:
+def test_deploy_status_redeploy_teardown(
+    cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path
+) -> None:
     cfg = write_config(cloud, tmp_path, prom)
     proc = run_cli("deploy", str(cfg), env=env)
     assert proc.returncode == 0, proc.stderr
-    for step in ("provision", "connect", "verify-gpu", "install-stack", "start-engine", "health", "monitoring"):
+    for step in (
+        "provision",
+        "connect",
+        "verify-gpu",
+        "install-stack",
+        "start-engine",
+        "health",
+        "monitoring",
+    ):
         assert f"{step}: ok" in proc.stderr
     assert "endpoint: http://" in proc.stdout
 
@@ -136,7 +164,8 @@ def test_deploy_status_redeploy_teardown(cloud: MockCloud, prom: Prometheus | No
     if shutil.which("promtool"):
         assert subprocess.run(["promtool", "check", "config", str(prom_cfg)], capture_output=True).returncode == 0
     assert json.loads((tmp_path / "file_sd" / "orchestrator-e2e.json").read_text())[0]["targets"] == [
-        f"{srv['ip']}:8000"]
+        f"{srv['ip']}:8000"
+    ]
     metrics = Path(status["monitoring"]["run_metrics"]).read_text()
     assert 'orchestrator_run_success{command="deploy",deployment="e2e"} 1.0' in metrics
     if prom is not None:
@@ -155,8 +184,17 @@ def test_deploy_status_redeploy_teardown(cloud: MockCloud, prom: Prometheus | No
     assert len(engine_processes(cloud)) == 1, "redeploy must replace the engine, not add one"
 
     # secrets never appear in output, state, logs or written files
-    everything = "\n".join([proc.stdout, proc.stderr, again.stdout, again.stderr, redeploy.stdout,
-                            redeploy.stderr, all_text_under(tmp_path)])
+    everything = "\n".join(
+        [
+            proc.stdout,
+            proc.stderr,
+            again.stdout,
+            again.stderr,
+            redeploy.stdout,
+            redeploy.stderr,
+            all_text_under(tmp_path),
+        ]
+    )
     assert API_KEY not in everything and HF not in everything
 
     down = run_cli("teardown", "e2e", "--yes", env=env)
@@ -168,8 +206,9 @@ def test_deploy_status_redeploy_teardown(cloud: MockCloud, prom: Prometheus | No
     assert engine_processes(cloud) == []
 
 
-def test_engine_crash_is_explained_and_server_kept(cloud: MockCloud, prom: Prometheus | None,
-                                                   env: dict[str, str], tmp_path: Path) -> None:
+def test_engine_crash_is_explained_and_server_kept(
+    cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path
+) -> None:
     for h in cloud.hosts:
         h.set_knobs(engine_fail="kv_cache")
     cfg = write_config(cloud, tmp_path, prom, name="crash")
@@ -185,8 +224,9 @@ def test_engine_crash_is_explained_and_server_kept(cloud: MockCloud, prom: Prome
     assert down.returncode == 0, down.stderr
 
 
-def test_gpu_driver_missing_exit_6(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
-                                   tmp_path: Path) -> None:
+def test_gpu_driver_missing_exit_6(
+    cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path
+) -> None:
     for h in cloud.hosts:
         h.set_knobs(nvsmi_fail=True)
     cfg = write_config(cloud, tmp_path, prom, name="nogpu")
@@ -197,8 +237,14 @@ def test_gpu_driver_missing_exit_6(cloud: MockCloud, prom: Prometheus | None, en
 
 
 @pytest.mark.parametrize("token, code", [(None, 4), ("invalid", 4)])
-def test_credentials_errors(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path,
-                            token: str | None, code: int) -> None:
+def test_credentials_errors(
+    cloud: MockCloud,
+    prom: Prometheus | None,
+    env: dict[str, str],
+    tmp_path: Path,
+    token: str | None,
+    code: int,
+) -> None:
     e = dict(env)
     e.pop("UPCLOUD_TOKEN")
     e["HOME"] = str(tmp_path)  # no ~/.config/upctl.yaml either
@@ -210,8 +256,9 @@ def test_credentials_errors(cloud: MockCloud, prom: Prometheus | None, env: dict
     assert read_state(cloud.upctl_home).get("servers") in ({}, [], None)
 
 
-def test_no_capacity_creates_nothing(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
-                                     tmp_path: Path) -> None:
+def test_no_capacity_creates_nothing(
+    cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path
+) -> None:
     set_faults(cloud.upctl_home, devices={"fi-hel2": {"GPU-8xCPU-64GB-1xL40S": 0}})
     proc = run_cli("deploy", str(write_config(cloud, tmp_path, prom, name="nocap")), env=env)
     assert proc.returncode == 3, proc.stderr
@@ -219,19 +266,25 @@ def test_no_capacity_creates_nothing(cloud: MockCloud, prom: Prometheus | None, 
 
 
 def test_wait_timeout_still_confirmed_and_transient_create_retried(
-        cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path) -> None:
-    set_faults(cloud.upctl_home, wait_timeout=True, boot_polls=2,
-               fail={"server plans": {"times": 1, "kind": "5xx"}})
-    cfg = write_config(cloud, tmp_path, prom, name="slowboot", health={"timeout": "60s", "interval": "0.3s",
-                                                                       "completion_check": False})
+    cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path
+) -> None:
+    set_faults(cloud.upctl_home, wait_timeout=True, boot_polls=2, fail={"server plans": {"times": 1, "kind": "5xx"}})
+    cfg = write_config(
+        cloud,
+        tmp_path,
+        prom,
+        name="slowboot",
+        health={"timeout": "60s", "interval": "0.3s", "completion_check": False},
+    )
     proc = run_cli("deploy", str(cfg), env=env)
     assert proc.returncode == 0, proc.stderr
     assert "transient" in proc.stderr and "checking the state myself" in proc.stderr
     assert run_cli("teardown", "slowboot", "--yes", env=env).returncode == 0
 
 
-def test_changed_host_key_is_refused(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
-                                     tmp_path: Path) -> None:
+def test_changed_host_key_is_refused(
+    cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path
+) -> None:
     cfg = write_config(cloud, tmp_path, prom, name="hostkey")
     assert run_cli("deploy", str(cfg), env=env).returncode == 0
     state_file = tmp_path / "home" / "deployments" / "hostkey.json"
@@ -244,10 +297,10 @@ def test_changed_host_key_is_refused(cloud: MockCloud, prom: Prometheus | None, 
     assert run_cli("teardown", "hostkey", "--yes", env=env).returncode == 0
 
 
-def test_docker_install_method(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str],
-                               tmp_path: Path) -> None:
-    cfg = write_config(cloud, tmp_path, prom, name="dock", install={"method": "docker",
-                                                                   "image": "vllm/vllm-openai:v0.11.0"})
+def test_docker_install_method(cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path) -> None:
+    cfg = write_config(
+        cloud, tmp_path, prom, name="dock", install={"method": "docker", "image": "vllm/vllm-openai:v0.11.0"}
+    )
     proc = run_cli("deploy", str(cfg), env=env)
     assert proc.returncode == 0, proc.stderr
     assert "docker" in proc.stderr or "container" in proc.stderr

@@ -260,9 +260,7 @@ def test_matching_survives_formatting_variations() -> None:
     assert match_failure(curly) == by_code("F1")
     lower = "failed to initialize nvml: driver/library version mismatch"
     assert match_failure(lower) == by_code("F2")
-    old_torch = (
-        "RuntimeError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 44.53 GiB total capacity)"
-    )
+    old_torch = "RuntimeError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 44.53 GiB total capacity)"
     assert match_failure(old_torch) == by_code("F9")
     other_cuda = "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=13.0, please update"
     assert match_failure(other_cuda) == by_code("F4")

@@ -274,9 +274,7 @@ def test_json_escapes_like_go(upctl: Run) -> None:
 
 
 def test_create_with_wait_then_show(upctl: Run, pool: list[dict[str, Any]], key_file: Path) -> None:
-    proc = create(
-        upctl, key_file, "gpu-a", "--label", "managed_by=orchestrator", "--label", "env=test", "--wait"
-    )
+    proc = create(upctl, key_file, "gpu-a", "--label", "managed_by=orchestrator", "--label", "env=test", "--wait")
     assert proc.returncode == 0, proc.stderr
     created = as_json(proc)
     assert created["state"] == "maintenance"  # the create response, not refreshed after --wait
@@ -311,9 +309,7 @@ def test_create_with_wait_then_show(upctl: Run, pool: list[dict[str, Any]], key_
     assert stat.S_IMODE(keys_file.stat().st_mode) == 0o644
 
 
-def test_create_without_wait_reports_maintenance_for_boot_polls(
-    upctl: Run, home: Path, key_file: Path
-) -> None:
+def test_create_without_wait_reports_maintenance_for_boot_polls(upctl: Run, home: Path, key_file: Path) -> None:
     set_faults(home, boot_polls=2)
     uuid = as_json(create(upctl, key_file, "gpu-b"))["uuid"]
     states = [as_json(upctl("server", "show", "gpu-b", "-o", "json"))["state"] for _ in range(3)]
@@ -420,9 +416,7 @@ def test_parallel_creates_bind_distinct_hosts(
 # ------------------------------------------------------------------------------------------ lifecycle
 
 
-def test_stop_start_delete_lifecycle(
-    upctl: Run, home: Path, pool: list[dict[str, Any]], key_file: Path
-) -> None:
+def test_stop_start_delete_lifecycle(upctl: Run, home: Path, pool: list[dict[str, Any]], key_file: Path) -> None:
     uuid = as_json(create(upctl, key_file, "life", "--wait"))["uuid"]
     marker = Path(pool[0]["poweroff"][-1])
     stopped = upctl("server", "stop", "life", "-o", "json")
@@ -519,9 +513,7 @@ def test_fail_kinds_capacity_quota_timeout(upctl: Run, home: Path, key_file: Pat
     set_faults(home, fail={"server stop": {"times": 1, "kind": "timeout", "timeout_seconds": 0.05}})
     proc = upctl("server", "stop", uuid, "-o", "json")
     assert proc.returncode == 1
-    assert as_json(proc)["error"].endswith(
-        "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
-    )
+    assert as_json(proc)["error"].endswith("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")
 
 
 def test_wait_timeout_warns_but_exits_zero(upctl: Run, home: Path, key_file: Path) -> None:
@@ -569,9 +561,7 @@ def test_firewall_rules(upctl: Run, key_file: Path) -> None:
     deleted = upctl("server", "firewall", "delete", uuid, "--position", "1", "-o", "json")
     assert (deleted.returncode, deleted.stdout) == (0, "")
     assert as_json(upctl("server", "firewall", "show", uuid, "-o", "json")) == {"firewall_rules": None}
-    bad = upctl(
-        "server", "firewall", "create", uuid, "--direction", "in", "--action", "drop", "--family", "IPv5"
-    )
+    bad = upctl("server", "firewall", "create", uuid, "--direction", "in", "--action", "drop", "--family", "IPv5")
     assert bad.returncode == 1 and "invalid family, use either IPv4 or IPv6" in bad.stderr
 
 

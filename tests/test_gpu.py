@@ -165,15 +165,10 @@ def test_explain_nvml_missing_exit_12() -> None:
 
 
 def test_explain_fallen_off_bus_exit_15() -> None:
-    err = explain_nvidia_smi_failure(
-        15, "Unable to determine the device handle for GPU0000:00:06.0: Unknown Error"
-    )
+    err = explain_nvidia_smi_failure(15, "Unable to determine the device handle for GPU0000:00:06.0: Unknown Error")
     assert "fallen off the bus" in err.message
     assert err.hint is not None and "reboot" in err.hint
-    assert (
-        "fallen off"
-        in explain_nvidia_smi_failure(1, "GPU 00000000:00:06.0: GPU has fallen off the bus.").message
-    )
+    assert "fallen off" in explain_nvidia_smi_failure(1, "GPU 00000000:00:06.0: GPU has fallen off the bus.").message
 
 
 def test_explain_no_devices_and_internal_error() -> None:

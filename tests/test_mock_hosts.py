@@ -27,9 +27,7 @@ from mockcloud.engine import ENGINE_CORE_FAILED
 from mockcloud.hosts import SSHD, MockHost, MockHostError, MockHosts, new_root, pid_alive
 from mockcloud.wheelhouse import WHEEL_NAME, build_vllm_wheel
 
-needs_sshd = pytest.mark.skipif(
-    not Path(SSHD).exists(), reason=f"{SSHD} missing: apt-get install openssh-server"
-)
+needs_sshd = pytest.mark.skipif(not Path(SSHD).exists(), reason=f"{SSHD} missing: apt-get install openssh-server")
 F1 = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"
 API_KEY = "test-key-7c1e"
 
@@ -100,9 +98,7 @@ def knobs(cloud: MockCloud) -> Iterator[list[MockHost]]:
 @pytest.fixture(scope="module")
 def venv(cloud: MockCloud, ssh: dict[str, paramiko.SSHClient]) -> str:
     """`python3 -m venv` + a plain `pip install vllm` on h1: pip finds only the stand-in wheel."""
-    rc, out, err = sh(
-        ssh["h1"], "python3 -m venv venv && venv/bin/pip install vllm && venv/bin/vllm --version"
-    )
+    rc, out, err = sh(ssh["h1"], "python3 -m venv venv && venv/bin/pip install vllm && venv/bin/vllm --version")
     assert rc == 0, out + err
     assert "Successfully installed vllm-0.11.0" in out and out.strip().endswith("0.11.0")
     return "venv/bin/vllm"
@@ -128,14 +124,10 @@ def healthy(url: str) -> bool:
 
 
 @needs_sshd
-def test_login_lands_in_the_hosts_own_environment(
-    cloud: MockCloud, ssh: dict[str, paramiko.SSHClient]
-) -> None:
+def test_login_lands_in_the_hosts_own_environment(cloud: MockCloud, ssh: dict[str, paramiko.SSHClient]) -> None:
     assert len({h.ipv4 for h in cloud.hosts}) == 2 and len({h.ssh_port for h in cloud.hosts}) == 1
     for host in cloud.hosts:
-        rc, out, _ = sh(
-            ssh[host.name], 'id -un; pwd; echo "$PATH"; echo "$MOCKHOST_IP"; command -v nvidia-smi docker'
-        )
+        rc, out, _ = sh(ssh[host.name], 'id -un; pwd; echo "$PATH"; echo "$MOCKHOST_IP"; command -v nvidia-smi docker')
         user, cwd, path, ipv4, nvsmi, docker = out.splitlines()
         assert rc == 0 and user == cloud.user and cwd == str(host.home) and ipv4 == host.ipv4
         assert path.split(":")[0] == str(cloud.mock_hosts.hostbin) and nvsmi.startswith(path.split(":")[0])
@@ -168,13 +160,9 @@ def test_cloud_describes_hosts_for_the_fake_upctl(cloud: MockCloud) -> None:
 @needs_sshd
 def test_nvidia_smi_query_formats(ssh: dict[str, paramiko.SSHClient]) -> None:
     client = ssh["h1"]
-    rc, out, _ = sh(
-        client, "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader,nounits"
-    )
+    rc, out, _ = sh(client, "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader,nounits")
     assert (rc, out) == (0, "NVIDIA L40S, 580.95.05, 46068\n")
-    rc, out, _ = sh(
-        client, "nvidia-smi --query-gpu=index,name,memory.total,utilization.gpu,power.draw --format=csv"
-    )
+    rc, out, _ = sh(client, "nvidia-smi --query-gpu=index,name,memory.total,utilization.gpu,power.draw --format=csv")
     header, row = out.splitlines()
     assert header == "index, name, memory.total [MiB], utilization.gpu [%], power.draw [W]"
     assert re.fullmatch(r"0, NVIDIA L40S, 46068 MiB, \d+ %, [\d.]+ W", row)
@@ -237,9 +225,7 @@ def test_vllm_from_the_wheelhouse_serves_the_openai_api(
             timeout=5,
             json={"model": "mock-m", "prompt": "Hello there", "max_tokens": 5},
         ).json()
-        assert (
-            len(done["choices"][0]["text"].split()) == 5 and done["choices"][0]["finish_reason"] == "length"
-        )
+        assert len(done["choices"][0]["text"].split()) == 5 and done["choices"][0]["finish_reason"] == "length"
         assert done["usage"] == {"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7}
         chat = httpx.post(
             f"{url}/v1/chat/completions",
@@ -248,9 +234,7 @@ def test_vllm_from_the_wheelhouse_serves_the_openai_api(
             json={"model": "mock-m", "messages": [{"role": "user", "content": "hi"}]},
         ).json()
         assert chat["object"] == "chat.completion" and chat["choices"][0]["finish_reason"] == "stop"
-        wrong = httpx.post(
-            f"{url}/v1/completions", headers=auth, timeout=5, json={"model": "nope", "prompt": "x"}
-        )
+        wrong = httpx.post(f"{url}/v1/completions", headers=auth, timeout=5, json={"model": "nope", "prompt": "x"})
         assert wrong.status_code == 404 and wrong.json()["error"]["type"] == "NotFoundError"
         assert httpx.get(f"{url}/version", timeout=5).json() == {"version": "0.11.0"}
         samples = {
@@ -268,10 +252,7 @@ def test_vllm_from_the_wheelhouse_serves_the_openai_api(
             None,
         ) in samples
         log = (host.home / "vllm.log").read_text()
-        assert (
-            "Starting vLLM API server 0 on http://0.0.0.0:8000" in log
-            and "Application startup complete." in log
-        )
+        assert "Starting vLLM API server 0 on http://0.0.0.0:8000" in log and "Application startup complete." in log
         assert API_KEY not in log
     finally:
         subprocess.run(host.poweroff, check=True)
@@ -296,9 +277,7 @@ def test_engine_failures_exit_with_vllms_root_cause(
 ) -> None:
     host = knobs[0]
     host.set_knobs(engine_fail=failure, engine_startup_delay=0.2)
-    _, out, _ = sh(
-        ssh["h1"], f"setsid nohup {venv} serve org/m --port 8000 > fail.log 2>&1 < /dev/null & echo $!"
-    )
+    _, out, _ = sh(ssh["h1"], f"setsid nohup {venv} serve org/m --port 8000 > fail.log 2>&1 < /dev/null & echo $!")
     pid = int(out)
     wait_for(lambda: not pid_alive(pid), what="the failing engine to exit")
     log = (host.home / "fail.log").read_text()
@@ -331,9 +310,7 @@ def test_docker_shim_runs_vllm_containers(knobs: list[MockHost], ssh: dict[str, 
         assert out == cid[:12] + "\n"
         url = f"http://{host.ipv4}:8000"
         wait_for(lambda: healthy(url), what="the container's /health")
-        models = httpx.get(
-            f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5
-        ).json()
+        models = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5).json()
         assert models["data"][0]["id"] == "served"
         _, out, _ = sh(client, "docker logs --tail 20 vllm-t")
         assert "Application startup complete." in out
@@ -376,9 +353,7 @@ def test_docker_shim_failures(knobs: list[MockHost], ssh: dict[str, paramiko.SSH
 
 def test_engine_health_streaming_and_sigterm(tmp_path: Path) -> None:
     (tmp_path / "run" / "pids").mkdir(parents=True)
-    (tmp_path / "knobs.json").write_text(
-        json.dumps({"engine_startup_delay": 0.1, "engine_health_fail_after": 1.0})
-    )
+    (tmp_path / "knobs.json").write_text(json.dumps({"engine_startup_delay": 0.1, "engine_health_fail_after": 1.0}))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -427,10 +402,7 @@ def test_stand_in_wheel_is_a_valid_reproducible_wheel(tmp_path: Path) -> None:
                 data = archive.read(name)
                 expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
                 assert (digest, int(size)) == (f"sha256={expected}", len(data))
-        assert (
-            "vllm = vllm._mockcloud_entry:main"
-            in archive.read("vllm-0.11.0.dist-info/entry_points.txt").decode()
-        )
+        assert "vllm = vllm._mockcloud_entry:main" in archive.read("vllm-0.11.0.dist-info/entry_points.txt").decode()
         assert set(archive.namelist()) == {line.split(",")[0] for line in record}
 
 

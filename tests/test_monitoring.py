@@ -24,9 +24,7 @@ from orchestrator.monitoring import (
 )
 
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (apt install prometheus)"
-)
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt install prometheus)")
 
 VLLM = ScrapeTarget(
     job="orchestrator-demo",
@@ -221,9 +219,7 @@ def test_merge_carries_path_scheme_and_interval() -> None:
 
 def test_merge_does_not_emit_yaml_anchors_for_shared_nodes() -> None:
     existing = (
-        "x: &lbl {a: b}\n"
-        "scrape_configs:\n"
-        "  - job_name: p\n    static_configs: [{targets: ['h:1'], labels: *lbl}]\n"
+        "x: &lbl {a: b}\nscrape_configs:\n  - job_name: p\n    static_configs: [{targets: ['h:1'], labels: *lbl}]\n"
     )
     out = merge_scrape_job(existing, VLLM)
     assert "&" not in out and "*" not in out

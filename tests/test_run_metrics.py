@@ -15,9 +15,7 @@ from orchestrator.errors import MonitoringError
 from orchestrator.run_metrics import StepTiming, render_run_metrics, textfile_name, write_textfile
 
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (apt install prometheus)"
-)
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt install prometheus)")
 
 STEPS = [
     StepTiming("provision", 61.5, "ok"),
@@ -47,9 +45,7 @@ def test_render_values_and_labels() -> None:
     }
     assert all(lbl["deployment"] == "demo" for lbl, _ in got["orchestrator_step_duration_seconds"])
     assert got["orchestrator_run_success"] == [({"deployment": "demo", "command": "up"}, 0.0)]
-    assert got["orchestrator_run_last_timestamp_seconds"] == [
-        ({"deployment": "demo", "command": "up"}, 1764316800.5)
-    ]
+    assert got["orchestrator_run_last_timestamp_seconds"] == [({"deployment": "demo", "command": "up"}, 1764316800.5)]
     assert got["orchestrator_run_duration_seconds"] == [({"deployment": "demo", "command": "up"}, 363.75)]
     assert "orchestrator_time_to_healthy_seconds" not in got
 
@@ -67,9 +63,7 @@ def test_render_sums_repeated_steps_and_handles_no_steps() -> None:
         "d", "down", "ok", [StepTiming("ssh", 1.0, "failed"), StepTiming("ssh", 2.5, "failed")], None, 5
     )
     got = _samples(text)
-    assert got["orchestrator_step_duration_seconds"] == [
-        ({"deployment": "d", "step": "ssh", "outcome": "failed"}, 3.5)
-    ]
+    assert got["orchestrator_step_duration_seconds"] == [({"deployment": "d", "step": "ssh", "outcome": "failed"}, 3.5)]
     empty = _samples(render_run_metrics("d", "status", "ok", [], None, 5))
     assert "orchestrator_step_duration_seconds" not in empty
     assert empty["orchestrator_run_duration_seconds"] == [({"deployment": "d", "command": "status"}, 0.0)]

@@ -354,8 +354,7 @@ def test_exit_102_no_credentials() -> None:
     assert type(err) is CredentialsError
     assert err.message == "upctl found no UpCloud credentials"
     assert err.hint == (
-        "export UPCLOUD_TOKEN=... (or UPCLOUD_USERNAME and UPCLOUD_PASSWORD), "
-        "or put them in ~/.config/upctl.yaml"
+        "export UPCLOUD_TOKEN=... (or UPCLOUD_USERNAME and UPCLOUD_PASSWORD), or put them in ~/.config/upctl.yaml"
     )
     assert (err.returncode, err.stderr, err.argv, err.exit_code) == (102, NO_CREDS, CMD.list_servers(), 4)
 
@@ -410,9 +409,7 @@ def test_unknown_server_is_server_not_found() -> None:
     assert err.message == f"upctl server show failed: {NOT_FOUND_MSG}"
     assert not err.transient
     # the stderr detail line alone is enough (e.g. human output)
-    assert isinstance(
-        map_failure(CMD.delete("nope"), 1, "", failure_stderr("nope", NOT_FOUND_MSG)), ServerNotFound
-    )
+    assert isinstance(map_failure(CMD.delete("nope"), 1, "", failure_stderr("nope", NOT_FOUND_MSG)), ServerNotFound)
 
 
 def test_state_illegal_is_plain_provider_error() -> None:

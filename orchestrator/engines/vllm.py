@@ -86,16 +86,28 @@ class VllmEngine:
         ]
         if self.method == "docker":
             port = str(self.e.port)
-            run = ["docker", "run", "-d", "--name", self.container, "--gpus", "all", "--ipc=host",
-                   "-p", f"{port}:{port}"]
+            run = [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                self.container,
+                "--gpus",
+                "all",
+                "--ipc=host",
+                "-p",
+                f"{port}:{port}",
+            ]
             for name, var in ((HF_TOKEN, "HF_TOKEN"), (API_KEY, "VLLM_API_KEY")):
                 if name in secrets:
                     run += ["-e", var]  # value taken from this script's environment, not argv
             run += [self.e.install.image, "--model", self.e.model, *self.engine_args()]
             cache = '-v "$HOME/.cache/huggingface:/root/.cache/huggingface"'
             split = run.index("--gpus")
-            body = [f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1",
-                    shlex.join(run[:split]) + f" {cache} " + shlex.join(run[split:])]
+            body = [
+                f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1",
+                shlex.join(run[:split]) + f" {cache} " + shlex.join(run[split:]),
+            ]
         else:
             vllm = f"{self._venv}/bin/vllm" if self.method == "pip" else "vllm"
             body = [f"exec {vllm} serve {shlex.quote(self.e.model)} {shlex.join(self.engine_args())}"]
@@ -110,27 +122,38 @@ class VllmEngine:
             Upload(f"{self.run_dir}/start.sh", self.start_script(secrets), 0o700),
         ]
         if self.method == "docker":
-            steps.append(Remote(f'out=$(sh {rd}/start.sh 2>&1); rc=$?; printf "%s\\n" "$out" | tail -n 20; exit $rc',
-                                "start the vLLM container"))
+            steps.append(
+                Remote(
+                    f'out=$(sh {rd}/start.sh 2>&1); rc=$?; printf "%s\\n" "$out" | tail -n 20; exit $rc',
+                    "start the vLLM container",
+                )
+            )
         else:
             # setsid+nohup, all three fds redirected, no pty: survives the SSH session ending.
-            steps.append(Remote(
-                f"cd {rd} || exit 1; setsid nohup sh ./start.sh > engine.log 2>&1 < /dev/null &"
-                " echo $! > engine.pid; cat engine.pid",
-                "start vLLM detached",
-            ))
+            steps.append(
+                Remote(
+                    f"cd {rd} || exit 1; setsid nohup sh ./start.sh > engine.log 2>&1 < /dev/null &"
+                    " echo $! > engine.pid; cat engine.pid",
+                    "start vLLM detached",
+                )
+            )
         return steps
 
     def _pid_alive(self) -> str:
         pidf = shlex.quote(f"{self.run_dir}/engine.pid")
-        return (f'pid=$(cat {pidf} 2>/dev/null) && [ -n "$pid" ] && '
-                f"awk '{{exit ($3 == \"Z\")}}' /proc/$pid/stat 2>/dev/null")
+        return (
+            f'pid=$(cat {pidf} 2>/dev/null) && [ -n "$pid" ] && '
+            f"awk '{{exit ($3 == \"Z\")}}' /proc/$pid/stat 2>/dev/null"
+        )
 
     def running_probe(self) -> Remote:
         if self.method == "docker":
             name = shlex.quote(self.container)
-            return Remote(f"docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null | grep -qx running",
-                          "is the vLLM container running?", timeout=30)
+            return Remote(
+                f"docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null | grep -qx running",
+                "is the vLLM container running?",
+                timeout=30,
+            )
         return Remote(self._pid_alive(), "is vLLM running?", timeout=30)
 
     def stop(self) -> Remote:
@@ -161,16 +184,44 @@ class VllmEngine:
         h = self.e.health
         bearer = API_KEY if api_key else None
         checks = [
-            HttpCheck("GET", f"{base}/health", "status", "200", wait=h.timeout, interval=h.interval,
-                      liveness=self.running_probe(), log_tail=self.log_tail()),
-            HttpCheck("GET", f"{base}/v1/models", "openai-model", self.e.served, bearer_secret=bearer,
-                      wait=60.0, interval=h.interval, liveness=self.running_probe(), log_tail=self.log_tail()),
+            HttpCheck(
+                "GET",
+                f"{base}/health",
+                "status",
+                "200",
+                wait=h.timeout,
+                interval=h.interval,
+                liveness=self.running_probe(),
+                log_tail=self.log_tail(),
+            ),
+            HttpCheck(
+                "GET",
+                f"{base}/v1/models",
+                "openai-model",
+                self.e.served,
+                bearer_secret=bearer,
+                wait=60.0,
+                interval=h.interval,
+                liveness=self.running_probe(),
+                log_tail=self.log_tail(),
+            ),
         ]
         if h.completion_check:
             body = json.dumps({"model": self.e.served, "prompt": "Hello", "max_tokens": 1, "temperature": 0})
-            checks.append(HttpCheck("POST", f"{base}/v1/completions", "openai-completion", json_body=body,
-                                    bearer_secret=bearer, wait=120.0, interval=h.interval, timeout=60.0,
-                                    liveness=self.running_probe(), log_tail=self.log_tail()))
+            checks.append(
+                HttpCheck(
+                    "POST",
+                    f"{base}/v1/completions",
+                    "openai-completion",
+                    json_body=body,
+                    bearer_secret=bearer,
+                    wait=120.0,
+                    interval=h.interval,
+                    timeout=60.0,
+                    liveness=self.running_probe(),
+                    log_tail=self.log_tail(),
+                )
+            )
         return checks
 
     def scrape_target(self, ip: str) -> ScrapeTarget:

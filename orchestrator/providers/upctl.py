@@ -29,9 +29,7 @@ class ServerNotFound(ProviderError):
 
 def _check_name(what: str, value: str) -> str:
     if not value or value.startswith("-") or "\n" in value:
-        raise ConfigError(
-            f"invalid {what} {value!r} for upctl", f"give a non-empty {what} not starting with '-'"
-        )
+        raise ConfigError(f"invalid {what} {value!r} for upctl", f"give a non-empty {what} not starting with '-'")
     return value
 
 
@@ -39,9 +37,7 @@ def _ssh_keys_value(keys: Sequence[str]) -> str:
     """Join keys the way upctl's string-slice flag splits them (one CSV record)."""
     for key in keys:
         if "\n" in key.strip():
-            raise ConfigError(
-                "an SSH public key must be a single line", "pass one key per entry, or a file path"
-            )
+            raise ConfigError("an SSH public key must be a single line", "pass one key per entry, or a file path")
         literal = re.match(r"^\S+\s+AAAA", key.strip())
         if literal and not key.strip().startswith("ssh-"):
             raise ConfigError(
@@ -103,9 +99,7 @@ class UpctlCommands:
             args += ["--ssh-keys", ssh_keys]
         for key, value in spec.labels:
             if not key or "=" in key:
-                raise ConfigError(
-                    f"invalid label key {key!r}", "label keys must be non-empty and contain no '='"
-                )
+                raise ConfigError(f"invalid label key {key!r}", "label keys must be non-empty and contain no '='")
             args += ["--label", f"{key}={value}"]
         if spec.wait:
             args.append("--wait")
@@ -247,9 +241,7 @@ def parse_zone_devices(stdout: str) -> dict[str, dict[str, int]]:
     for zone, entry in data.items():
         gpu_plans = entry.get("gpu_plans") if isinstance(entry, dict) else None
         plans = gpu_plans if isinstance(gpu_plans, dict) else {}
-        result[zone] = {
-            name: _int(info.get("amount")) if isinstance(info, dict) else 0 for name, info in plans.items()
-        }
+        result[zone] = {name: _int(info.get("amount")) if isinstance(info, dict) else 0 for name, info in plans.items()}
     return result
 
 
@@ -290,9 +282,7 @@ def parse_templates(stdout: str) -> list[TemplateInfo]:
     if not isinstance(data, list):
         raise _shape_error("storage list", data)
     return [
-        TemplateInfo(
-            uuid=_str(s.get("uuid")), title=_str(s.get("title")), template_type=_str(s.get("template_type"))
-        )
+        TemplateInfo(uuid=_str(s.get("uuid")), title=_str(s.get("title")), template_type=_str(s.get("template_type")))
         for s in _dicts(data)
         if _str(s.get("uuid")) and s.get("type", "template") == "template"
     ]
@@ -329,9 +319,7 @@ def resolve_template(templates: Sequence[TemplateInfo], wanted: str) -> Template
     titles = ", ".join(sorted(t.title for t in templates)[:10])
     raise ProviderError(
         f"no public OS template matches {wanted!r}",
-        f"available templates: {titles}"
-        if titles
-        else "`upctl storage list --public --template` returned none",
+        f"available templates: {titles}" if titles else "`upctl storage list --public --template` returned none",
     )
 
 
@@ -394,9 +382,7 @@ def parse_server(stdout: str) -> ServerInfo:
     if not isinstance(data, dict):
         raise _shape_error("server details", data)
     if "error" in data and "uuid" not in data:
-        raise ProviderError(
-            f"upctl reported an error: {_str(data.get('error'))}", "re-run with --debug for details"
-        )
+        raise ProviderError(f"upctl reported an error: {_str(data.get('error'))}", "re-run with --debug for details")
     if not _str(data.get("uuid")):
         raise _shape_error("server details", data)
     return _server(data, detailed=True)
@@ -532,9 +518,7 @@ def map_failure(argv: Sequence[str], returncode: int, stdout: str, stderr: str) 
         if re.search(pattern, text):
             return ProviderError(message, hint, **common)
     if _TRANSIENT.search(text):
-        return ProviderError(
-            message, "a temporary API or network problem; retrying may help", transient=True, **common
-        )
+        return ProviderError(message, "a temporary API or network problem; retrying may help", transient=True, **common)
     return ProviderError(message, "re-run the upctl command by hand with --debug for details", **common)
 
 

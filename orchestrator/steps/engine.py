@@ -18,8 +18,11 @@ def start_engine(ctx: StepContext) -> StepGen:
     for action in actions:
         r = yield action
         if not isinstance(action, Upload) and r.known and r.rc != 0:
-            raise EngineError(f"{action.purpose} failed (exit {r.rc})", "see the output below",
-                              details=(r.stdout + r.stderr)[-3000:])
+            raise EngineError(
+                f"{action.purpose} failed (exit {r.rc})",
+                "see the output below",
+                details=(r.stdout + r.stderr)[-3000:],
+            )
         last = r
     if last is None or not last.known:
         return None
@@ -28,9 +31,13 @@ def start_engine(ctx: StepContext) -> StepGen:
         text = last.stdout.strip().splitlines()[-1:] or [""]
         pid = int(text[0]) if text[0].isdigit() else None
     ctx.dep.engine = EngineRecord(
-        kind=engine.kind, model=ctx.cfg.engine.model, served_name=ctx.cfg.engine.served,
-        endpoint=engine.endpoint(ctx.ip), metrics_url=_metrics_url(ctx),
-        method=ctx.cfg.engine.install.method, pid=pid,
+        kind=engine.kind,
+        model=ctx.cfg.engine.model,
+        served_name=ctx.cfg.engine.served,
+        endpoint=engine.endpoint(ctx.ip),
+        metrics_url=_metrics_url(ctx),
+        method=ctx.cfg.engine.install.method,
+        pid=pid,
     )
     ctx.save()
     return f"started (pid {pid})" if pid else "started"
@@ -69,8 +76,9 @@ def stop_engine(ctx: StepContext) -> StepGen:
         return "no engine recorded"
     ssh = ctx.cfg.ssh
     try:
-        yield Connect(srv.ip, ssh.port, ssh.user, str(ssh.private_key_path), srv.host_key, deadline=20.0,
-                      auth_grace=0.0)
+        yield Connect(
+            srv.ip, ssh.port, ssh.user, str(ssh.private_key_path), srv.host_key, deadline=20.0, auth_grace=0.0
+        )
         r = yield ctx.engine.stop()
     except OrchestratorError as exc:
         ctx.notify(f"could not stop the engine cleanly ({exc.message}); deleting the server stops it anyway")

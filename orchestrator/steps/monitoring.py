@@ -74,8 +74,10 @@ def _reload(url: str) -> StepGen:
     try:
         yield HttpCheck("POST", url, "status", "200", timeout=10.0)
     except OrchestratorError as exc:
-        raise MonitoringError(f"Prometheus reload failed: {exc.message}",
-                              "is Prometheus running with --web.enable-lifecycle? check monitoring.reload_url") from None
+        raise MonitoringError(
+            f"Prometheus reload failed: {exc.message}",
+            "is Prometheus running with --web.enable-lifecycle? check monitoring.reload_url",
+        ) from None
     return None
 
 

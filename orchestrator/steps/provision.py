@@ -174,9 +174,16 @@ def provision(ctx: StepContext) -> StepGen:
             raise map_failure(create.argv, r.rc, r.stdout, r.stderr)
         srv = parse_server(r.stdout)
         # Recorded before anything else can fail: from here on `teardown` can always find it.
-        ctx.dep.server = ServerRecord(uuid=srv.uuid, hostname=srv.hostname, plan=plan_name, zone=pc.zone,
-                                      state=srv.state, ip=srv.public_ipv4, gpu_amount=gpu_amount,
-                                      gpu_model=gpu_model)
+        ctx.dep.server = ServerRecord(
+            uuid=srv.uuid,
+            hostname=srv.hostname,
+            plan=plan_name,
+            zone=pc.zone,
+            state=srv.state,
+            ip=srv.public_ipv4,
+            gpu_amount=gpu_amount,
+            gpu_model=gpu_model,
+        )
         ctx.save()
         warning = wait_warning(r.stderr)
         if warning:

@@ -49,27 +49,39 @@ def destroy_server(ctx: StepContext) -> StepGen:
             if not r.known or parse_server(r.stdout).state == "stopped":
                 break
             if time.monotonic() > deadline:
-                raise TeardownIncomplete(f"server {srv.uuid} did not stop within 15 minutes",
-                                         f"retry `orchestrator teardown {ctx.cfg.name}`; it is still billing")
+                raise TeardownIncomplete(
+                    f"server {srv.uuid} did not stop within 15 minutes",
+                    f"retry `orchestrator teardown {ctx.cfg.name}`; it is still billing",
+                )
             yield Pause(5.0, "waiting for 'stopped'")
-    delete = Local(tuple(up.delete(srv.uuid, delete_storages=True)), "delete the server and its storages",
-                   timeout=600, mutates=True)
+    delete = Local(
+        tuple(up.delete(srv.uuid, delete_storages=True)),
+        "delete the server and its storages",
+        timeout=600,
+        mutates=True,
+    )
     checked(ctx, delete, (yield delete))
     r = yield show
     if r.known and r.rc == 0:
-        raise TeardownIncomplete(f"server {srv.uuid} still exists after delete",
-                                 f"retry `orchestrator teardown {ctx.cfg.name}`; check `upctl server show {srv.uuid}`")
+        raise TeardownIncomplete(
+            f"server {srv.uuid} still exists after delete",
+            f"retry `orchestrator teardown {ctx.cfg.name}`; check `upctl server show {srv.uuid}`",
+        )
     if r.known and not isinstance(map_failure(show.argv, r.rc, r.stdout, r.stderr), ServerNotFound):
-        raise TeardownIncomplete(f"could not confirm that server {srv.uuid} is gone: {r.stderr.strip()[-200:]}",
-                                 f"check `upctl server show {srv.uuid}`")
+        raise TeardownIncomplete(
+            f"could not confirm that server {srv.uuid} is gone: {r.stderr.strip()[-200:]}",
+            f"check `upctl server show {srv.uuid}`",
+        )
     if storages:
         listing = Local((up.binary, "storage", "list", "-o", "json"), "confirm storages gone")
         r = yield listing
         if r.ok:
             left = [s for s in storages if s in r.stdout]
             if left:
-                raise TeardownIncomplete(f"storage(s) left after deleting the server: {', '.join(left)}",
-                                         f"delete them with `upctl storage delete {' '.join(left)}`")
+                raise TeardownIncomplete(
+                    f"storage(s) left after deleting the server: {', '.join(left)}",
+                    f"delete them with `upctl storage delete {' '.join(left)}`",
+                )
     return f"server {srv.uuid} and its storages deleted (confirmed)"
 
 

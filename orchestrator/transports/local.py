@@ -26,6 +26,9 @@ def run_local(argv: Sequence[str], timeout: float) -> Result:
         ) from None
     except subprocess.TimeoutExpired:
         raise ProviderError(
-            f"{argv[0]} did not finish within {timeout:.0f}s", "retry; check your network", argv=argv, transient=True
+            f"{argv[0]} did not finish within {timeout:.0f}s",
+            "retry; check your network",
+            argv=argv,
+            transient=True,
         ) from None
     return Result(rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)

@@ -134,8 +134,12 @@ class SshSession:
                     raise SSHError("SSH connection lost during a command", transient=True)
                 if time.monotonic() > deadline:
                     chan.close()
-                    raise CommandFailed(["sh", "-c", command], 124, out.decode(errors="replace"),
-                                        f"timed out after {timeout:.0f}s")
+                    raise CommandFailed(
+                        ["sh", "-c", command],
+                        124,
+                        out.decode(errors="replace"),
+                        f"timed out after {timeout:.0f}s",
+                    )
                 select.select([chan], [], [], 0.05)
             rc = chan.recv_exit_status()
         finally:

@@ -63,7 +63,8 @@ def test_lock_is_exclusive_and_dies_with_holder(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from orchestrator.state import StateStore;"
-            "s = StateStore(Path(sys.argv[1]));\nwith s.lock('busy', 'deploy'):\n print('held', flush=True); time.sleep(30)",
+            "s = StateStore(Path(sys.argv[1]));\n"
+            "with s.lock('busy', 'deploy'):\n print('held', flush=True); time.sleep(30)",
             str(tmp_path),
         ],
         stdout=subprocess.PIPE,

@@ -89,6 +89,22 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class UploadFile:
+    """Copy a local file (binary, e.g. model weights) to the host over SFTP: temp name, then rename."""
+
+    src: Path
+    dest: str
+    mode: int = 0o644
+
+    def describe(self) -> str:
+        try:
+            size = f"{self.src.stat().st_size} bytes"
+        except OSError:
+            size = "missing locally"
+        return f"upload: {self.dest} <- {self.src} (mode {self.mode:04o}, {size})"
+
+
+@dataclass(frozen=True)
 class ReadLocal:
     """Read a local file (for merging); missing file → rc 1."""
 
@@ -158,4 +174,4 @@ class HttpCheck:
         return f"http: {self.method} {self.url}{auth} expect {self.expect}{arg}{until}"
 
 
-Action = Local | Connect | Remote | Upload | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck
+Action = Local | Connect | Remote | Upload | UploadFile | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck

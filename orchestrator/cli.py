@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
     from orchestrator.context import StepContext
     from orchestrator.errors import OrchestratorError
+    from orchestrator.progress import ProgressReporter
     from orchestrator.runner import StepOutcome
     from orchestrator.state import Deployment
     from orchestrator.transports.base import Executor
@@ -135,9 +136,10 @@ def _run_playbook(
     debug: bool,
     command: str,
     existing_required: bool = False,
+    teardown_on_failure: bool = False,
 ) -> None:
     from orchestrator.context import StepContext
-    from orchestrator.errors import Interrupted, OrchestratorError, StateError
+    from orchestrator.errors import OrchestratorError, StateError
     from orchestrator.playbook import load_playbook
     from orchestrator.progress import ProgressReporter
     from orchestrator.runner import Runner
@@ -209,20 +211,72 @@ def _run_playbook(
             _write_run_metrics(ctx, command, outcomes, failure is None)
         reporter.summary(command, ctx, outcomes, failure)
         if failure is not None:
-            extra = []
-            if command != "teardown" and dep.server is not None and not dry_run:
-                extra.append(
-                    f"server {dep.server.uuid} ({dep.server.plan}, {dep.server.ip or 'no ip'}) was KEPT for "
-                    "debugging and is billing by the hour"
-                )
-            if isinstance(failure, Interrupted) or extra:
-                again = f"orchestrator {command} {config_path}" + (" --yes" if command == "teardown" else "")
-                extra.append(f"resume: {again}")
-                if command != "teardown":
-                    extra.append(f"remove it: orchestrator teardown {cfg.name} --yes")
-            if extra:
+            raise _explain_failure(failure, command, config_path, cfg, ctx, teardown_on_failure, dry_run, reporter)
+
+
+def _explain_failure(
+    failure: OrchestratorError,
+    command: str,
+    config_path: str,
+    cfg: DeploymentConfig,
+    ctx: StepContext,
+    teardown_on_failure: bool,
+    dry_run: bool,
+    reporter: ProgressReporter,
+) -> OrchestratorError:
+    """Say what is left and what to do: nothing may be left billing without the user knowing."""
+    from orchestrator.errors import Interrupted, StateError, TeardownIncomplete
+
+    dep = ctx.dep
+    if command == "teardown" and not isinstance(failure, (TeardownIncomplete, Interrupted, StateError)):
+        where = f"server {dep.server.uuid} still exists" if dep.server else "the local record remains"
+        failure = TeardownIncomplete(
+            f"teardown incomplete: {failure.message} ({where})", failure.hint, details=failure.details
+        )
+    extra: list[str] = []
+    if command != "teardown" and dep.server is not None and not dry_run:
+        if teardown_on_failure and not isinstance(failure, Interrupted):
+            reporter.info(f"--teardown-on-failure: removing server {dep.server.uuid}")
+            removed = _teardown_after_failure(ctx, reporter)
+            extra.append(
+                f"server {dep.server.uuid} was deleted (--teardown-on-failure)"
+                if removed
+                else f"server {dep.server.uuid} could NOT be deleted and is billing: "
+                f"orchestrator teardown {cfg.name} --yes"
+            )
+            if removed:
                 failure.hint = "\n".join(([failure.hint] if failure.hint else []) + extra)
-            raise failure
+                return failure
+        else:
+            extra.append(
+                f"server {dep.server.uuid} ({dep.server.plan}, {dep.server.ip or 'no ip'}) was KEPT for "
+                "debugging and is billing by the hour"
+            )
+    if isinstance(failure, Interrupted) or extra:
+        again = f"orchestrator {command} {config_path}" + (" --yes" if command == "teardown" else "")
+        extra.append(f"resume: {again}")
+        if command != "teardown":
+            extra.append(f"remove it: orchestrator teardown {cfg.name} --yes")
+    if extra:
+        failure.hint = "\n".join(([failure.hint] if failure.hint else []) + extra)
+    return failure
+
+
+def _teardown_after_failure(ctx: StepContext, reporter: ProgressReporter) -> bool:
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.playbook import load_playbook
+    from orchestrator.runner import Runner
+    from orchestrator.transports.live import LiveExecutor
+
+    executor = LiveExecutor(ctx.secrets, notify=reporter.info)
+    try:
+        Runner(executor, reporter).run(load_playbook("teardown"), ctx)
+    except OrchestratorError as exc:
+        reporter.info(f"teardown after failure failed: {exc.message}")
+        return False
+    finally:
+        executor.close()
+    return True
 
 
 def _preflight(cfg: DeploymentConfig) -> None:
@@ -283,6 +337,9 @@ def _load(config: str) -> DeploymentConfig:
 @app.command()
 def deploy(
     config: Annotated[str, typer.Argument(help="Deployment config YAML (see configs/).")],
+    teardown_on_failure: Annotated[
+        bool, typer.Option("--teardown-on-failure", help="Delete the server if the deploy fails (default: keep it).")
+    ] = False,
     dry_run: DryRun = False,
     as_json: JsonOut = False,
     debug: Debug = False,
@@ -290,7 +347,16 @@ def deploy(
     """Provision (or resume), prepare the host, start the engine, prove it serves, wire up Prometheus."""
     with _guard(debug):
         cfg = _load(config)
-    _run_playbook(["deploy"], cfg, config, dry_run=dry_run, as_json=as_json, debug=debug, command="deploy")
+    _run_playbook(
+        ["deploy"],
+        cfg,
+        config,
+        dry_run=dry_run,
+        as_json=as_json,
+        debug=debug,
+        command="deploy",
+        teardown_on_failure=teardown_on_failure,
+    )
 
 
 @app.command()
@@ -319,8 +385,11 @@ def redeploy(
 
 @app.command()
 def teardown(
-    target: Annotated[str, typer.Argument(help="Deployment name, or its config file.")],
+    target: Annotated[str | None, typer.Argument(help="Deployment name, or its config file.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    orphans: Annotated[
+        bool, typer.Option("--orphans", help="Delete servers with our labels that local state does not track.")
+    ] = False,
     dry_run: DryRun = False,
     as_json: JsonOut = False,
     debug: Debug = False,
@@ -328,7 +397,12 @@ def teardown(
     """Stop the engine, remove the scrape job, delete the server and its storages, confirm, forget."""
     from orchestrator.errors import ConfigError, StateError
 
-    with _guard(debug) as console:
+    if orphans:
+        _teardown_orphans(yes=yes, dry_run=dry_run, debug=debug)
+        return
+    with _guard(debug):
+        if target is None:
+            raise ConfigError("name a deployment (or its config file), or use --orphans")
         if target.endswith((".yaml", ".yml")) or Path(target).is_file():
             cfg = _load(target)
         else:
@@ -338,14 +412,10 @@ def teardown(
         if StateStore().load(cfg.name) is None:
             raise StateError(
                 f"no deployment named {cfg.name!r} in local state",
-                "see `orchestrator status`; nothing was changed",
+                "see `orchestrator status` (and `orchestrator status --orphans`); nothing was changed",
             )
         if not (yes or dry_run):
-            if not sys.stdin.isatty():
-                raise ConfigError("teardown deletes a server: confirm with --yes when not interactive")
-            if not typer.confirm(f"Delete deployment {cfg.name} and its server?", err=True):
-                console.err("aborted; nothing was changed")
-                raise typer.Exit(1)
+            _confirm(f"Delete deployment {cfg.name} and its server?")
     _run_playbook(
         ["teardown"],
         cfg,
@@ -356,6 +426,77 @@ def teardown(
         command="teardown",
         existing_required=True,
     )
+
+
+def _confirm(question: str) -> None:
+    from orchestrator.errors import ConfigError
+
+    if not sys.stdin.isatty():
+        raise ConfigError("this deletes servers: confirm with --yes when not interactive")
+    if not typer.confirm(question, err=True):
+        Console().err("aborted; nothing was changed")
+        raise typer.Exit(1)
+
+
+def _orphan_finder() -> tuple[object, list[object]]:
+    from orchestrator.context import upctl_binary
+    from orchestrator.orphans import find_orphans
+    from orchestrator.providers.upctl import UpctlCommands
+    from orchestrator.state import StateStore
+    from orchestrator.transports.local import run_local
+
+    up = UpctlCommands(upctl_binary())
+    found = find_orphans(up, lambda argv: run_local(argv, 120), StateStore().all())
+    return up, list(found)
+
+
+def _teardown_orphans(*, yes: bool, dry_run: bool, debug: bool) -> None:
+    from orchestrator.config import DeploymentConfig
+    from orchestrator.context import StepContext
+    from orchestrator.errors import OrchestratorError, TeardownIncomplete
+    from orchestrator.orphans import Orphan, orphan_rows
+    from orchestrator.playbook import Playbook, PlaybookStep
+    from orchestrator.progress import ProgressReporter
+    from orchestrator.runner import Runner
+    from orchestrator.state import Deployment, ServerRecord
+    from orchestrator.transports.live import LiveExecutor
+    from orchestrator.transports.recording import RecordingExecutor
+
+    with _guard(debug) as console:
+        _, found = _orphan_finder()
+        orphans = [o for o in found if isinstance(o, Orphan)]
+        if not orphans:
+            console.out("no orphaned servers: every server with our labels is tracked in local state")
+            return
+        for line in orphan_rows(orphans):
+            console.out(line)
+        if not (yes or dry_run):
+            _confirm(f"Delete these {len(orphans)} server(s) and their storages?")
+        left: list[str] = []
+        book = Playbook(name="teardown-orphan", steps=[PlaybookStep(kind="destroy-server", retries=2)])
+        for o in orphans:
+            name = o.server.deployment if o.server.deployment and len(o.server.deployment) > 1 else "orphan"
+            try:
+                cfg = DeploymentConfig.model_validate({"name": name, "engine": {"model": "unknown"}})
+            except ValueError:
+                cfg = DeploymentConfig.model_validate({"name": "orphan", "engine": {"model": "unknown"}})
+            dep = Deployment(name=cfg.name, config_path="", server=ServerRecord(uuid=o.server.uuid))
+            reporter = ProgressReporter(console, dry_run=dry_run, as_json=False)
+            executor: Executor = RecordingExecutor() if dry_run else LiveExecutor({}, notify=reporter.info)
+            ctx = StepContext(cfg=cfg, dep=dep, store=None, notify=reporter.info)
+            try:
+                Runner(executor, reporter).run(book, ctx)
+            except OrchestratorError as exc:
+                left.append(f"{o.server.uuid} ({exc.message})")
+            finally:
+                executor.close()
+        if left:
+            raise TeardownIncomplete(
+                f"{len(left)} orphaned server(s) remain: {'; '.join(left)}",
+                "retry `orchestrator teardown --orphans`, or delete them with upctl",
+            )
+        if not dry_run:
+            console.out(f"{len(orphans)} orphaned server(s) deleted and confirmed gone")
 
 
 def _config_from_state(name: str) -> DeploymentConfig:
@@ -374,6 +515,9 @@ def _config_from_state(name: str) -> DeploymentConfig:
 @app.command()
 def status(
     name: Annotated[str | None, typer.Argument(help="Only this deployment.")] = None,
+    orphans: Annotated[
+        bool, typer.Option("--orphans", help="Ask the cloud for servers with our labels that state does not track.")
+    ] = False,
     as_json: JsonOut = False,
     debug: Debug = False,
 ) -> None:
@@ -382,6 +526,36 @@ def status(
     from orchestrator.progress import status_rows
     from orchestrator.state import StateStore
 
+    if orphans:
+        from orchestrator.orphans import Orphan, orphan_rows
+
+        with _guard(debug) as console:
+            found = [o for o in _orphan_finder()[1] if isinstance(o, Orphan)]
+            if as_json:
+                console.out(
+                    json.dumps(
+                        [
+                            {
+                                "uuid": o.server.uuid,
+                                "hostname": o.server.hostname,
+                                "deployment": o.server.deployment,
+                                "state": o.server.state,
+                                "plan": o.server.plan,
+                                "zone": o.server.zone,
+                                "reason": o.reason,
+                            }
+                            for o in found
+                        ],
+                        indent=2,
+                    )
+                )
+            elif not found:
+                console.out("no orphaned servers: every server with our labels is tracked in local state")
+            else:
+                for line in orphan_rows(found):
+                    console.out(line)
+                console.out(f"{len(found)} orphaned server(s); remove them with `orchestrator teardown --orphans`")
+        return
     with _guard(debug) as console:
         store = StateStore()
         deps: list[Deployment]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.durations import Duration
+from orchestrator.engine_config import DockerEngineConfig, TfServingConfig, TritonConfig
 from orchestrator.errors import ConfigError
+from orchestrator.model_files import ModelFilesError
 from orchestrator.yamlpos import load_with_lines, nearest_line
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
@@ -17,6 +19,7 @@ RETIRED_ENGINES = {
     "torchserve": "TorchServe was archived in August 2025 (limited maintenance); use engine.kind: vllm for LLMs"
     " (or Triton for other models).",
 }
+ENGINE_KINDS = ("vllm", "triton", "tfserving")
 
 
 class Strict(BaseModel):
@@ -112,6 +115,9 @@ class EngineConfig(Strict):
         return v
 
 
+AnyEngineConfig = Annotated[EngineConfig | TritonConfig | TfServingConfig, Field(discriminator="kind")]
+
+
 class MonitoringConfig(Strict):
     prometheus_config: str | None = Field(
         default="~/.orchestrator/prometheus/prometheus.yml",
@@ -138,7 +144,7 @@ class DeploymentConfig(Strict):
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
     ssh: SshConfig = Field(default_factory=SshConfig)
     gpu: GpuConfig = Field(default_factory=GpuConfig)
-    engine: EngineConfig
+    engine: AnyEngineConfig
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @field_validator("name")
@@ -155,6 +161,8 @@ class DeploymentConfig(Strict):
         kind = engine.get("kind") if isinstance(engine, dict) else None
         if isinstance(kind, str) and kind.lower() in RETIRED_ENGINES:
             raise ValueError(f"engine.kind {kind!r} is not supported: {RETIRED_ENGINES[kind.lower()]}")
+        if isinstance(engine, dict) and "kind" not in engine:
+            data = {**data, "engine": {"kind": "vllm", **engine}}  # vllm is the default engine
         return data
 
 
@@ -162,8 +170,22 @@ def _loc_text(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def load_config(path: str | Path) -> DeploymentConfig:
-    """Load and validate a config file; every problem becomes a ConfigError naming file, line and field."""
+def _engine_error(err: Any) -> tuple[tuple[str | int, ...], str]:
+    """Union errors name the engine kind in the location (engine.triton.x): drop it; explain unknown kinds."""
+    loc = tuple(err["loc"])
+    if loc[:1] == ("engine",) and err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        tag = (err.get("ctx") or {}).get("tag")
+        return ("engine", "kind"), f"unknown engine kind {tag!r}; expected one of: {', '.join(ENGINE_KINDS)}"
+    if loc[:1] == ("engine",) and len(loc) > 1 and loc[1] in ENGINE_KINDS:
+        loc = (loc[0], *loc[2:])
+    return loc, err["msg"]
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> DeploymentConfig:
+    """Load and validate a config file; every problem becomes a ConfigError naming file, line and field.
+
+    ``check_files``: also check local model files (Triton repository, SavedModel); teardown can skip it.
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -178,8 +200,8 @@ def load_config(path: str | Path) -> DeploymentConfig:
         cfg = DeploymentConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        loc, msg = _engine_error(err)
+        msg = msg.removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {str(loc[-1])!r}"
         elif err["type"] == "missing":
@@ -189,7 +211,15 @@ def load_config(path: str | Path) -> DeploymentConfig:
         if more:
             hint = f"{more} more problem(s) after this one; " + hint
         raise ConfigError(msg, hint, file=str(p), line=nearest_line(lines, loc), field=_loc_text(loc)) from None
-    return resolve_paths(cfg, p.parent)
+    cfg = resolve_paths(cfg, p.parent)
+    if check_files and isinstance(cfg.engine, DockerEngineConfig):
+        try:
+            cfg.engine.check_files()
+        except ModelFilesError as exc:
+            loc = ("engine", exc.field)
+            line = nearest_line(lines, loc)
+            raise ConfigError(str(exc), exc.hint, file=str(p), line=line, field=_loc_text(loc)) from None
+    return cfg
 
 
 def _resolve(path: str | None, base: Path) -> str | None:
@@ -212,4 +242,7 @@ def resolve_paths(cfg: DeploymentConfig, base: Path) -> DeploymentConfig:
             "file_sd_dir": _resolve(cfg.monitoring.file_sd_dir, base),
         }
     )
-    return cfg.model_copy(update={"ssh": ssh, "monitoring": mon})
+    update: dict[str, Any] = {"ssh": ssh, "monitoring": mon}
+    if isinstance(cfg.engine, DockerEngineConfig):
+        update["engine"] = cfg.engine.resolved(lambda path: _resolve(path, base) or path)
+    return cfg.model_copy(update=update)

@@ -59,10 +59,68 @@ def expect_openai_completion(resp: httpx.Response, arg: str) -> Verdict:
     return Verdict(False, "completion response has no choices", fatal=True)
 
 
+def _error_text(resp: httpx.Response) -> str:
+    body = _json(resp)
+    err = body.get("error") if isinstance(body, dict) else None
+    return err if isinstance(err, str) else ""
+
+
+def expect_triton_ready(resp: httpx.Response, arg: str) -> Verdict:
+    """Triton's /v2/health/ready and /v2/models/<m>/ready: 200 ready, 400 not (yet) ready."""
+    what = f"model {arg}" if arg else "server"
+    if resp.status_code == 200:
+        return Verdict(True, f"{what} ready")
+    err = _error_text(resp)
+    if resp.status_code == 400 and "unknown model" in err.lower():
+        return Verdict(False, f"HTTP 400: {err}", fatal=True)
+    note = f" ({err})" if err else ""
+    if resp.status_code == 400:
+        return Verdict(False, f"HTTP 400: {what} not ready yet{note}")
+    return Verdict(False, f"HTTP {resp.status_code}{note}")
+
+
+def expect_tfs_available(resp: httpx.Response, arg: str) -> Verdict:
+    """TF Serving's GET /v1/models/<m>: ready once a version is AVAILABLE with error_code OK."""
+    if resp.status_code != 200:
+        err = _error_text(resp)
+        return Verdict(False, f"HTTP {resp.status_code}" + (f": {err}" if err else ""))
+    body = _json(resp)
+    raw = body.get("model_version_status") if isinstance(body, dict) else None
+    versions = [v for v in raw if isinstance(v, dict)] if isinstance(raw, list) else []
+    failed = []
+    for v in versions:
+        raw_status = v.get("status")
+        status = raw_status if isinstance(raw_status, dict) else {}
+        code = str(status.get("error_code") or "OK")
+        if v.get("state") == "AVAILABLE" and code == "OK":
+            return Verdict(True, f"model {arg} version {v.get('version')} AVAILABLE")
+        if v.get("state") == "END" and code != "OK":
+            failed.append(f"version {v.get('version')}: {code}: {status.get('error_message', '')}")
+    if versions and len(failed) == len(versions):
+        return Verdict(False, "the model failed to load: " + "; ".join(failed), fatal=True)
+    states = ", ".join(f"version {v.get('version')} {v.get('state')}" for v in versions)
+    return Verdict(False, states or "no model versions yet")
+
+
+def expect_tfs_predict(resp: httpx.Response, arg: str) -> Verdict:
+    """TF Serving's POST /v1/models/<m>:predict: 200 with predictions (row) or outputs (columnar)."""
+    if resp.status_code == 400:
+        return Verdict(False, f"HTTP 400: {_error_text(resp) or resp.text[:200]}", fatal=True)
+    if resp.status_code != 200:
+        return Verdict(False, f"HTTP {resp.status_code}: {resp.text[:200]}")
+    body = _json(resp)
+    if isinstance(body, dict) and ("predictions" in body or "outputs" in body):
+        return Verdict(True, "predict answered")
+    return Verdict(False, "predict response has neither predictions nor outputs", fatal=True)
+
+
 EXPECTATIONS: dict[str, Callable[[httpx.Response, str], Verdict]] = {
     "status": expect_status,
     "openai-model": expect_openai_model,
     "openai-completion": expect_openai_completion,
+    "triton-ready": expect_triton_ready,
+    "tfs-available": expect_tfs_available,
+    "tfs-predict": expect_tfs_predict,
 }
 
 StillAlive = Callable[[], bool]
@@ -130,6 +188,10 @@ def run_check(
 def _hint_for(check: HttpCheck, last: str) -> str:
     if "401" in last:
         return "the engine has a different API key than the one in your environment; redeploy to set it"
+    if check.expect == "tfs-predict":
+        return "engine.example_input does not fit the model's signature (see GET /v1/models/<model>/metadata)"
+    if check.expect == "tfs-available" and "failed to load" in last:
+        return "see the model's error above and the engine log; fix the SavedModel or the image, then redeploy"
     if check.wait:
         return "large models can take long to download and load: raise engine.health.timeout, then redeploy"
     return "check the engine log on the server"

@@ -44,3 +44,16 @@ def run_cli(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Report the fault-injection totals: scenarios run and untracked (orphaned) servers found — must be 0."""
+    try:
+        from tests.test_faults import SCENARIOS
+    except ImportError:
+        return
+    if SCENARIOS:
+        orphans = sum(n for _, n in SCENARIOS)
+        terminalreporter.write_line(
+            f"fault injection: {len(SCENARIOS)} scenarios run, {orphans} untracked servers found"
+        )

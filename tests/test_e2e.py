@@ -50,6 +50,7 @@ def env(cloud: MockCloud, tmp_path: Path) -> Iterator[dict[str, str]]:
     e = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp_path / "home"), "VLLM_API_KEY": API_KEY, "HF_TOKEN": HF}
     for h in cloud.hosts:
         h.reset_knobs()
+        h.set_knobs(engine_startup_delay=0.3)
     set_faults(cloud.upctl_home)
     yield e
     # Nothing may be left billing, whatever the test did.

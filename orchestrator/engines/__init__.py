@@ -7,7 +7,9 @@ from orchestrator.engines.base import Engine
 
 
 def engine_for(cfg: DeploymentConfig) -> Engine:
+    from orchestrator.engines.tfserving import TfServingEngine
+    from orchestrator.engines.triton import TritonEngine
     from orchestrator.engines.vllm import VllmEngine
 
-    engines: dict[str, type[Engine]] = {"vllm": VllmEngine}
+    engines: dict[str, type[Engine]] = {"vllm": VllmEngine, "triton": TritonEngine, "tfserving": TfServingEngine}
     return engines[cfg.engine.kind](cfg)

@@ -1,12 +1,15 @@
-"""The engine interface shared by vLLM (and later Triton / TF Serving): pure plan builders, no I/O."""
+"""The engine interface shared by vLLM, Triton and TF Serving: pure plan builders, no I/O on the host."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-from orchestrator.actions import HttpCheck, Remote, Upload
+from orchestrator.actions import HttpCheck, Remote, Upload, UploadFile
 from orchestrator.config import DeploymentConfig
 from orchestrator.monitoring import ScrapeTarget
+
+StartAction = Remote | Upload | UploadFile
 
 
 class Engine(Protocol):
@@ -14,6 +17,11 @@ class Engine(Protocol):
     cfg: DeploymentConfig
 
     def __init__(self, cfg: DeploymentConfig) -> None: ...
+
+    @property
+    def method(self) -> str:
+        """How the engine runs on the host: pip | docker | none."""
+        ...
 
     def install_probe(self) -> Remote:
         """Exits 0 (printing a version) when the stack is already installed as configured."""
@@ -23,8 +31,11 @@ class Engine(Protocol):
         """Commands that install the serving stack."""
         ...
 
-    def start(self, secrets: dict[str, str]) -> list[Remote | Upload]:
-        """Uploads and commands that (re)start the engine detached; the last command prints its pid or id."""
+    def start(self, secrets: dict[str, str]) -> Sequence[StartAction]:
+        """Uploads and commands that (re)start the engine detached; the last command prints its pid or id.
+
+        Uploads of local model files (UploadFile) read the local files named in the config when run.
+        """
         ...
 
     def stop(self) -> Remote:

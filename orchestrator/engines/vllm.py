@@ -6,7 +6,7 @@ import json
 import shlex
 
 from orchestrator.actions import HttpCheck, Remote, Upload
-from orchestrator.config import DeploymentConfig
+from orchestrator.config import DeploymentConfig, EngineConfig
 from orchestrator.monitoring import ScrapeTarget, job_name
 
 API_KEY = "engine_api_key"  # secret names, as the runner's secret store knows them
@@ -22,6 +22,8 @@ class VllmEngine:
     kind = "vllm"
 
     def __init__(self, cfg: DeploymentConfig) -> None:
+        if not isinstance(cfg.engine, EngineConfig):
+            raise TypeError(f"VllmEngine needs a vllm engine config, not {cfg.engine.kind}")
         self.cfg = cfg
         self.e = cfg.engine
         self.run_dir = f".orchestrator/{cfg.name}"
@@ -164,7 +166,8 @@ class VllmEngine:
         return Remote(
             f'pid=$(cat {pidf} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then '
             f'kill -TERM -- -"$pid" 2>/dev/null || kill -TERM "$pid"; i=0; '
-            f'while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; '
+            f"while awk '{{exit ($3 == \"Z\")}}' /proc/$pid/stat 2>/dev/null && [ $i -lt 100 ]; do "
+            f"sleep 0.1; i=$((i+1)); done; "
             f'kill -KILL -- -"$pid" 2>/dev/null; fi; rm -f {pidf}; true',
             "stop vLLM if it runs",
             timeout=60,

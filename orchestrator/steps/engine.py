@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from orchestrator.actions import Connect, Upload
+from orchestrator.actions import Connect, Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.engines.vllm import API_KEY
 from orchestrator.errors import EngineError, OrchestratorError
@@ -17,7 +17,7 @@ def start_engine(ctx: StepContext) -> StepGen:
     last = None
     for action in actions:
         r = yield action
-        if not isinstance(action, Upload) and r.known and r.rc != 0:
+        if isinstance(action, Remote) and r.known and r.rc != 0:
             raise EngineError(
                 f"{action.purpose} failed (exit {r.rc})",
                 "see the output below",
@@ -27,7 +27,7 @@ def start_engine(ctx: StepContext) -> StepGen:
     if last is None or not last.known:
         return None
     pid = None
-    if last is not None and last.known and engine.kind == "vllm" and ctx.cfg.engine.install.method != "docker":
+    if last is not None and last.known and engine.method != "docker":
         text = last.stdout.strip().splitlines()[-1:] or [""]
         pid = int(text[0]) if text[0].isdigit() else None
     ctx.dep.engine = EngineRecord(
@@ -36,7 +36,7 @@ def start_engine(ctx: StepContext) -> StepGen:
         served_name=ctx.cfg.engine.served,
         endpoint=engine.endpoint(ctx.ip),
         metrics_url=_metrics_url(ctx),
-        method=ctx.cfg.engine.install.method,
+        method=engine.method,
         pid=pid,
     )
     ctx.save()

@@ -19,11 +19,13 @@ from orchestrator.actions import (
     RemoveLocal,
     Result,
     Upload,
+    UploadFile,
     WriteLocal,
 )
 from orchestrator.errors import OrchestratorError
 from orchestrator.transports.base import Notify
 from orchestrator.transports.local import run_local
+from orchestrator.transports.shield import deferred_signals
 from orchestrator.transports.ssh import SshSession
 
 
@@ -47,16 +49,31 @@ class LiveExecutor:
         self.secrets = secrets
         self.notify = notify
         self.ssh = SshSession(on_retry=notify)
+        self.pending_interrupt = False
 
     def execute(self, action: Action) -> Result:
+        if self.pending_interrupt:
+            # The interrupted cloud call has finished and its step has recorded the result: now stop.
+            self.pending_interrupt = False
+            raise KeyboardInterrupt
         if isinstance(action, Local):
-            return run_local(action.argv, action.timeout)
+            if not action.mutates:
+                return run_local(action.argv, action.timeout)
+            with deferred_signals() as received:
+                result = run_local(action.argv, action.timeout, own_session=True)
+            if received and self.notify:
+                self.notify("interrupt received: letting the cloud call finish and recording it first")
+            self.pending_interrupt = bool(received)
+            return result
         if isinstance(action, Connect):
             return Result(stdout=self.ssh.connect(action))
         if isinstance(action, Remote):
             return self.ssh.run(action.command, action.timeout)
         if isinstance(action, Upload):
             self.ssh.put(action.dest, action.content, action.mode)
+            return Result()
+        if isinstance(action, UploadFile):
+            self.ssh.put_file(action.src, action.dest, action.mode)
             return Result()
         if isinstance(action, ReadLocal):
             try:

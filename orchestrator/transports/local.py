@@ -10,13 +10,22 @@ from orchestrator.actions import Result
 from orchestrator.errors import ProviderError
 
 
-def run_local(argv: Sequence[str], timeout: float) -> Result:
-    """Run argv with the caller's environment (credentials stay in env, never in argv)."""
+def run_local(argv: Sequence[str], timeout: float, *, own_session: bool = False) -> Result:
+    """Run argv with the caller's environment (credentials stay in env, never in argv).
+
+    ``own_session`` keeps a terminal's Ctrl-C from reaching the child (used for calls that create or delete).
+    """
     env = dict(os.environ)
     env.setdefault("NO_COLOR", "1")
     try:
         proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=own_session,
         )
     except FileNotFoundError:
         raise ProviderError(

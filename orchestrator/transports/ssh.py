@@ -6,10 +6,12 @@ import select
 import socket
 import stat
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from orchestrator.actions import Connect, Result
-from orchestrator.errors import CommandFailed, HostKeyMismatch, SSHError
+from orchestrator.errors import CommandFailed, HostKeyMismatch, OrchestratorError, SSHError
 from orchestrator.retry import call_with_retries
 
 if TYPE_CHECKING:
@@ -147,6 +149,23 @@ class SshSession:
         return Result(rc=rc, stdout=out.decode(errors="replace"), stderr=err.decode(errors="replace"))
 
     def put(self, dest: str, content: str, mode: int) -> None:
+        self._sftp_write(dest, mode, lambda fh: fh.write(content.encode()))
+
+    def put_file(self, src: Path, dest: str, mode: int) -> None:
+        """Copy a local file in chunks (model weights can be large); same temp name + rename as ``put``."""
+        try:
+            local = open(src, "rb")  # noqa: SIM115 - closed below, after the transfer
+        except OSError as exc:
+            raise OrchestratorError(f"cannot read {src}: {exc.strerror}", "check the local model files") from None
+
+        def copy(fh: BinaryIO) -> None:
+            while chunk := local.read(1 << 20):
+                fh.write(chunk)
+
+        with local:
+            self._sftp_write(dest, mode, copy)
+
+    def _sftp_write(self, dest: str, mode: int, write: Callable[[BinaryIO], object]) -> None:
         import paramiko
 
         transport = self._require()
@@ -160,7 +179,8 @@ class SshSession:
                 tmp = f"{dest}.tmp-orchestrator"
                 with sftp.open(tmp, "w") as fh:
                     sftp.chmod(tmp, mode)  # before any byte lands, so secrets are never world-readable
-                    fh.write(content.encode())
+                    fh.set_pipelined(True)
+                    write(cast(BinaryIO, fh))
                 try:
                     sftp.posix_rename(tmp, dest)
                 except OSError:

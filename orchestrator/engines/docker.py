@@ -1,0 +1,121 @@
+"""Plan pieces shared by the docker-only engines (Triton, TF Serving): image, container, uploads, start script."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from orchestrator.actions import Remote, Upload, UploadFile
+from orchestrator.config import DeploymentConfig
+from orchestrator.engines.base import StartAction
+from orchestrator.model_files import dirs_under, files_under
+
+
+class DockerEngine:
+    """One container ``orchestrator-<name>`` from ``image``, started by ``<run_dir>/start.sh``.
+
+    Subclasses set ``kind``/``label`` and build ``uploads()`` and ``run_words()``; model files are uploaded
+    into ``<run_dir>/<folder>`` (a staging folder, then one rename, so no stale file survives a redeploy)
+    and mounted from there.
+    """
+
+    kind = "docker"
+    label = "engine"
+    method = "docker"
+
+    def __init__(self, cfg: DeploymentConfig, image: str) -> None:
+        self.cfg = cfg
+        self.image = image
+        self.run_dir = f".orchestrator/{cfg.name}"
+        self.container = f"orchestrator-{cfg.name}"
+
+    # -- install ---------------------------------------------------------------------------------
+    def install_probe(self) -> Remote:
+        image = shlex.quote(self.image)
+        return Remote(f"docker image inspect --format '{{{{.Id}}}}' {image}", f"is the {self.label} image present?")
+
+    def install(self) -> list[Remote]:
+        return [Remote(f"docker pull {shlex.quote(self.image)}", f"pull the {self.label} image", timeout=3600)]
+
+    # -- start / stop ----------------------------------------------------------------------------
+    def upload_dir(self, src: Path, folder: str) -> list[StartAction]:
+        """Replace ``<run_dir>/<folder>`` on the host with the local directory ``src``."""
+        stage, final = f"{self.run_dir}/{folder}.upload", f"{self.run_dir}/{folder}"
+        dirs = " ".join(shlex.quote(d) for d in [stage, *(f"{stage}/{d}" for d in dirs_under(src))])
+        actions: list[StartAction] = [
+            Remote(f"rm -rf {shlex.quote(stage)} && mkdir -p {dirs}", f"staging folder for {src.name}")
+        ]
+        for path, rel in files_under(src):
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            actions.append(UploadFile(path, f"{stage}/{rel}", mode))
+        actions.append(
+            Remote(
+                f"rm -rf {shlex.quote(final)} && mv {shlex.quote(stage)} {shlex.quote(final)}",
+                f"put the uploaded {folder} in place",
+            )
+        )
+        return actions
+
+    def uploads(self) -> list[StartAction]:
+        return []
+
+    def run_words(self) -> str:
+        """The ``docker run`` line of start.sh (shell text; every value quoted)."""
+        raise NotImplementedError
+
+    def docker_run(
+        self,
+        *,
+        ports: list[tuple[int, int]],
+        mounts: list[tuple[str, str]],
+        args: list[str],
+        env: tuple[str, ...] = (),
+        flags: tuple[str, ...] = (),
+    ) -> str:
+        """``docker run -d``: ports are (host, container); mounts are (folder under run_dir, container path)."""
+        words = ["docker", "run", "-d", "--name", self.container, "--gpus=all", *flags]
+        for host, container in ports:
+            words += ["-p", f"{host}:{container}"]
+        for pair in env:
+            words += ["-e", pair]
+        line = shlex.join(words)
+        for folder, target in mounts:
+            line += ' -v "$PWD"/' + shlex.quote(f"{folder}:{target}")
+        return line + " " + shlex.join([self.image, *args])
+
+    def start_script(self) -> str:
+        lines = [
+            "#!/bin/sh",
+            f"# written by orchestrator for deployment {self.cfg.name}",
+            'cd "$(dirname "$0")" || exit 1',
+            f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1",
+            self.run_words(),
+        ]
+        return "\n".join(lines) + "\n"
+
+    def start(self, secrets: dict[str, str]) -> list[StartAction]:
+        rd = shlex.quote(self.run_dir)
+        return [
+            self.stop(),
+            Remote(f"mkdir -p {rd} && chmod 700 {rd}", "run directory on the host"),
+            *self.uploads(),
+            Upload(f"{self.run_dir}/start.sh", self.start_script(), 0o700),
+            Remote(
+                f'out=$(sh {rd}/start.sh 2>&1); rc=$?; printf "%s\\n" "$out" | tail -n 20; exit $rc',
+                f"start the {self.label} container",
+            ),
+        ]
+
+    def stop(self) -> Remote:
+        return Remote(f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1; true", f"stop {self.label}")
+
+    def running_probe(self) -> Remote:
+        name = shlex.quote(self.container)
+        return Remote(
+            f"docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null | grep -qx running",
+            f"is the {self.label} container running?",
+            timeout=30,
+        )
+
+    def log_tail(self, lines: int = 80) -> Remote:
+        return Remote(f"docker logs --tail {lines} {shlex.quote(self.container)} 2>&1", "engine log tail")

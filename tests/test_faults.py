@@ -1,0 +1,322 @@
+"""Fault injection on the mock cloud: after every failure, the cloud's servers are exactly what local state tracks."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mockcloud.cloud import MockCloud
+from mockcloud.upctl import read_state, set_faults
+from tests.conftest import REPO, run_cli
+from tests.test_e2e import cloud, env, prom, write_config  # noqa: F401 - shared fixtures
+
+pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
+
+SCENARIOS: list[tuple[str, int]] = []  # (scenario, untracked servers found) — summarised at the end of the run
+
+
+def cloud_uuids(c: MockCloud) -> set[str]:
+    servers = read_state(c.upctl_home).get("servers") or {}
+    items = servers.values() if isinstance(servers, dict) else servers
+    return {s["uuid"] for s in items if isinstance(s, dict)}
+
+
+def tracked_uuids(home: Path) -> set[str]:
+    out = set()
+    for f in (home / "deployments").glob("*.json"):
+        doc = json.loads(f.read_text())
+        if doc.get("server"):
+            out.add(doc["server"]["uuid"])
+    return out
+
+
+def check_invariant(name: str, c: MockCloud, e: dict[str, str]) -> None:
+    """Zero untracked servers: everything in the cloud is in local state, and `status --orphans` agrees."""
+    untracked = cloud_uuids(c) - tracked_uuids(Path(e["ORCHESTRATOR_HOME"]))
+    SCENARIOS.append((name, len(untracked)))
+    assert not untracked, f"{name}: untracked servers {untracked}"
+    orphans = run_cli("status", "--orphans", "--json", env=e)
+    assert orphans.returncode == 0, orphans.stderr
+    assert json.loads(orphans.stdout) == []
+
+
+def cleanup(c: MockCloud, e: dict[str, str]) -> None:
+    set_faults(c.upctl_home)
+    for h in c.hosts:
+        h.reset_knobs()
+    for f in (Path(e["ORCHESTRATOR_HOME"]) / "deployments").glob("*.json"):
+        down = run_cli("teardown", f.stem, "--yes", env=e)
+        assert down.returncode == 0, down.stderr
+    assert cloud_uuids(c) == set()
+
+
+@pytest.fixture
+def scenario(cloud: MockCloud, env: dict[str, str]) -> Iterator[tuple[MockCloud, dict[str, str]]]:  # noqa: F811
+    yield cloud, env
+    cleanup(cloud, env)
+
+
+UPCTL_FAULTS = [
+    # (name, faults, expected exit, words in stderr)
+    ("create 5xx twice, then ok", {"fail": {"server create": {"times": 2, "kind": "5xx"}}}, 0, "transient"),
+    ("create 5xx every time", {"fail": {"server create": {"times": 9, "kind": "5xx"}}}, 3, "500"),
+    ("no GPU capacity in zone", {"devices": {"fi-hel2": {"GPU-8xCPU-64GB-1xL40S": 0}}}, 3, "fi-hel2"),
+    ("create refused: capacity", {"fail": {"server create": {"times": 1, "kind": "capacity"}}}, 3, "capacity"),
+    ("quota exceeded", {"fail": {"server create": {"times": 1, "kind": "quota"}}}, 3, "error:"),
+    ("--wait times out (exit 0)", {"wait_timeout": True, "boot_polls": 2}, 0, "checking the state myself"),
+    ("zone list 5xx once", {"fail": {"zone list": {"times": 1, "kind": "5xx"}}}, 0, "transient"),
+    (
+        "plans list times out",
+        {"fail": {"server plans": {"times": 1, "kind": "timeout", "timeout_seconds": 1}}},
+        0,
+        "transient",
+    ),
+]
+
+
+@pytest.mark.parametrize("name, faults, code, words", UPCTL_FAULTS, ids=[f[0] for f in UPCTL_FAULTS])
+def test_provider_faults(
+    scenario: tuple[MockCloud, dict[str, str]],
+    tmp_path: Path,
+    name: str,
+    faults: dict[str, object],
+    code: int,
+    words: str,
+) -> None:
+    c, e = scenario
+    set_faults(c.upctl_home, **faults)
+    proc = run_cli("deploy", str(write_config(c, tmp_path, None, name="faulty")), env=e)
+    assert proc.returncode == code, proc.stderr
+    assert words.lower() in proc.stderr.lower()
+    assert not any(line.startswith("Traceback") for line in proc.stderr.splitlines())
+    if code:
+        assert "hint:" in proc.stderr
+    check_invariant(name, c, e)
+
+
+HOST_FAULTS = [
+    ("engine OOM while loading", {"engine_fail": "oom"}, {}, 8, "out of memory"),
+    ("engine gated model", {"engine_fail": "gated"}, {}, 8, "HF_TOKEN"),
+    (
+        "engine never healthy",
+        {"engine_startup_delay": 30},
+        {"health": {"timeout": "2s", "interval": "0.3s"}},
+        8,
+        "not ready after",
+    ),
+    ("nvidia driver not loaded", {"nvsmi_fail": True}, {}, 6, "driver"),
+]
+
+
+@pytest.mark.parametrize("name, knobs, engine, code, words", HOST_FAULTS, ids=[f[0] for f in HOST_FAULTS])
+def test_host_faults(
+    scenario: tuple[MockCloud, dict[str, str]],
+    tmp_path: Path,
+    name: str,
+    knobs: dict[str, object],
+    engine: dict[str, object],
+    code: int,
+    words: str,
+) -> None:
+    c, e = scenario
+    for h in c.hosts:
+        h.set_knobs(**knobs)
+    proc = run_cli("deploy", str(write_config(c, tmp_path, None, name="hostfault", **engine)), env=e)
+    assert proc.returncode == code, proc.stderr
+    assert words.lower() in proc.stderr.lower()
+    assert "KEPT for debugging" in proc.stderr and "orchestrator teardown hostfault --yes" in proc.stderr
+    check_invariant(name, c, e)
+
+
+def test_ssh_unreachable(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    cfg = write_config(c, tmp_path, None, name="nossh")
+    text = (
+        cfg.read_text().replace(f"port: {c.ssh_port}", "port: 2").replace("connect_timeout: 30s", "connect_timeout: 3s")
+    )
+    cfg.write_text(text)
+    proc = run_cli("deploy", str(cfg), env=e)
+    assert proc.returncode == 5, proc.stderr
+    assert "cannot reach" in proc.stderr
+    check_invariant("sshd unreachable", c, e)
+
+
+def test_promtool_rejects_and_config_restored(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    prom_cfg = tmp_path / "prom" / "prometheus.yml"
+    prom_cfg.parent.mkdir()
+    original = "global:\n  scrape_interval: 5s\n  scrape_timeout: 10s\nscrape_configs: []\n"
+    prom_cfg.write_text(original)
+    proc = run_cli("deploy", str(write_config(c, tmp_path, None, name="badprom")), env=e)
+    assert proc.returncode == 9, proc.stderr
+    assert "promtool rejected" in proc.stderr
+    assert prom_cfg.read_text() == original, "a rejected config must be rolled back"
+    check_invariant("promtool rejects the config", c, e)
+
+
+def test_state_dir_unwritable(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    proc = run_cli(
+        "deploy", str(write_config(c, tmp_path, None, name="nostate")), env=e | {"ORCHESTRATOR_HOME": str(blocker)}
+    )
+    assert proc.returncode == 11, proc.stderr
+    assert cloud_uuids(c) == set(), "nothing may be created when state cannot be written"
+    check_invariant("state directory unwritable", c, e)
+
+
+def test_teardown_failure_is_reported_and_kept(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    assert run_cli("deploy", str(write_config(c, tmp_path, None, name="stuck")), env=e).returncode == 0
+    set_faults(c.upctl_home, fail={"server delete": {"times": 9, "kind": "5xx"}})
+    proc = run_cli("teardown", "stuck", "--yes", env=e)
+    assert proc.returncode == 10, proc.stderr
+    assert "teardown incomplete" in proc.stderr and "still exists" in proc.stderr
+    check_invariant("server delete keeps failing", c, e)
+
+
+def test_teardown_on_failure_removes_server(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    for h in c.hosts:
+        h.set_knobs(engine_fail="kv_cache")
+    proc = run_cli("deploy", str(write_config(c, tmp_path, None, name="tof")), "--teardown-on-failure", env=e)
+    assert proc.returncode == 8, proc.stderr
+    assert "deleted (--teardown-on-failure)" in proc.stderr
+    assert cloud_uuids(c) == set() and not (Path(e["ORCHESTRATOR_HOME"]) / "deployments" / "tof.json").exists()
+    check_invariant("--teardown-on-failure", c, e)
+
+
+def test_crash_between_create_and_state_write_is_adopted(
+    scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path
+) -> None:
+    """A server created with our labels but never recorded (the tool died) is listed as an orphan, then adopted."""
+    c, e = scenario
+    cfg = write_config(c, tmp_path, None, name="lost")
+    created = subprocess.run(
+        [
+            "upctl",
+            "server",
+            "create",
+            "--hostname",
+            "lost",
+            "--zone",
+            "fi-hel2",
+            "--plan",
+            "GPU-8xCPU-64GB-1xL40S",
+            "--os",
+            "Ubuntu Server 24.04 LTS (Noble Numbat)",
+            "--os-storage-size",
+            "50",
+            "--ssh-keys",
+            f"{c.client_key}.pub",
+            "--label",
+            "managed_by=orchestrator",
+            "--label",
+            "orchestrator_deployment=lost",
+            "--wait",
+            "-o",
+            "json",
+        ],
+        env=e,
+        capture_output=True,
+        text=True,
+    )
+    assert created.returncode == 0, created.stderr
+    uuid = json.loads(created.stdout)["uuid"]
+    listed = json.loads(run_cli("status", "--orphans", "--json", env=e).stdout)
+    assert [o["uuid"] for o in listed] == [uuid] and listed[0]["deployment"] == "lost"
+    proc = run_cli("deploy", str(cfg), env=e)
+    assert proc.returncode == 0, proc.stderr
+    assert "adopting it" in proc.stderr and cloud_uuids(c) == {uuid}
+    check_invariant("crash between create and state write", c, e)
+
+
+def test_teardown_orphans(scenario: tuple[MockCloud, dict[str, str]]) -> None:
+    c, e = scenario
+    created = subprocess.run(
+        [
+            "upctl",
+            "server",
+            "create",
+            "--hostname",
+            "ghost",
+            "--zone",
+            "fi-hel2",
+            "--plan",
+            "GPU-8xCPU-64GB-1xL40S",
+            "--os-storage-size",
+            "50",
+            "--ssh-keys",
+            f"{c.client_key}.pub",
+            "--label",
+            "managed_by=orchestrator",
+            "--label",
+            "orchestrator_deployment=ghost",
+            "--wait",
+            "-o",
+            "json",
+        ],
+        env=e,
+        capture_output=True,
+        text=True,
+    )
+    assert created.returncode == 0, created.stderr
+    assert run_cli("teardown", "--orphans", env=e).returncode == 2  # not interactive: needs --yes
+    proc = run_cli("teardown", "--orphans", "--yes", env=e)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 orphaned server(s) deleted" in proc.stdout and cloud_uuids(c) == set()
+    check_invariant("teardown --orphans", c, e)
+
+
+def _deploy_proc(cfg: Path, e: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "deploy", str(cfg)],
+        env=e,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_concurrent_deploys(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    a = _deploy_proc(write_config(c, tmp_path, None, name="left"), e)
+    lock = Path(e["ORCHESTRATOR_HOME"]) / "deployments" / "left.lock"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
+        time.sleep(0.05)
+    same = run_cli("deploy", str(tmp_path / "left.yaml"), env=e)
+    assert same.returncode == 11 and "is busy" in same.stderr and f"pid {a.pid}" in same.stderr
+    b = _deploy_proc(write_config(c, tmp_path, None, name="right"), e)
+    for p in (a, b):
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert len(cloud_uuids(c)) == 2
+    check_invariant("concurrent deploys", c, e)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sigint_at_random_points(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path, seed: int) -> None:
+    c, e = scenario
+    rnd = random.Random(seed)
+    set_faults(c.upctl_home, boot_polls=rnd.choice([0, 2]))
+    p = _deploy_proc(write_config(c, tmp_path, None, name="sig"), e)
+    time.sleep(rnd.uniform(0.2, 3.0))
+    p.send_signal(signal.SIGINT if seed % 2 == 0 else signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode in (0, 130), err
+    assert not any(line.startswith("Traceback") for line in err.splitlines())
+    if p.returncode == 130:
+        assert "interrupted" in err and "resume: orchestrator deploy" in err
+    check_invariant(f"SIGINT/SIGTERM at a random point (seed {seed})", c, e)

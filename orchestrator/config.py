@@ -74,6 +74,14 @@ class InstallConfig(Strict):
             raise ValueError("must look like a version number, e.g. 0.11.0")
         return v
 
+    @field_validator("venv")
+    @classmethod
+    def _venv(cls, v: str) -> str:
+        # pip writes this path unquoted into its launcher scripts, so shell characters would run there.
+        if not re.fullmatch(r"[A-Za-z0-9._/+-]+", v):
+            raise ValueError("must be a plain path (letters, digits, '.', '_', '-', '+', '/')")
+        return v
+
 
 class HealthConfig(Strict):
     timeout: Duration = Field(default=1800.0, description="first start may download weights: 30 min")
@@ -139,6 +147,52 @@ class MonitoringConfig(Strict):
         return v
 
 
+class PyTorchConfig(Strict):
+    enabled: bool = False
+    version: str | None = Field(default=None, description="torch version, e.g. 2.9.1; latest when unset")
+    cuda: Literal["auto", "cu126", "cu128", "cu130"] = Field(
+        default="auto", description="wheel index; auto = the newest the driver's CUDA supports"
+    )
+    venv: str = Field(default="torch-venv", description="venv path on the host; relative = under the login home")
+    index_url: str = Field(default="https://download.pytorch.org/whl", description="base of the cuXYZ indexes")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.!]*", v):
+            raise ValueError("must look like a version number, e.g. 2.9.1 (the +cuXYZ part comes from cuda)")
+        return v
+
+    @field_validator("index_url")
+    @classmethod
+    def _index(cls, v: str) -> str:
+        if not re.fullmatch(r"(https?|file)://\S+", v):
+            raise ValueError("must be an http(s):// or file:// URL")
+        return v.rstrip("/")
+
+
+class TensorFlowConfig(Strict):
+    enabled: bool = False
+    version: str = Field(default="2.20.0", description="installed as tensorflow[and-cuda]==VERSION")
+    venv: str = Field(default="tf-venv", description="venv path on the host; relative = under the login home")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9][0-9A-Za-z.!+]*", v):
+            raise ValueError("must look like a version number, e.g. 2.20.0")
+        return v
+
+
+class HostConfig(Strict):
+    install_missing: bool = Field(default=True, description="false: only detect, and fail when something is missing")
+    driver_branch: str = Field(default="580", pattern=r"^[0-9]{3}$", description="NVIDIA server driver branch")
+    reboot_timeout: Duration = Field(default=900.0, description="how long a reboot after a driver install may take")
+    pytorch: PyTorchConfig = Field(default_factory=PyTorchConfig)
+    tensorflow: TensorFlowConfig = Field(default_factory=TensorFlowConfig)
+    compile_check: bool = Field(default=False, description="time eager vs torch.compile / XLA jit_compile")
+
+
 class DeploymentConfig(Strict):
     name: str
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
@@ -146,6 +200,7 @@ class DeploymentConfig(Strict):
     gpu: GpuConfig = Field(default_factory=GpuConfig)
     engine: AnyEngineConfig
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    host: HostConfig = Field(default_factory=HostConfig)
 
     @field_validator("name")
     @classmethod

@@ -26,6 +26,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Fallback(Strict):
+    plan: str | None = Field(default=None, description="plan name or regex; default: provider.plan")
+    zone: str | None = Field(default=None, description="zone; default: provider.zone")
+
+
 class ProviderConfig(Strict):
     kind: Literal["upcloud"] = "upcloud"
     zone: str = "fi-hel2"
@@ -38,6 +43,7 @@ class ProviderConfig(Strict):
     hostname: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     wait_started: Duration = Field(default=900.0, description="how long to wait for state 'started'")
+    fallbacks: list[Fallback] = Field(default_factory=list, description="tried in order when there is no capacity")
 
 
 class SshConfig(Strict):

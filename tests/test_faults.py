@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mockcloud.cloud import MockCloud
 from mockcloud.upctl import read_state, set_faults
@@ -320,3 +321,18 @@ def test_sigint_at_random_points(scenario: tuple[MockCloud, dict[str, str]], tmp
     if p.returncode == 130:
         assert "interrupted" in err and "resume: orchestrator deploy" in err
     check_invariant(f"SIGINT/SIGTERM at a random point (seed {seed})", c, e)
+
+
+def test_capacity_falls_back_to_the_next_plan(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    set_faults(c.upctl_home, devices={"fi-hel2": {"GPU-8xCPU-64GB-1xL40S": 0, "GPU-12xCPU-128GB-1xL40S": 4}})
+    cfg = write_config(c, tmp_path, None, name="fallback")
+    data = yaml.safe_load(cfg.read_text())
+    data["provider"]["fallbacks"] = [{"plan": "GPU-12xCPU-128GB-1xL40S"}]
+    cfg.write_text(yaml.safe_dump(data))
+    proc = run_cli("deploy", str(cfg), env=e)
+    assert proc.returncode == 0, proc.stderr
+    assert "no GPU-8xCPU-64GB-1xL40S stock in fi-hel2; trying the next fallback" in proc.stderr
+    status = json.loads(run_cli("status", "fallback", "--json", env=e).stdout)[0]
+    assert status["server"]["plan"] == "GPU-12xCPU-128GB-1xL40S"
+    check_invariant("capacity fallback to another plan", c, e)

@@ -7,7 +7,7 @@ import time
 
 from orchestrator.actions import Local, Pause, Result
 from orchestrator.context import StepContext, StepGen
-from orchestrator.errors import ProviderError
+from orchestrator.errors import CapacityError, ProviderError
 from orchestrator.providers.base import CreateSpec, ServerInfo, labels_for
 from orchestrator.providers.upctl import (
     ServerNotFound,
@@ -131,54 +131,75 @@ def provision(ctx: StepContext) -> StepGen:
             return f"server {srv.uuid} already exists ({ctx.ip})"
 
     plans_cmd = Local(tuple(up.plans()), "list plans")
-    r = checked(ctx, plans_cmd, (yield plans_cmd))
-    if r.known:
-        plan = select_plan(parse_plans(r.stdout), pc.plan)
-        plan_name, gpu_amount, gpu_model = plan.name, plan.gpu_amount, plan.gpu_model
-    else:
-        literal = LITERAL_PLAN.fullmatch(pc.plan)
-        plan_name = literal.group(1) if literal else f"<plan matching {pc.plan}>"
-        gpu_amount, gpu_model = 0, ""
+    plans_r = checked(ctx, plans_cmd, (yield plans_cmd))
     zones_cmd = Local(tuple(up.zones()), "check the zone")
-    r = checked(ctx, zones_cmd, (yield zones_cmd))
-    if r.known:
-        check_zone(parse_zones(r.stdout), pc.zone)
-    if gpu_amount or not r.known:
-        dev_cmd = Local(tuple(up.zone_devices()), "check GPU stock in the zone")
-        r = checked(ctx, dev_cmd, (yield dev_cmd))
-        if r.known:
-            check_gpu_availability(parse_zone_devices(r.stdout), pc.zone, plan_name)
+    zones_r = checked(ctx, zones_cmd, (yield zones_cmd))
+    dev_cmd = Local(tuple(up.zone_devices()), "check GPU stock in the zone")
+    dev_r = checked(ctx, dev_cmd, (yield dev_cmd))
     tmpl_cmd = Local(tuple(up.templates()), "resolve the OS template")
     r = checked(ctx, tmpl_cmd, (yield tmpl_cmd))
     os_ref = resolve_template(parse_templates(r.stdout), pc.template).uuid if r.known else pc.template
 
+    candidates = [(pc.plan, pc.zone)] + [(f.plan or pc.plan, f.zone or pc.zone) for f in pc.fallbacks]
     hostname = pc.hostname or ctx.cfg.name
-    adopted = yield from _adopt_existing(ctx, hostname, gpu_amount, gpu_model)
-    if adopted:
-        return adopted
-    spec = CreateSpec(
-        hostname=hostname,
-        title=f"{ctx.cfg.name} (orchestrator)",
-        zone=pc.zone,
-        plan=plan_name,
-        os=os_ref,
-        os_storage_size=pc.storage_gb,
-        ssh_keys=(str(ctx.cfg.ssh.public_key_path),),
-        labels=labels_for(ctx.cfg.name) + tuple(sorted(pc.labels.items())),
-        wait=True,
-    )
-    create = Local(tuple(up.create(spec)), "create the server", timeout=pc.wait_started + 300, mutates=True)
-    r = yield create
-    if r.known:
+    tried: list[str] = []
+    last: CapacityError | None = None
+    for pattern, zone in candidates:
+        if plans_r.known:
+            plan = select_plan(parse_plans(plans_r.stdout), pattern)
+            plan_name, gpu_amount, gpu_model = plan.name, plan.gpu_amount, plan.gpu_model
+        else:
+            literal = LITERAL_PLAN.fullmatch(pattern)
+            plan_name = literal.group(1) if literal else f"<plan matching {pattern}>"
+            gpu_amount, gpu_model = 0, ""
+        if zones_r.known:
+            check_zone(parse_zones(zones_r.stdout), zone)
+        tried.append(f"{plan_name} in {zone}")
+        try:
+            if dev_r.known and gpu_amount:
+                check_gpu_availability(parse_zone_devices(dev_r.stdout), zone, plan_name)
+        except CapacityError as exc:
+            last = exc
+            ctx.notify(
+                f"no {plan_name} stock in {zone}"
+                + ("; trying the next fallback" if pattern != candidates[-1][0] or zone != candidates[-1][1] else "")
+            )
+            continue
+        if len(tried) == 1:
+            adopted = yield from _adopt_existing(ctx, hostname, gpu_amount, gpu_model)
+            if adopted:
+                return adopted
+        spec = CreateSpec(
+            hostname=hostname,
+            title=f"{ctx.cfg.name} (orchestrator)",
+            zone=zone,
+            plan=plan_name,
+            os=os_ref,
+            os_storage_size=pc.storage_gb,
+            ssh_keys=(str(ctx.cfg.ssh.public_key_path),),
+            labels=labels_for(ctx.cfg.name) + tuple(sorted(pc.labels.items())),
+            wait=True,
+        )
+        create = Local(tuple(up.create(spec)), "create the server", timeout=pc.wait_started + 300, mutates=True)
+        r = yield create
+        if not r.known:
+            if len(candidates) > 1:
+                ctx.notify("on no capacity: " + ", ".join(f"{p} in {z}" for p, z in candidates[1:]))
+            break
         if r.rc != 0:
-            raise map_failure(create.argv, r.rc, r.stdout, r.stderr)
+            err = map_failure(create.argv, r.rc, r.stdout, r.stderr)
+            if isinstance(err, CapacityError):
+                last = err
+                ctx.notify(f"no capacity for {plan_name} in {zone}: {err.message}")
+                continue
+            raise err
         srv = parse_server(r.stdout)
         # Recorded before anything else can fail: from here on `teardown` can always find it.
         ctx.dep.server = ServerRecord(
             uuid=srv.uuid,
             hostname=srv.hostname,
             plan=plan_name,
-            zone=pc.zone,
+            zone=zone,
             state=srv.state,
             ip=srv.public_ipv4,
             gpu_amount=gpu_amount,
@@ -188,7 +209,14 @@ def provision(ctx: StepContext) -> StepGen:
         warning = wait_warning(r.stderr)
         if warning:
             ctx.notify(f"upctl: {warning}; checking the state myself")
+        break
+    else:
+        assert last is not None
+        raise CapacityError(
+            f"no GPU capacity: tried {', '.join(tried)}",
+            "add provider.fallbacks (other plans or zones), or retry later; nothing was created",
+        ) from last
     yield from wait_started(ctx)
     if ctx.dep.server is None:
-        return f"would create a {plan_name} server in {pc.zone}"
+        return f"would create a server: {tried[-1]}"
     return f"server {ctx.dep.server.uuid} started, {ctx.ip}, {plan_name}"

@@ -61,7 +61,7 @@ def test_dry_run_real_config_needs_no_credentials(tmp_path: Path) -> None:
         "nvidia-smi --query-gpu",
         "pip install vllm",
         "upload: .orchestrator/qwen-l40s/engine.env",
-        "setsid nohup",
+        "systemctl restart orchestrator-qwen-l40s.service",
         "http: GET http://<server.ip>:8000/health",
         "/v1/models",
         "POST http://<server.ip>:8000/v1/completions",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from orchestrator.actions import HttpCheck, Remote, Upload, UploadFile
 from orchestrator.config import DeploymentConfig
@@ -55,3 +55,16 @@ class Engine(Protocol):
     def endpoint(self, ip: str) -> str: ...
 
     def scrape_target(self, ip: str) -> ScrapeTarget: ...
+
+
+@runtime_checkable
+class Supervised(Protocol):
+    """Optional capability: an engine that runs as a host process picks its supervisor (systemd or setsid/nohup)."""
+
+    def supervisor_probe(self) -> Remote:
+        """Prints "systemd" or "nohup" on its first line and the login $HOME on its second."""
+        ...
+
+    def use_supervisor(self, supervisor: str, home: str) -> None:
+        """Called with the probe's answer before start()/stop() plans are built."""
+        ...

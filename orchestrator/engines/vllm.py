@@ -29,8 +29,17 @@ class VllmEngine:
         self.run_dir = f".orchestrator/{cfg.name}"
         self.container = f"orchestrator-{cfg.name}"
         self.method = self.e.install.method
+        self.unit = f"orchestrator-{cfg.name}.service"
+        # Until the probe answers (dry-run), assume what a fresh UpCloud server gives: root with systemd.
+        self.supervisor = "systemd" if cfg.ssh.user == "root" and self.method != "docker" else "nohup"
+        self.home = "/root" if cfg.ssh.user == "root" else "<home>"
 
     # -- install ---------------------------------------------------------------------------------
+    @property
+    def needs_docker(self) -> bool:
+        """prepare-host installs docker + the NVIDIA Container Toolkit only for engines that run in docker."""
+        return self.method == "docker"
+
     @property
     def _venv(self) -> str:
         return home_path(self.e.install.venv)
@@ -130,6 +139,16 @@ class VllmEngine:
                     "start the vLLM container",
                 )
             )
+        elif self.supervisor == "systemd":
+            unit = shlex.quote(self.unit)
+            steps.append(Upload(f"/etc/systemd/system/{self.unit}", self.unit_file(), 0o644))
+            steps.append(
+                Remote(
+                    f"systemctl daemon-reload && systemctl enable --quiet {unit} && systemctl restart {unit} && "
+                    f"systemctl show -p MainPID --value {unit}",
+                    "start vLLM as a systemd service",
+                )
+            )
         else:
             # setsid+nohup, all three fds redirected, no pty: survives the SSH session ending.
             steps.append(
@@ -140,6 +159,50 @@ class VllmEngine:
                 )
             )
         return steps
+
+    def supervisor_probe(self) -> Remote:
+        return Remote(
+            'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; '
+            'then echo systemd; else echo nohup; fi; printf "%s\\n" "$HOME"',
+            "systemd or setsid/nohup?",
+            timeout=30,
+        )
+
+    def use_supervisor(self, supervisor: str, home: str) -> None:
+        self.supervisor = supervisor if self.method != "docker" else "nohup"
+        self.home = home
+
+    def unit_file(self) -> str:
+        run = f"{self.home}/{self.run_dir}"
+        return "\n".join(
+            [
+                "[Unit]",
+                f"Description=orchestrator: vLLM for deployment {self.cfg.name}",
+                "After=network-online.target",
+                "Wants=network-online.target",
+                "StartLimitIntervalSec=600",
+                "StartLimitBurst=3",
+                "",
+                "[Service]",
+                "Type=simple",
+                f"WorkingDirectory={run}",
+            f"Environment=HOME={self.home}",
+                f"ExecStart=/bin/sh {run}/start.sh",
+                "Restart=on-failure",
+                "RestartSec=10",
+                f"StandardOutput=append:{run}/engine.log",
+                "StandardError=inherit",
+                "KillMode=control-group",
+                "TimeoutStopSec=30",
+                "",
+                "[Install]",
+                "WantedBy=multi-user.target",
+                "",
+            ]
+        )
+
+    def _systemd_active(self) -> str:
+        return f"[ -d /run/systemd/system ] && systemctl is-active --quiet {shlex.quote(self.unit)}"
 
     def _pid_alive(self) -> str:
         pidf = shlex.quote(f"{self.run_dir}/engine.pid")
@@ -156,15 +219,16 @@ class VllmEngine:
                 "is the vLLM container running?",
                 timeout=30,
             )
-        return Remote(self._pid_alive(), "is vLLM running?", timeout=30)
+        return Remote(f"{{ {self._systemd_active()}; }} || {{ {self._pid_alive()}; }}", "is vLLM running?", timeout=30)
 
     def stop(self) -> Remote:
         if self.method == "docker":
             return Remote(f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1; true", "stop vLLM")
         pidf = shlex.quote(f"{self.run_dir}/engine.pid")
         # The engine leads its own session (setsid): signal the whole group, so its workers go too.
+        systemd_stop = f"{{ [ -d /run/systemd/system ] && systemctl stop {shlex.quote(self.unit)} 2>/dev/null; }}; "
         return Remote(
-            f'pid=$(cat {pidf} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then '
+            systemd_stop + f'pid=$(cat {pidf} 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then '
             f'kill -TERM -- -"$pid" 2>/dev/null || kill -TERM "$pid"; i=0; '
             f"while awk '{{exit ($3 == \"Z\")}}' /proc/$pid/stat 2>/dev/null && [ $i -lt 100 ]; do "
             f"sleep 0.1; i=$((i+1)); done; "

@@ -6,6 +6,7 @@ import time
 
 from orchestrator.actions import Connect, Remote
 from orchestrator.context import StepContext, StepGen
+from orchestrator.engines.base import Supervised
 from orchestrator.engines.vllm import API_KEY
 from orchestrator.errors import EngineError, OrchestratorError
 from orchestrator.state import EngineRecord, HealthRecord
@@ -13,6 +14,11 @@ from orchestrator.state import EngineRecord, HealthRecord
 
 def start_engine(ctx: StepContext) -> StepGen:
     engine = ctx.engine
+    if isinstance(engine, Supervised):
+        r = yield engine.supervisor_probe()
+        if r.ok:
+            answer = r.stdout.split("\n")
+            engine.use_supervisor(answer[0].strip(), answer[1].strip() if len(answer) > 1 else "")
     actions = engine.start(ctx.secrets)
     last = None
     for action in actions:

@@ -109,16 +109,6 @@ def _guard(debug: bool, console: Console | None = None):  # type: ignore[no-unty
     return guard()
 
 
-def _secrets(cfg: DeploymentConfig) -> dict[str, str]:
-    from orchestrator.engines.vllm import API_KEY, HF_TOKEN
-
-    found: dict[str, str] = {}
-    for name, env in ((API_KEY, cfg.engine.api_key_env), (HF_TOKEN, cfg.engine.hf_token_env)):
-        if env and os.environ.get(env):
-            found[name] = os.environ[env]
-    return found
-
-
 def _sigterm_as_interrupt() -> None:
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -143,9 +133,11 @@ def _run_playbook(
     from orchestrator.playbook import load_playbook
     from orchestrator.progress import ProgressReporter
     from orchestrator.runner import Runner
+    from orchestrator.secrets import load_secrets
     from orchestrator.state import Deployment, StateStore
 
-    secrets = _secrets(cfg)
+    with _guard(debug):
+        secrets, secrets_note = load_secrets(cfg, create_api_key=not dry_run and command != "teardown")
     console = Console(secrets, verbose=debug or dry_run)
     with _guard(debug, console), contextlib.ExitStack() as stack:
         books = [load_playbook(p) for p in playbooks]
@@ -178,11 +170,14 @@ def _run_playbook(
 
             executor = LiveExecutor(secrets, notify=reporter.info)
             _sigterm_as_interrupt()
-            if not secrets.get("engine_api_key") and cfg.engine.api_key_env and command != "teardown":
-                reporter.info(
-                    f"warning: ${cfg.engine.api_key_env} is not set: the engine API will accept "
-                    "requests from anyone who can reach its port"
-                )
+            if command != "teardown":
+                if secrets_note:
+                    reporter.info(secrets_note)
+                elif "engine_api_key" not in secrets and cfg.engine.kind == "vllm":
+                    reporter.info(
+                        "warning: engine.api_key_env is null: the engine API accepts requests from "
+                        "anyone who can reach its port"
+                    )
         ctx = StepContext(cfg=cfg, dep=dep, store=None if dry_run else store, secrets=secrets, notify=reporter.info)
         runner = Runner(executor, reporter)
         outcomes: list[StepOutcome] = []

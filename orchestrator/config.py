@@ -207,6 +207,9 @@ class DeploymentConfig(Strict):
     engine: AnyEngineConfig
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     host: HostConfig = Field(default_factory=HostConfig)
+    secrets_file: str | None = Field(
+        default=None, description="KEY=VALUE file (mode 0600) read when a variable is not in the environment"
+    )
 
     @field_validator("name")
     @classmethod
@@ -303,7 +306,7 @@ def resolve_paths(cfg: DeploymentConfig, base: Path) -> DeploymentConfig:
             "file_sd_dir": _resolve(cfg.monitoring.file_sd_dir, base),
         }
     )
-    update: dict[str, Any] = {"ssh": ssh, "monitoring": mon}
+    update: dict[str, Any] = {"ssh": ssh, "monitoring": mon, "secrets_file": _resolve(cfg.secrets_file, base)}
     if isinstance(cfg.engine, DockerEngineConfig):
         update["engine"] = cfg.engine.resolved(lambda path: _resolve(path, base) or path)
     return cfg.model_copy(update=update)

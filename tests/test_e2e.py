@@ -308,3 +308,25 @@ def test_docker_install_method(cloud: MockCloud, prom: Prometheus | None, env: d
     down = run_cli("teardown", "dock", "--yes", env=env)
     assert down.returncode == 0, down.stderr
     assert engine_processes(cloud) == []
+
+
+def test_engine_protected_by_default(
+    cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path
+) -> None:
+    """No VLLM_API_KEY: a key is generated (0600, outside state), the engine requires it, output never shows it."""
+    e = {k: v for k, v in env.items() if k != "VLLM_API_KEY"}
+    proc = run_cli("deploy", str(write_config(cloud, tmp_path, prom, name="guarded")), env=e)
+    assert proc.returncode == 0, proc.stderr
+    key_file = tmp_path / "home" / "secrets" / "guarded.api_key"
+    key = key_file.read_text().strip()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and str(key_file) in proc.stderr
+    endpoint = json.loads(run_cli("status", "guarded", "--json", env=e).stdout)[0]["engine"]["endpoint"]
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(f"{endpoint}/models", timeout=5)
+    assert denied.value.code == 401
+    req = urllib.request.Request(f"{endpoint}/models", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
+    state = (tmp_path / "home" / "deployments" / "guarded.json").read_text()
+    assert key not in proc.stdout + proc.stderr + state
+    assert run_cli("teardown", "guarded", "--yes", env=e).returncode == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from orchestrator.actions import Remote, Upload
 from orchestrator.config import DeploymentConfig
-from orchestrator.engines.vllm import API_KEY, HF_TOKEN, VllmEngine
+from orchestrator.engines.vllm import VllmEngine
+from orchestrator.secrets import API_KEY, HF_TOKEN
 
 SECRETS = {API_KEY: "sk-plan-secret", HF_TOKEN: "hf_plansecret"}
 

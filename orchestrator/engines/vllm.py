@@ -8,9 +8,7 @@ import shlex
 from orchestrator.actions import HttpCheck, Remote, Upload
 from orchestrator.config import DeploymentConfig, EngineConfig
 from orchestrator.monitoring import ScrapeTarget, job_name
-
-API_KEY = "engine_api_key"  # secret names, as the runner's secret store knows them
-HF_TOKEN = "hf_token"
+from orchestrator.secrets import API_KEY, HF_TOKEN
 
 
 def home_path(path: str) -> str:
@@ -186,7 +184,7 @@ class VllmEngine:
                 "[Service]",
                 "Type=simple",
                 f"WorkingDirectory={run}",
-            f"Environment=HOME={self.home}",
+                f"Environment=HOME={self.home}",
                 f"ExecStart=/bin/sh {run}/start.sh",
                 "Restart=on-failure",
                 "RestartSec=10",

@@ -7,8 +7,8 @@ import time
 from orchestrator.actions import Connect, Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.engines.base import Supervised
-from orchestrator.engines.vllm import API_KEY
 from orchestrator.errors import EngineError, OrchestratorError
+from orchestrator.secrets import API_KEY
 from orchestrator.state import EngineRecord, HealthRecord
 
 

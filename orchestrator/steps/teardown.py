@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from orchestrator.actions import Local, Pause
+from orchestrator.actions import Local, Pause, RemoveLocal
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import TeardownIncomplete
+from orchestrator.secrets import generated_key_path
 from orchestrator.providers.upctl import ServerNotFound, map_failure, parse_server
 from orchestrator.steps.provision import checked
 
@@ -86,7 +87,8 @@ def destroy_server(ctx: StepContext) -> StepGen:
 
 
 def forget(ctx: StepContext) -> StepGen:
+    key = generated_key_path(ctx.cfg.name)
+    yield RemoveLocal(key)
     if ctx.store is not None:
         ctx.store.delete(ctx.cfg.name)
-    return "deployment removed from local state"
-    yield  # pragma: no cover - makes this a generator
+    return "deployment removed from local state (and its generated API key)"

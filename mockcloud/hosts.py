@@ -38,7 +38,11 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "engine_startup_delay": 1.0,
     "engine_fail": None,
     "engine_health_fail_after": None,
+    "triton_model_fail": None,  # a model name (or "*"): the mock Triton cannot load it (UNAVAILABLE, F14)
     "no_docker": False,
+    "no_driver": False,  # nvidia-smi: not found (127) until apt installs the driver, then exit 9 until a reboot
+    "no_toolkit": False,  # no nvidia-ctk, no nvidia runtime in docker (docker run --gpus: F3) until installed
+    "driver_cuda": None,  # the driver's "CUDA Version" (default: what the driver branch supports), for F4/F5
 }
 _LOCK_NAME = b"\0mockcloud-hosts-setup"  # abstract unix socket: a lock that vanishes with its holder
 
@@ -99,6 +103,8 @@ class MockHost:
     def reset_knobs(self) -> None:
         """Put every knob back to its default."""
         write_knobs(self.knobs_file, dict(DEFAULT_KNOBS))
+        for recorded in ("hoststate.json", "installed.log"):  # what the install shims recorded (hoststate.py)
+            (self.home / recorded).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- processes
@@ -504,7 +510,9 @@ class MockHosts:
             "MOCKHOST_IP": slot.ipv4,
             "MOCKHOST_NAME": slot.name,
             "PYTHONPATH": self.pythonpath,
-            "PIP_NO_INDEX": "1",
+            # The host's "PyPI" is a local simple index; an explicit --index-url (PyTorch's) replaces it.
+            "PIP_INDEX_URL": f"file://{wheelhouse}/simple/",
+            "PIP_CONFIG_FILE": os.devnull,  # this machine's pip.conf is not the host's
             "PIP_FIND_LINKS": str(wheelhouse),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         }

@@ -55,10 +55,12 @@ class Connect:
     pinned_host_key: str | None
     deadline: float  # seconds to keep retrying while sshd boots
     auth_grace: float = 90.0  # seconds during which "auth failed" still means "cloud-init not done"
+    fresh: bool = False  # drop any open connection first (after a reboot, or to pick up new group membership)
 
     def describe(self) -> str:
         pin = "pinned host key" if self.pinned_host_key else "pin host key on first contact"
-        return f"ssh: connect {self.user}@{self.host}:{self.port} ({pin}, retry up to {self.deadline:.0f}s)"
+        verb = "reconnect" if self.fresh else "connect"
+        return f"ssh: {verb} {self.user}@{self.host}:{self.port} ({pin}, retry up to {self.deadline:.0f}s)"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from orchestrator.yamlpos import load_with_lines, nearest_line
 StepKind = Literal[
     "provision",
     "connect",
+    "prepare-host",
     "verify-gpu",
+    "ml-stack",
     "install-stack",
     "start-engine",
     "health",

@@ -31,7 +31,9 @@ from orchestrator.transports.base import Executor
 CATEGORY: dict[str, type[OrchestratorError]] = {
     "provision": ProviderError,
     "connect": SSHError,
+    "prepare-host": HostPrepError,
     "verify-gpu": GpuVerificationError,
+    "ml-stack": HostPrepError,
     "install-stack": HostPrepError,
     "start-engine": EngineError,
     "health": EngineError,

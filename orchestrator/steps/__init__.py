@@ -7,14 +7,18 @@ from collections.abc import Callable
 from orchestrator.context import StepContext, StepGen
 from orchestrator.steps.engine import health, start_engine, stop_engine
 from orchestrator.steps.host import connect, install_stack, verify_gpu
+from orchestrator.steps.mlstack import ml_stack
 from orchestrator.steps.monitoring import monitoring, unmonitor
+from orchestrator.steps.prepare import prepare_host
 from orchestrator.steps.provision import provision
 from orchestrator.steps.teardown import destroy_server, forget
 
 STEPS: dict[str, Callable[[StepContext], StepGen]] = {
     "provision": provision,
     "connect": connect,
+    "prepare-host": prepare_host,
     "verify-gpu": verify_gpu,
+    "ml-stack": ml_stack,
     "install-stack": install_stack,
     "start-engine": start_engine,
     "health": health,

@@ -39,7 +39,7 @@ class SshSession:
     def connect(self, action: Connect) -> str:
         """Connect (retrying while the server boots) and return the server's host key line."""
         target = (action.host, action.port, action.user)
-        if self.connected and self._target == target:
+        if self.connected and self._target == target and not action.fresh:
             assert self.host_key is not None
             return self.host_key
         self.close()

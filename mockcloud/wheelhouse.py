@@ -94,7 +94,13 @@ def ensure_wheelhouse(dest_dir: Path) -> Path:
     """The wheelhouse directory (world-readable), building the wheel once if it is not there yet."""
     if not (dest_dir / WHEEL_NAME).exists():
         build_vllm_wheel(dest_dir)
-    dest_dir.chmod(0o755)
+    from mockcloud.mlwheels import build_ml_wheels, write_simple_index
+
+    if not (dest_dir / "simple").exists():
+        build_ml_wheels(dest_dir)  # stand-in torch (per-CUDA indexes) and tensorflow
+        write_simple_index(dest_dir)
+    for folder, _, _ in os.walk(dest_dir):
+        os.chmod(folder, 0o755)
     return dest_dir
 
 

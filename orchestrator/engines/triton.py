@@ -77,7 +77,14 @@ class TritonEngine(DockerEngine):
             url = f"{base}/models/{quote(model, safe='')}/ready"
             checks.append(
                 HttpCheck(
-                    "GET", url, "triton-ready", model, wait=60.0, interval=h.interval, liveness=alive, log_tail=tail
+                    "GET",
+                    url,
+                    "triton-ready",
+                    model,
+                    wait=h.timeout,
+                    interval=h.interval,
+                    liveness=alive,
+                    log_tail=tail,
                 )
             )
         return checks

@@ -224,10 +224,26 @@ def reboot(args: list[str]) -> int:
 
 
 def shutdown(args: list[str]) -> int:
-    if "-r" not in args and "--reboot" not in args:
-        sys.stderr.write("shutdown (mockcloud): only 'shutdown -r' is simulated\n")
+    if "-r" in args or "--reboot" in args:
+        return reboot(args)
+    if not any(a in args for a in ("-h", "-P", "--poweroff", "--halt")):
+        sys.stderr.write("shutdown (mockcloud): only 'shutdown -r' and 'shutdown -h' are simulated\n")
         return 1
-    return reboot(args)
+    if not hs.privileged():
+        sys.stderr.write("Call to PowerOff failed: Interactive authentication required.\n")
+        return 1
+    home = _home()
+    hs.record(home, "poweroff")
+    # The guest powers off: the fake cloud then reports the server `stopped` (see upctl_server.py).
+    (home / "guest-poweroff").write_text(f"{time.time()}\n")
+    subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "__poweroff", str(home)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return 0
 
 
 def _reboot_now(home: Path, sessions: list[int]) -> int:
@@ -354,6 +370,10 @@ TOOLS: dict[str, Callable[[list[str]], int]] = {
 def main(argv: list[str]) -> int:
     if argv[:1] == ["__reboot"]:
         return _reboot_now(Path(argv[1]), [int(p) for p in argv[2:]])
+    if argv[:1] == ["__poweroff"]:
+        time.sleep(0.5)
+        poweroff_host(Path(argv[1]))
+        return 0
     if not argv or argv[0] not in TOOLS:
         sys.stderr.write(f"usage: hostsys.py {{{','.join(TOOLS)}}} [args]\n")
         return 2

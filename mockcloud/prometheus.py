@@ -92,6 +92,17 @@ class Prometheus:
             time.sleep(0.5)
         raise TimeoutError(f"job {job} not up after {timeout:.0f}s: {last}")
 
+    def wait_value(self, expr: str, at_least: float, timeout: float = 20.0) -> list[dict[str, object]]:
+        """Wait until the first series of ``expr`` reaches ``at_least`` (a later scrape sees a fresh counter)."""
+        deadline = time.monotonic() + timeout
+        last: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            last = self.query(expr)
+            if last and float(last[0].get("value", [0, "0"])[1]) >= at_least:  # type: ignore[index]
+                return last
+            time.sleep(0.5)
+        raise TimeoutError(f"{expr} did not reach {at_least} within {timeout:.0f}s: {last}")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

@@ -78,10 +78,22 @@ def _human_server(server: dict[str, Any]) -> str:
     )
 
 
+def _guest_shut_down(ctx: Ctx, server: dict[str, Any]) -> None:
+    """A guest that ran `shutdown -h` (mock host marker `guest-poweroff`) is reported stopped, as the API does."""
+    host = ctx.world.host_for(server.get("pool_ipv4"))
+    if host is None or server.get("state") != "started":
+        return
+    marker = Path(host.authorized_keys).parent / "guest-poweroff"
+    if marker.exists():
+        marker.unlink(missing_ok=True)
+        server["state"], server["pending"] = "stopped", None
+
+
 def show(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
     ctx.api("GET", f"/server/{uuid}")
     with ctx.world.transaction() as state:
         server = _find(state, uuid)
+        _guest_shut_down(ctx, server)
         stopped = _observe(server)
         out = server_details(server, _storages(state))
     if stopped:

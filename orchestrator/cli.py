@@ -62,7 +62,14 @@ class Console:
         print(self.mask(text), flush=True)
 
 
+def _note_interrupt_reported() -> None:
+    global _reported_interrupt
+    _reported_interrupt = True
+
+
 def _fail(console: Console, exc: OrchestratorError, debug: bool) -> NoReturn:
+    if exc.exit_code == 130:
+        _note_interrupt_reported()
     console.err(f"error: {exc.message}")
     if exc.details:
         tail = exc.details.strip().splitlines()[-25:]
@@ -95,7 +102,8 @@ def _guard(debug: bool, console: Console | None = None):  # type: ignore[no-unty
         except typer.Exit:
             raise
         except KeyboardInterrupt:
-            c.err("error: interrupted")
+            _note_interrupt_reported()
+            c.err("error: interrupted (no step was running)")
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - the CLI boundary: no traceback without --debug
             c.err(f"error: internal error: {type(exc).__name__}: {exc}")
@@ -169,7 +177,6 @@ def _run_playbook(
             from orchestrator.transports.live import LiveExecutor
 
             executor = LiveExecutor(secrets, notify=reporter.info)
-            _sigterm_as_interrupt()
             if command != "teardown":
                 if secrets_note:
                     reporter.info(secrets_note)
@@ -323,10 +330,10 @@ def _write_run_metrics(ctx: StepContext, command: str, outcomes: Sequence[StepOu
         ctx.save()
 
 
-def _load(config: str) -> DeploymentConfig:
+def _load(config: str, *, check_files: bool = True) -> DeploymentConfig:
     from orchestrator.config import load_config
 
-    return load_config(config)
+    return load_config(config, check_files=check_files)
 
 
 @app.command()
@@ -399,7 +406,7 @@ def teardown(
         if target is None:
             raise ConfigError("name a deployment (or its config file), or use --orphans")
         if target.endswith((".yaml", ".yml")) or Path(target).is_file():
-            cfg = _load(target)
+            cfg = _load(target, check_files=False)  # tearing down needs no model files
         else:
             cfg = _config_from_state(target)
         from orchestrator.state import StateStore
@@ -504,7 +511,7 @@ def _config_from_state(name: str) -> DeploymentConfig:
         raise StateError(f"no deployment named {name!r} in local state", "see `orchestrator status`")
     if dep.config:
         return DeploymentConfig.model_validate(dep.config)
-    return _load(dep.config_path)
+    return _load(dep.config_path, check_files=False)
 
 
 @app.command()
@@ -595,8 +602,27 @@ def validate(config: Annotated[str, typer.Argument(help="Deployment config YAML.
         )
 
 
+_reported_interrupt = False
+
+
 def main() -> None:
-    app()
+    """Run the CLI: Ctrl-C and SIGTERM raise KeyboardInterrupt, which the commands turn into exit 130."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _sigterm_as_interrupt()
+    try:
+        app()
+    except SystemExit as exc:
+        # The work is over: a late signal must not turn a finished run into a crash at exit.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if exc.code == 130:
+            if not _reported_interrupt:
+                Console().err("error: interrupted; nothing was changed")
+            # CPython may re-deliver a caught Ctrl-C as death-by-SIGINT at exit; the documented code is 130.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
 
 
 if __name__ == "__main__":

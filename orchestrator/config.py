@@ -44,6 +44,7 @@ class ProviderConfig(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     wait_started: Duration = Field(default=900.0, description="how long to wait for state 'started'")
     fallbacks: list[Fallback] = Field(default_factory=list, description="tried in order when there is no capacity")
+    ttl: Duration | None = Field(default=None, description="power the server off after this long (on-host timer)")
 
 
 class SshConfig(Strict):

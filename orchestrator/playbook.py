@@ -16,6 +16,7 @@ StepKind = Literal[
     "provision",
     "connect",
     "prepare-host",
+    "auto-stop",
     "verify-gpu",
     "ml-stack",
     "install-stack",

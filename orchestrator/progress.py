@@ -119,8 +119,16 @@ class ProgressReporter:
         self.c.out(f"  teardown: orchestrator teardown {ctx.cfg.name} --yes")
 
 
+def auto_stop_text(at: float | None, now: float) -> str:
+    if at is None:
+        return "-"
+    if at <= now:
+        return f"due {format_duration(now - at)} ago"
+    return f"in {format_duration(at - now)}"
+
+
 def status_rows(deps: list[Deployment]) -> list[str]:
-    header = ("NAME", "STATUS", "SERVER", "IP", "PLAN", "ENGINE", "ENDPOINT", "HEALTH")
+    header = ("NAME", "STATUS", "SERVER", "IP", "PLAN", "ENGINE", "ENDPOINT", "HEALTH", "AUTO-STOP")
     rows = [header]
     now = time.time()
     for d in deps:
@@ -138,6 +146,7 @@ def status_rows(deps: list[Deployment]) -> list[str]:
                 f"{eng.kind}:{eng.served_name}" if eng else "-",
                 eng.endpoint if eng else "-",
                 health,
+                auto_stop_text(d.auto_stop_at, now),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

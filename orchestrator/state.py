@@ -84,6 +84,7 @@ class Deployment(Record):
     monitoring: MonitoringRecord = Field(default_factory=MonitoringRecord)
     steps: dict[str, StepRecord] = Field(default_factory=dict)
     last_error: str | None = None
+    auto_stop_at: float | None = None  # provider.ttl: when the on-host timer powers the server off
     config: dict[str, Any] = Field(default_factory=dict)  # snapshot, so `teardown NAME` works without the file
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,3 +331,33 @@ def test_engine_protected_by_default(
     state = (tmp_path / "home" / "deployments" / "guarded.json").read_text()
     assert key not in proc.stdout + proc.stderr + state
     assert run_cli("teardown", "guarded", "--yes", env=e).returncode == 0
+
+
+def test_ttl_powers_the_server_off_by_itself(
+    cloud: MockCloud, prom: Prometheus | None, env: dict[str, str], tmp_path: Path
+) -> None:
+    cfg = write_config(cloud, tmp_path, prom, name="ttl")
+    data = yaml.safe_load(cfg.read_text())
+    data["provider"]["ttl"] = "20s"
+    cfg.write_text(yaml.safe_dump(data))
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "auto-stop: ok" in proc.stderr and "powers itself off in" in proc.stderr
+    table = run_cli("status", env=env).stdout
+    assert "AUTO-STOP" in table and " in " in table.splitlines()[1]
+    uuid = json.loads(run_cli("status", "ttl", "--json", env=env).stdout)[0]["server"]["uuid"]
+    deadline = time.monotonic() + 45
+    state = ""
+    while time.monotonic() < deadline:
+        shown = subprocess.run(["upctl", "server", "show", uuid, "-o", "json"], env=env, capture_output=True, text=True)
+        state = json.loads(shown.stdout)["state"]
+        if state == "stopped":
+            break
+        time.sleep(0.5)
+    assert state == "stopped", "the on-host timer did not power the server off"
+    gone = time.monotonic() + 10
+    while engine_processes(cloud) and time.monotonic() < gone:
+        time.sleep(0.2)
+    assert engine_processes(cloud) == [], "powering off must stop the engine"
+    assert "due " in run_cli("status", env=env).stdout
+    assert run_cli("teardown", "ttl", "--yes", env=env).returncode == 0

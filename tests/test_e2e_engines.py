@@ -91,8 +91,7 @@ def test_triton_deploy_infer_scrape_teardown(
     if prom is not None:
         up = prom.wait_up("orchestrator-trt", timeout=30)
         assert up[0]["metric"]["instance"] == f"{ip}:8002"  # type: ignore[index]
-        served = prom.query('nv_inference_request_success{job="orchestrator-trt",model="identity_fp32"}')
-        assert served and float(served[0]["value"][1]) >= 1  # type: ignore[index]
+        prom.wait_value('nv_inference_request_success{job="orchestrator-trt",model="identity_fp32"}', 1)
         assert prom.query('nv_gpu_memory_total_bytes{job="orchestrator-trt"}')
     teardown_clean(cloud, "trt", env, prom_cfg)
 
@@ -120,8 +119,7 @@ def test_tfserving_deploy_predict_scrape_redeploy_teardown(
     assert job["static_configs"][0]["targets"] == [f"{ip}:8501"]
     if prom is not None:
         prom.wait_up("orchestrator-tfs", timeout=30)
-        counts = prom.query(':tensorflow:serving:request_count{job="orchestrator-tfs",status="OK"}')
-        assert counts and float(counts[0]["value"][1]) >= 2  # type: ignore[index]
+        prom.wait_value(':tensorflow:serving:request_count{job="orchestrator-tfs",status="OK"}', 2)
 
     # a new version folder: redeploy uploads the model again and TF Serving serves the newest version
     shutil.copytree(model / "1", model / "2")

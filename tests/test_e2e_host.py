@@ -159,4 +159,5 @@ def test_system_python_as_venv_is_f12_exit_7(cloud: MockCloud, env: dict[str, st
     no_traceback_of_ours(proc.stderr)
     assert "install PyTorch from the cu130 index failed" in proc.stderr
     assert "externally-managed-environment" in proc.stderr and "(F12)" in proc.stderr
+    assert "host.pytorch.venv points at a system Python, not a venv" in proc.stderr
     assert run_cli("teardown", "f12", "--yes", env=env).returncode == 0

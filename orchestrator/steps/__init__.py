@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from orchestrator.context import StepContext, StepGen
+from orchestrator.steps.autostop import auto_stop
 from orchestrator.steps.engine import health, start_engine, stop_engine
 from orchestrator.steps.host import connect, install_stack, verify_gpu
 from orchestrator.steps.mlstack import ml_stack
@@ -17,6 +18,7 @@ STEPS: dict[str, Callable[[StepContext], StepGen]] = {
     "provision": provision,
     "connect": connect,
     "prepare-host": prepare_host,
+    "auto-stop": auto_stop,
     "verify-gpu": verify_gpu,
     "ml-stack": ml_stack,
     "install-stack": install_stack,

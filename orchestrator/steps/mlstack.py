@@ -43,12 +43,14 @@ def _driver_cuda(ctx: StepContext) -> TextGen:
     return drv.cuda
 
 
-def _checked(cmd: Remote, r: Result) -> Result:
+def _checked(cmd: Remote, r: Result, setting: str) -> Result:
     if r.known and r.rc != 0:
         out = (r.stdout + r.stderr).strip()
-        hint = "see the output below"
+        hint = "see the command output above"
         if "ensurepip is not available" in out or "python3-venv" in out:
             hint = "install the venv module on the server: sudo apt-get install -y python3-venv"
+        elif "externally-managed-environment" in out:
+            hint = f"{setting} points at a system Python, not a venv: set it to a new directory (e.g. the default)"
         raise HostPrepError(f"{cmd.purpose} failed (exit {r.rc})", hint, details=out[-3000:] or None)
     return r
 
@@ -84,9 +86,9 @@ def pytorch(ctx: StepContext) -> TextGen:
     if cuda is None or not ml.torch_matches(probe, p.version, tag):
         if probe is not None:
             cmd = ml.torch_uninstall(p.venv)
-            _checked(cmd, (yield cmd))
+            _checked(cmd, (yield cmd), "host.pytorch.venv")
         for cmd in (ml.ensure_venv(p.venv, "PyTorch"), ml.torch_install(p.venv, p.version, p.index_url, tag)):
-            _checked(cmd, (yield cmd))
+            _checked(cmd, (yield cmd), "host.pytorch.venv")
         verb = "installed"
     r = yield ml.run_python(p.venv, ml.TORCH_VERIFY, "does PyTorch see the GPU?", timeout=300)
     if not r.known:
@@ -116,7 +118,7 @@ def tensorflow(ctx: StepContext) -> TextGen:
     verb = "already installed"
     if probe is None or probe.get("version") != t.version:
         for cmd in (ml.ensure_venv(t.venv, "TensorFlow"), ml.tf_install(t.venv, t.version)):
-            _checked(cmd, (yield cmd))
+            _checked(cmd, (yield cmd), "host.tensorflow.venv")
         verb = "installed"
     r = yield ml.run_python(t.venv, ml.TF_VERIFY, "does TensorFlow see the GPU?", timeout=300)
     if not r.known:

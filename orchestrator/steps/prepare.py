@@ -71,12 +71,12 @@ def refuse_broken(facts: hp.HostFacts, *, after_reboot: bool = False) -> None:
             f"docker.io.\n{explain(by_code('F3'))}",
         )
     if docker is not None and docker.state == "error":
-        raise HostPrepError("`docker info` failed on the server", "see the output below", details=docker.output)
+        raise HostPrepError("`docker info` failed on the server", "see the command output above", details=docker.output)
 
 
 def _install_failed(cmd: Remote, r: Result, user: str) -> HostPrepError:
     out = (r.stdout + r.stderr).strip()
-    hint = "see the output below"
+    hint = "see the command output above"
     if "password is required" in out or "terminal is required" in out:
         hint = f"{user} needs passwordless sudo on the server, or log in as root (ssh.user)"
     elif "Could not get lock" in out or "dpkg frontend lock" in out:
@@ -164,7 +164,7 @@ def smoke_test(ctx: StepContext, needs: hp.Needs) -> StepGen:
     if r.known and r.rc != 0:
         raise HostPrepError(
             f"a container cannot use the GPU: `{cmd.command}` exited {r.rc}",
-            "see the output below",
+            "see the command output above",
             details=(r.stdout + r.stderr).strip()[-3000:] or None,
         )
     return None

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
     from orchestrator.context import StepContext
     from orchestrator.errors import OrchestratorError
+    from orchestrator.orphans import Orphan
     from orchestrator.progress import ProgressReporter
     from orchestrator.runner import StepOutcome
     from orchestrator.state import Deployment
@@ -440,23 +441,21 @@ def _confirm(question: str) -> None:
         raise typer.Exit(1)
 
 
-def _orphan_finder() -> tuple[object, list[object]]:
+def _find_orphans() -> list[Orphan]:
     from orchestrator.context import upctl_binary
     from orchestrator.orphans import find_orphans
     from orchestrator.providers.upctl import UpctlCommands
     from orchestrator.state import StateStore
     from orchestrator.transports.local import run_local
 
-    up = UpctlCommands(upctl_binary())
-    found = find_orphans(up, lambda argv: run_local(argv, 120), StateStore().all())
-    return up, list(found)
+    return find_orphans(UpctlCommands(upctl_binary()), lambda argv: run_local(argv, 120), StateStore().all())
 
 
 def _teardown_orphans(*, yes: bool, dry_run: bool, debug: bool) -> None:
     from orchestrator.config import DeploymentConfig
     from orchestrator.context import StepContext
     from orchestrator.errors import OrchestratorError, TeardownIncomplete
-    from orchestrator.orphans import Orphan, orphan_rows
+    from orchestrator.orphans import orphan_rows
     from orchestrator.playbook import Playbook, PlaybookStep
     from orchestrator.progress import ProgressReporter
     from orchestrator.runner import Runner
@@ -465,8 +464,7 @@ def _teardown_orphans(*, yes: bool, dry_run: bool, debug: bool) -> None:
     from orchestrator.transports.recording import RecordingExecutor
 
     with _guard(debug) as console:
-        _, found = _orphan_finder()
-        orphans = [o for o in found if isinstance(o, Orphan)]
+        orphans = _find_orphans()
         if not orphans:
             console.out("no orphaned servers: every server with our labels is tracked in local state")
             return
@@ -529,10 +527,10 @@ def status(
     from orchestrator.state import StateStore
 
     if orphans:
-        from orchestrator.orphans import Orphan, orphan_rows
+        from orchestrator.orphans import orphan_rows
 
         with _guard(debug) as console:
-            found = [o for o in _orphan_finder()[1] if isinstance(o, Orphan)]
+            found = _find_orphans()
             if as_json:
                 console.out(
                     json.dumps(

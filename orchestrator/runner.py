@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -167,5 +166,3 @@ def _clamp(action: Action, deadline: float | None) -> Action:
         return dataclasses.replace(action, wait=left)
     return action
 
-
-Notify = Callable[[str], None]

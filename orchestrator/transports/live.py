@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -120,6 +119,3 @@ class LiveExecutor:
     def close(self) -> None:
         self.ssh.close()
 
-
-def quote_all(words: list[str]) -> str:
-    return shlex.join(words)

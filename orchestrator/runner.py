@@ -165,4 +165,3 @@ def _clamp(action: Action, deadline: float | None) -> Action:
     if isinstance(action, HttpCheck) and action.wait and action.wait > left:
         return dataclasses.replace(action, wait=left)
     return action
-

@@ -118,4 +118,3 @@ class LiveExecutor:
 
     def close(self) -> None:
         self.ssh.close()
-

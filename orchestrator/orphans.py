@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from orchestrator.actions import Result
 from orchestrator.providers.base import ServerInfo
-from orchestrator.providers.upctl import ServerNotFound, UpctlCommands, map_failure, parse_server, parse_server_list
+from orchestrator.providers.upctl import UpctlCommands
+from orchestrator.providers.upctl_errors import ServerNotFound, map_failure
+from orchestrator.providers.upctl_parse import parse_server, parse_server_list
 from orchestrator.state import Deployment
 
 RunLocal = Callable[[Sequence[str]], Result]

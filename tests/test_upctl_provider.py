@@ -17,13 +17,11 @@ from orchestrator.providers.base import (
     TemplateInfo,
     labels_for,
 )
-from orchestrator.providers.upctl import (
-    ServerNotFound,
-    UpctlCommands,
+from orchestrator.providers.upctl import UpctlCommands
+from orchestrator.providers.upctl_errors import ServerNotFound, is_transient, map_failure, wait_warning
+from orchestrator.providers.upctl_parse import (
     check_gpu_availability,
     check_zone,
-    is_transient,
-    map_failure,
     parse_plans,
     parse_server,
     parse_server_list,
@@ -33,7 +31,6 @@ from orchestrator.providers.upctl import (
     public_ipv4,
     resolve_template,
     select_plan,
-    wait_warning,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upctl"

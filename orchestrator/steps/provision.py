@@ -9,11 +9,10 @@ from orchestrator.actions import Local, Pause, Result
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import CapacityError, ProviderError
 from orchestrator.providers.base import CreateSpec, ServerInfo, labels_for
-from orchestrator.providers.upctl import (
-    ServerNotFound,
+from orchestrator.providers.upctl_errors import ServerNotFound, map_failure, wait_warning
+from orchestrator.providers.upctl_parse import (
     check_gpu_availability,
     check_zone,
-    map_failure,
     parse_plans,
     parse_server,
     parse_templates,
@@ -21,7 +20,6 @@ from orchestrator.providers.upctl import (
     parse_zones,
     resolve_template,
     select_plan,
-    wait_warning,
 )
 from orchestrator.state import ServerRecord
 

@@ -8,7 +8,8 @@ import time
 from orchestrator.actions import Local, Pause, RemoveLocal
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import TeardownIncomplete
-from orchestrator.providers.upctl import ServerNotFound, map_failure, parse_server
+from orchestrator.providers.upctl_errors import ServerNotFound, map_failure
+from orchestrator.providers.upctl_parse import parse_server
 from orchestrator.secrets import generated_key_path
 from orchestrator.steps.provision import checked
 

@@ -48,10 +48,8 @@ def run_cli(
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Report the fault-injection totals: scenarios run and untracked (orphaned) servers found — must be 0."""
-    try:
-        from tests.test_faults import SCENARIOS
-    except ImportError:
-        return
+    from tests.faultlog import SCENARIOS
+
     if SCENARIOS:
         orphans = sum(n for _, n in SCENARIOS)
         terminalreporter.write_line(

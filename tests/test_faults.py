@@ -17,11 +17,10 @@ import yaml
 from mockcloud.cloud import MockCloud
 from mockcloud.upctl import read_state, set_faults
 from tests.conftest import REPO, run_cli
+from tests.faultlog import SCENARIOS
 from tests.test_e2e import cloud, env, prom, write_config  # noqa: F401 - shared fixtures
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
-
-SCENARIOS: list[tuple[str, int]] = []  # (scenario, untracked servers found) — summarised at the end of the run
 
 
 def cloud_uuids(c: MockCloud) -> set[str]:

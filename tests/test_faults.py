@@ -105,6 +105,7 @@ def test_provider_faults(
 HOST_FAULTS = [
     ("engine OOM while loading", {"engine_fail": "oom"}, {}, 8, "out of memory"),
     ("engine gated model", {"engine_fail": "gated"}, {}, 8, "HF_TOKEN"),
+    ("GPU memory held by another process", {"engine_fail": "free_memory"}, {}, 8, "--query-compute-apps"),
     (
         "engine never healthy",
         {"engine_startup_delay": 30},

@@ -31,6 +31,23 @@ class Fallback(Strict):
     zone: str | None = Field(default=None, description="zone; default: provider.zone")
 
 
+class FirewallConfig(Strict):
+    enabled: bool = Field(default=True, description="UpCloud firewall: SSH and engine ports only from `allow`")
+    allow: list[str] = Field(default_factory=list, description="CIDRs; default: the operator's address")
+
+    @field_validator("allow")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.7/32") from None
+        return v
+
+
 class ProviderConfig(Strict):
     kind: Literal["upcloud"] = "upcloud"
     zone: str = "fi-hel2"
@@ -45,6 +62,7 @@ class ProviderConfig(Strict):
     wait_started: Duration = Field(default=900.0, description="how long to wait for state 'started'")
     fallbacks: list[Fallback] = Field(default_factory=list, description="tried in order when there is no capacity")
     ttl: Duration | None = Field(default=None, description="power the server off after this long (on-host timer)")
+    firewall: FirewallConfig = Field(default_factory=FirewallConfig)
 
 
 class SshConfig(Strict):

@@ -15,6 +15,7 @@ from orchestrator.yamlpos import load_with_lines, nearest_line
 StepKind = Literal[
     "provision",
     "connect",
+    "firewall",
     "prepare-host",
     "auto-stop",
     "verify-gpu",

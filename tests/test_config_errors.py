@@ -144,3 +144,10 @@ def test_arbitrary_text_never_crashes(text: str, tmp_path: Path) -> None:
         load_config(cfg)
     except ConfigError as exc:
         assert exc.exit_code == 2
+
+
+def test_bad_firewall_cidr(tmp_path: Path) -> None:
+    cfg = tmp_path / "fw.yaml"
+    cfg.write_text(GOOD.replace("  zone: fi-hel2", "  zone: fi-hel2\n  firewall:\n    allow: [not-a-cidr]"))
+    proc = run_cli("validate", str(cfg))
+    assert proc.returncode == 2 and "provider.firewall.allow" in proc.stderr and "CIDR" in proc.stderr

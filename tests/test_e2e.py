@@ -175,10 +175,33 @@ def test_deploy_status_redeploy_teardown(
         assert up[0]["metric"]["instance"] == f"{srv['ip']}:8000"  # type: ignore[index]
         assert prom.query('vllm:num_requests_running{job="orchestrator-e2e"}')
 
-    # re-running deploy resumes: every step re-checks instead of redoing
-    again = run_cli("deploy", str(cfg), env=env)
+    # the UpCloud firewall: SSH and the engine only from the operator's address, everything else dropped
+    shown = subprocess.run(
+        ["upctl", "server", "firewall", "show", srv["uuid"], "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rules = json.loads(shown.stdout)["firewall_rules"]
+    operator = rules[0]["source_address_start"]
+    assert operator.startswith(srv["ip"].rsplit(".", 1)[0] + ".")  # the address the server saw SSH come from
+    assert [(r["destination_port_start"], r["source_address_end"]) for r in rules[:2]] == [
+        ("22", operator),
+        ("8000", operator),
+    ]
+    assert rules[-1]["action"] == "drop" and "family" not in rules[-1]
+    server_doc = subprocess.run(
+        ["upctl", "server", "show", srv["uuid"], "-o", "json"], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(server_doc.stdout)["firewall"] == "on"
+
+    # re-running deploy resumes: every step re-checks instead of redoing (--json: one document on stdout)
+    again = run_cli("deploy", str(cfg), "--json", env=env)
     assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["ok"] is True
     assert "already exists" in again.stderr and "already installed" in again.stderr
+    assert "already configured" in again.stderr
     assert len(read_state(cloud.upctl_home)["servers"]) == 1
 
     redeploy = run_cli("redeploy", str(cfg), env=env)

@@ -69,3 +69,22 @@ def test_docker_passes_secrets_by_name_only() -> None:
     assert "-e HF_TOKEN" in script and "-e VLLM_API_KEY" in script and "hf_plansecret" not in script
     assert "vllm/vllm-openai:v0.11.0 --model Qwen/Qwen2.5-7B-Instruct" in script
     assert "--gpus all" in script and "-p 8000:8000" in script
+
+
+def test_firewall_rules_order_and_stateless_replies() -> None:
+    from orchestrator.steps.firewall import desired_rules
+
+    rules = desired_rules(["203.0.113.7/32", "2001:db8::/64"], 22, [8000, 8002])
+    accepts = [(r.family, r.source, r.dest_ports) for r in rules[:6]]
+    assert accepts == [
+        ("IPv4", "203.0.113.7/32", (22, 22)),
+        ("IPv4", "203.0.113.7/32", (8000, 8000)),
+        ("IPv4", "203.0.113.7/32", (8002, 8002)),
+        ("IPv6", "2001:db8::/64", (22, 22)),
+        ("IPv6", "2001:db8::/64", (8000, 8000)),
+        ("IPv6", "2001:db8::/64", (8002, 8002)),
+    ]
+    replies = {(r.family, r.protocol) for r in rules if "replies" in r.comment}
+    assert replies == {(f, p) for f in ("IPv4", "IPv6") for p in ("tcp", "udp")}
+    last = rules[-1]
+    assert (last.direction, last.action, last.family, last.protocol) == ("in", "drop", "", "")

@@ -85,3 +85,17 @@ def labels_for(deployment: str) -> tuple[tuple[str, str], ...]:
             "use a non-empty name without '=', ',' or newlines",
         )
     return (OUR_LABEL, (DEPLOYMENT_LABEL_KEY, deployment))
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """One UpCloud server firewall rule (the firewall is stateless: return traffic needs rules too)."""
+
+    direction: str  # in | out
+    action: str  # accept | drop
+    family: str = ""  # IPv4 | IPv6 | "" (catch-all)
+    protocol: str = ""  # tcp | udp | icmp | ""
+    source: str = ""  # CIDR
+    dest_ports: tuple[int, int] | None = None
+    source_ports: tuple[int, int] | None = None
+    comment: str = ""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import ConfigError
-from orchestrator.providers.base import CreateSpec
+from orchestrator.providers.base import CreateSpec, FirewallRule
 
 # --------------------------------------------------------------------------------------------- argv
 
@@ -111,3 +111,30 @@ class UpctlCommands:
 
     def start(self, server: str) -> list[str]:
         return self._json("server", "start", _check_name("server", server))
+
+    def firewall_rules(self, server: str) -> list[str]:
+        return self._json("server", "firewall", "show", _check_name("server", server))
+
+    def firewall_create(self, server: str, rule: FirewallRule) -> list[str]:
+        args = ["server", "firewall", "create", _check_name("server", server),
+                "--direction", rule.direction, "--action", rule.action]  # fmt: skip
+        if rule.family:
+            args += ["--family", rule.family]
+        if rule.protocol:
+            args += ["--protocol", rule.protocol]
+        if rule.source:
+            args += ["--src-ipaddress-block", rule.source]
+        if rule.source_ports:
+            args += ["--source-port-start", str(rule.source_ports[0]), "--source-port-end", str(rule.source_ports[1])]
+        if rule.dest_ports:
+            args += ["--destination-port-start", str(rule.dest_ports[0]),
+                     "--destination-port-end", str(rule.dest_ports[1])]  # fmt: skip
+        if rule.comment:
+            args += ["--comment", rule.comment]
+        return self._json(*args)
+
+    def firewall_delete(self, server: str, position: int) -> list[str]:
+        return self._json("server", "firewall", "delete", _check_name("server", server), "--position", str(position))
+
+    def enable_firewall(self, server: str) -> list[str]:
+        return self._json("server", "modify", _check_name("server", server), "--enable-firewall")

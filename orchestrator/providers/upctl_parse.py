@@ -286,3 +286,12 @@ def parse_server_list(stdout: str) -> list[ServerInfo]:
     if not isinstance(data, list):
         raise _shape_error("server list", data)
     return [_server(s, detailed=False) for s in dicts(data) if as_str(s.get("uuid"))]
+
+
+def parse_firewall_rules(stdout: str) -> list[dict[str, str]]:
+    """`server firewall show -o json`: {"firewall_rules": [rule, ...] or null}, fields as strings."""
+    data = _load(stdout, "firewall rules")
+    rules = data.get("firewall_rules") if isinstance(data, dict) else None
+    if rules is not None and not isinstance(rules, list):
+        raise _shape_error("firewall rules", data)
+    return [{k: as_str(v) for k, v in r.items()} for r in dicts(rules or [])]

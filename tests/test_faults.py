@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import pytest
 import yaml
 
 from mockcloud.cloud import MockCloud
+from mockcloud.hosts import new_root
 from mockcloud.upctl import read_state, set_faults
 from tests.conftest import REPO, run_cli
 from tests.faultlog import SCENARIOS
@@ -338,3 +342,47 @@ def test_capacity_falls_back_to_the_next_plan(scenario: tuple[MockCloud, dict[st
     status = json.loads(run_cli("status", "fallback", "--json", env=e).stdout)[0]
     assert status["server"]["plan"] == "GPU-12xCPU-128GB-1xL40S"
     check_invariant("capacity fallback to another plan", c, e)
+
+
+def _process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def test_sshd_killed_mid_step(tmp_path: Path) -> None:
+    """The host's sshd dies while packages install: SSH error, server tracked, teardown still removes it."""
+    root = new_root("orch-sshkill-")
+    try:
+        with MockCloud(root, hosts=1) as c:
+            e = c.env() | {"ORCHESTRATOR_HOME": str(tmp_path / "home")}
+            p = _deploy_proc(write_config(c, tmp_path, None, name="cut"), e)
+            state = tmp_path / "home" / "deployments" / "cut.json"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if state.exists() and "verify-gpu" in json.loads(state.read_text() or "{}").get("steps", {}):
+                    break
+                time.sleep(0.05)
+            for pid in _process_tree(c.hosts[0].sshd_pid):  # the listener and every open session
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            out, err = p.communicate(timeout=120)
+            assert p.returncode in (5, 7), err
+            assert "KEPT for debugging" in err and not any(ln.startswith("Traceback") for ln in err.splitlines())
+            check_invariant("sshd killed mid-step", c, e)
+            down = run_cli("teardown", "cut", "--yes", env=e)
+            assert down.returncode == 0, down.stderr
+            assert cloud_uuids(c) == set()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -81,6 +81,8 @@ def run_playbooks(
                         "anyone who can reach its port"
                     )
         ctx = StepContext(cfg=cfg, dep=dep, store=None if dry_run else store, secrets=secrets, notify=reporter.info)
+        if command == "redeploy":
+            ctx.facts["restart"] = True  # redeploy means: restart the engine with the current config
         runner = Runner(executor, reporter)
         outcomes: list[StepOutcome] = []
         failure: OrchestratorError | None = None

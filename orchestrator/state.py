@@ -47,6 +47,7 @@ class EngineRecord(Record):
     metrics_url: str
     method: str
     pid: int | None = None
+    config_hash: str = ""  # of the engine config (no secret values): unchanged + running = nothing to restart
 
 
 class HealthRecord(Record):

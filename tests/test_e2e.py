@@ -202,10 +202,12 @@ def test_deploy_status_redeploy_teardown(
     assert json.loads(again.stdout)["ok"] is True
     assert "already exists" in again.stderr and "already installed" in again.stderr
     assert "already configured" in again.stderr
+    assert "vllm already serving qwen-mini with this config; not restarted" in again.stderr
     assert len(read_state(cloud.upctl_home)["servers"]) == 1
 
     redeploy = run_cli("redeploy", str(cfg), env=env)
     assert redeploy.returncode == 0, redeploy.stderr
+    assert "start-engine: ok" in redeploy.stderr and "not restarted" not in redeploy.stderr
     assert len(engine_processes(cloud)) == 1, "redeploy must replace the engine, not add one"
 
     # secrets never appear in output, state, logs or written files

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 from orchestrator.actions import Connect, Remote
@@ -12,8 +14,18 @@ from orchestrator.secrets import API_KEY
 from orchestrator.state import EngineRecord, HealthRecord
 
 
+def engine_config_hash(ctx: StepContext) -> str:
+    doc = {"engine": ctx.cfg.engine.model_dump(mode="json"), "secrets": sorted(ctx.secrets)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def start_engine(ctx: StepContext) -> StepGen:
     engine = ctx.engine
+    rec, wanted = ctx.dep.engine, engine_config_hash(ctx)
+    if not ctx.facts.get("restart") and rec and rec.config_hash == wanted and ctx.dep.health and ctx.dep.health.ok:
+        r = yield engine.running_probe()
+        if r.ok:
+            return f"{engine.kind} already serving {rec.served_name} with this config; not restarted"
     if isinstance(engine, Supervised):
         r = yield engine.supervisor_probe()
         if r.ok:
@@ -44,6 +56,7 @@ def start_engine(ctx: StepContext) -> StepGen:
         metrics_url=_metrics_url(ctx),
         method=engine.method,
         pid=pid,
+        config_hash=wanted,
     )
     ctx.save()
     return f"started (pid {pid})" if pid else "started"

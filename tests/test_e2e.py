@@ -24,7 +24,7 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
 
 API_KEY = "sk-e2e-planted-key-7f3a9c"
-HF = "hf_e2ePlantedTokenValue0123456789"
+HF = "hf_plantedE2eToken42"
 
 
 @pytest.fixture(scope="module")

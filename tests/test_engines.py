@@ -54,16 +54,16 @@ def test_triton_plan(tmp_path: Path, repo: Path) -> None:
         "docker run -d --name orchestrator-trt --gpus=all --shm-size=1g -p 9000:8000 -p 8001:8001 -p 8002:8002 "
         '-v "$PWD"/models:/models nvcr.io/nvidia/tritonserver:25.08-py3 tritonserver --model-repository=/models\n'
     )
-    assert [c.describe() for c in e.readiness("10.0.0.5", api_key=False)] == [
-        "http: GET http://10.0.0.5:9000/v2/health/ready expect triton-ready, poll every 2s up to 600s",
-        "http: GET http://10.0.0.5:9000/v2/models/identity_fp32/ready expect triton-ready identity_fp32, "
+    assert [c.describe() for c in e.readiness("203.0.113.5", api_key=False)] == [
+        "http: GET http://203.0.113.5:9000/v2/health/ready expect triton-ready, poll every 2s up to 600s",
+        "http: GET http://203.0.113.5:9000/v2/models/identity_fp32/ready expect triton-ready identity_fp32, "
         "poll every 2s up to 600s",
     ]
     assert all(c.liveness == e.running_probe() and c.log_tail == e.log_tail() for c in e.readiness("x", False))
-    target = e.scrape_target("10.0.0.5")
-    assert (target.job, target.targets, target.metrics_path) == ("orchestrator-trt", ("10.0.0.5:8002",), "/metrics")
+    target = e.scrape_target("203.0.113.5")
+    assert (target.job, target.targets, target.metrics_path) == ("orchestrator-trt", ("203.0.113.5:8002",), "/metrics")
     assert dict(target.labels) == {"deployment": "trt", "engine": "triton"}  # no "model": Triton's series have one
-    assert e.endpoint("10.0.0.5") == "http://10.0.0.5:9000/v2" and e.method == "docker"
+    assert e.endpoint("203.0.113.5") == "http://203.0.113.5:9000/v2" and e.method == "docker"
 
 
 def test_triton_listed_models_are_loaded_explicitly(tmp_path: Path, repo: Path) -> None:
@@ -105,15 +105,15 @@ def test_tfserving_plan(tmp_path: Path) -> None:
         '-v "$PWD"/model:/models/hp2 -v "$PWD"/monitoring.config:/models/monitoring.config:ro '
         "tensorflow/serving:2.19.0-gpu --monitoring_config_file=/models/monitoring.config --enable_batching"
     )
-    checks = e.readiness("10.0.0.6", api_key=False)
+    checks = e.readiness("203.0.113.6", api_key=False)
     assert [c.describe() for c in checks] == [
-        "http: GET http://10.0.0.6:9501/v1/models/hp2 expect tfs-available hp2, poll every 2s up to 600s",
-        "http: POST http://10.0.0.6:9501/v1/models/hp2:predict expect tfs-predict, poll every 2s up to 60s",
+        "http: GET http://203.0.113.6:9501/v1/models/hp2 expect tfs-available hp2, poll every 2s up to 600s",
+        "http: POST http://203.0.113.6:9501/v1/models/hp2:predict expect tfs-predict, poll every 2s up to 60s",
     ]
     assert json.loads(checks[1].json_body or "") == {"instances": [1.0, 2.0]}
-    target = e.scrape_target("10.0.0.6")
-    assert (target.targets, target.metrics_path) == (("10.0.0.6:9501",), "/monitoring/prometheus/metrics")
-    assert e.endpoint("10.0.0.6") == "http://10.0.0.6:9501/v1/models/hp2"
+    target = e.scrape_target("203.0.113.6")
+    assert (target.targets, target.metrics_path) == (("203.0.113.6:9501",), "/monitoring/prometheus/metrics")
+    assert e.endpoint("203.0.113.6") == "http://203.0.113.6:9501/v1/models/hp2"
 
 
 def test_start_scripts_are_valid_shell(tmp_path: Path, repo: Path) -> None:

@@ -163,12 +163,12 @@ error: creating server: Internal - failed to load all models
 """
 
 F15_LOG = """\
-GET http://10.0.0.5:8000/v1/models -> 401
+GET http://203.0.113.5:8000/v1/models -> 401
 {"error": "Unauthorized"}
 """
 
 F16_LOG = """\
-poll 1: GET http://10.0.0.5:8000/health: [Errno 111] Connection refused
+poll 1: GET http://203.0.113.5:8000/health: [Errno 111] Connection refused
 poll 2: curl: (56) Recv failure: Connection reset by peer
 poll 3: curl: (52) Empty reply from server
 """

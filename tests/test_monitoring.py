@@ -28,10 +28,10 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not insta
 
 VLLM = ScrapeTarget(
     job="orchestrator-demo",
-    targets=("10.0.0.5:8000",),
+    targets=("203.0.113.5:8000",),
     labels=(("gpu", "l40s"), ("engine", "vllm")),
 )
-TRITON = ScrapeTarget(job="orchestrator-tr", targets=("10.0.0.6:8002",), labels=(("engine", "triton"),))
+TRITON = ScrapeTarget(job="orchestrator-tr", targets=("203.0.113.6:8002",), labels=(("engine", "triton"),))
 TFS = ScrapeTarget(
     job="orchestrator-tf",
     targets=("10.0.0.7:8501",),
@@ -48,7 +48,7 @@ scrape_configs:
     scheme: http
     static_configs:
       - targets:
-          - 10.0.0.5:8000
+          - 203.0.113.5:8000
         labels:
           engine: vllm
           gpu: l40s
@@ -92,7 +92,7 @@ scrape_configs:
     scheme: http
     static_configs:
       - targets:
-          - 10.0.0.5:8000
+          - 203.0.113.5:8000
         labels:
           engine: vllm
           gpu: l40s
@@ -255,10 +255,10 @@ def test_invalid_yaml_error_names_the_line() -> None:
 @pytest.mark.parametrize(
     ("target", "fragment"),
     [
-        (ScrapeTarget(job="j", targets=("http://10.0.0.5:8000",)), "not a valid 'host:port'"),
-        (ScrapeTarget(job="j", targets=("10.0.0.5:8000/metrics",)), "not a valid 'host:port'"),
-        (ScrapeTarget(job="j", targets=("10.0.0.5",)), "not a valid 'host:port'"),
-        (ScrapeTarget(job="j", targets=("10.0.0.5:99999",)), "not a valid 'host:port'"),
+        (ScrapeTarget(job="j", targets=("http://203.0.113.5:8000",)), "not a valid 'host:port'"),
+        (ScrapeTarget(job="j", targets=("203.0.113.5:8000/metrics",)), "not a valid 'host:port'"),
+        (ScrapeTarget(job="j", targets=("203.0.113.5",)), "not a valid 'host:port'"),
+        (ScrapeTarget(job="j", targets=("203.0.113.5:99999",)), "not a valid 'host:port'"),
         (ScrapeTarget(job="j", targets=("::1:8000",)), "not a valid 'host:port'"),
         (ScrapeTarget(job="j", targets=()), "no targets"),
         (ScrapeTarget(job=" ", targets=("h:1",)), "job name is empty"),
@@ -328,7 +328,7 @@ FILE_SD_GOLDEN = """\
       "job": "orchestrator-demo"
     },
     "targets": [
-      "10.0.0.5:8000"
+      "203.0.113.5:8000"
     ]
   },
   {
@@ -337,7 +337,7 @@ FILE_SD_GOLDEN = """\
       "job": "orchestrator-tr"
     },
     "targets": [
-      "10.0.0.6:8002"
+      "203.0.113.6:8002"
     ]
   },
   {
@@ -464,7 +464,7 @@ def test_promtool_validates_referenced_file_sd_json(tmp_path: Path) -> None:
     proc = _promtool("check", "config", str(cfg))
     assert parse_promtool_output(proc.returncode, proc.stdout, proc.stderr) == (True, [])
     # a malformed document: FAILED, and we report why
-    (targets / "orchestrator.json").write_text('[{"targets": "10.0.0.5:8000"}]\n')
+    (targets / "orchestrator.json").write_text('[{"targets": "203.0.113.5:8000"}]\n')
     proc = _promtool("check", "config", str(cfg))
     ok, msgs = parse_promtool_output(proc.returncode, proc.stdout, proc.stderr)
     assert proc.returncode == 1 and not ok

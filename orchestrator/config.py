@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.durations import Duration
 from orchestrator.engine_config import DockerEngineConfig, TfServingConfig, TritonConfig
@@ -20,6 +20,16 @@ RETIRED_ENGINES = {
     " (or Triton for other models).",
 }
 ENGINE_KINDS = ("vllm", "triton", "tfserving")
+
+
+def _plain_path(v: str) -> str:
+    # pip writes a venv's path unquoted into its launcher scripts, so shell characters would run there.
+    if not re.fullmatch(r"[A-Za-z0-9._/+-]+", v):
+        raise ValueError("must be a plain path (letters, digits, '.', '_', '-', '+', '/')")
+    return v
+
+
+VenvPath = Annotated[str, AfterValidator(_plain_path)]
 
 
 class Strict(BaseModel):
@@ -89,7 +99,7 @@ class GpuConfig(Strict):
 class InstallConfig(Strict):
     method: Literal["pip", "docker", "none"] = "pip"
     version: str | None = Field(default=None, description="vLLM version for pip, e.g. 0.11.0")
-    venv: str = Field(default="vllm-venv", description="venv path on the host; relative = under the login home")
+    venv: VenvPath = Field(default="vllm-venv", description="venv path on the host; relative = under the login home")
     image: str = "vllm/vllm-openai:latest"
 
     @field_validator("version")
@@ -97,14 +107,6 @@ class InstallConfig(Strict):
     def _version(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v):
             raise ValueError("must look like a version number, e.g. 0.11.0")
-        return v
-
-    @field_validator("venv")
-    @classmethod
-    def _venv(cls, v: str) -> str:
-        # pip writes this path unquoted into its launcher scripts, so shell characters would run there.
-        if not re.fullmatch(r"[A-Za-z0-9._/+-]+", v):
-            raise ValueError("must be a plain path (letters, digits, '.', '_', '-', '+', '/')")
         return v
 
 
@@ -178,7 +180,7 @@ class PyTorchConfig(Strict):
     cuda: Literal["auto", "cu126", "cu128", "cu130"] = Field(
         default="auto", description="wheel index; auto = the newest the driver's CUDA supports"
     )
-    venv: str = Field(default="torch-venv", description="venv path on the host; relative = under the login home")
+    venv: VenvPath = Field(default="torch-venv", description="venv path on the host; relative = under the login home")
     index_url: str = Field(default="https://download.pytorch.org/whl", description="base of the cuXYZ indexes")
 
     @field_validator("version")
@@ -199,7 +201,7 @@ class PyTorchConfig(Strict):
 class TensorFlowConfig(Strict):
     enabled: bool = False
     version: str = Field(default="2.20.0", description="installed as tensorflow[and-cuda]==VERSION")
-    venv: str = Field(default="tf-venv", description="venv path on the host; relative = under the login home")
+    venv: VenvPath = Field(default="tf-venv", description="venv path on the host; relative = under the login home")
 
     @field_validator("version")
     @classmethod

@@ -151,3 +151,11 @@ def test_bad_firewall_cidr(tmp_path: Path) -> None:
     cfg.write_text(GOOD.replace("  zone: fi-hel2", "  zone: fi-hel2\n  firewall:\n    allow: [not-a-cidr]"))
     proc = run_cli("validate", str(cfg))
     assert proc.returncode == 2 and "provider.firewall.allow" in proc.stderr and "CIDR" in proc.stderr
+
+
+@pytest.mark.parametrize("section", ["pytorch", "tensorflow"])
+def test_ml_venv_paths_must_be_plain(tmp_path: Path, section: str) -> None:
+    cfg = tmp_path / "venv.yaml"
+    cfg.write_text(GOOD + f"host:\n  {section}:\n    venv: 'v $(id)'\n")
+    proc = run_cli("validate", str(cfg))
+    assert proc.returncode == 2 and f"host.{section}.venv" in proc.stderr and "plain path" in proc.stderr

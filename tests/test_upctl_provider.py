@@ -18,7 +18,7 @@ from orchestrator.providers.base import (
     labels_for,
 )
 from orchestrator.providers.upctl import UpctlCommands
-from orchestrator.providers.upctl_errors import ServerNotFound, is_transient, map_failure, wait_warning
+from orchestrator.providers.upctl_errors import ServerNotFound, map_failure, wait_warning
 from orchestrator.providers.upctl_parse import (
     check_gpu_availability,
     check_zone,
@@ -32,6 +32,7 @@ from orchestrator.providers.upctl_parse import (
     resolve_template,
     select_plan,
 )
+from orchestrator.retry import is_transient
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upctl"
 SERVER_UUID = "00a1b2c3-4d5e-4f60-8a7b-9c0d1e2f3a4b"

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from orchestrator.errors import CapacityError, CredentialsError, OrchestratorError, ProviderError
+from orchestrator.errors import CapacityError, CredentialsError, ProviderError
 from orchestrator.providers.upctl_parse import MIN_UPCTL_VERSION, as_str, dicts, snippet
 
 
@@ -135,13 +135,6 @@ def map_failure(argv: Sequence[str], returncode: int, stdout: str, stderr: str) 
     if _TRANSIENT.search(text):
         return ProviderError(message, "a temporary API or network problem; retrying may help", transient=True, **common)
     return ProviderError(message, "re-run the upctl command by hand with --debug for details", **common)
-
-
-def is_transient(err: Exception) -> bool:
-    """True for failures worth retrying (API 5xx/429, timeouts, dropped connections)."""
-    if isinstance(err, OrchestratorError):
-        return bool(getattr(err, "transient", False))
-    return isinstance(err, ConnectionError)
 
 
 def wait_warning(stderr: str) -> str | None:

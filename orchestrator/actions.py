@@ -118,14 +118,18 @@ class ReadLocal:
 
 @dataclass(frozen=True)
 class WriteLocal:
-    """Write a local file atomically (temp file + rename)."""
+    """Write a local file atomically (orchestrator.atomic). ``keep_existing``: an existing file keeps its mode/owner."""
 
     path: Path
     content: str
     mode: int = 0o644
+    keep_existing: bool = False
 
     def describe(self) -> str:
-        return f"write: {self.path} (mode {self.mode:04o}, {len(self.content.encode())} bytes)"
+        how = f"mode {self.mode:04o}"
+        if self.keep_existing:
+            how += " if new, else its mode and owner kept"
+        return f"write: {self.path} ({how}, {len(self.content.encode())} bytes)"
 
 
 @dataclass(frozen=True)
@@ -176,4 +180,31 @@ class HttpCheck:
         return f"http: {self.method} {self.url}{auth} expect {self.expect}{arg}{until}"
 
 
-Action = Local | Connect | Remote | Upload | UploadFile | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck
+@dataclass(frozen=True)
+class LockLocal:
+    """Take an exclusive lock (flock) on a local lock file, held across the actions that follow until UnlockLocal.
+
+    Serialises read-merge-write-check-reload of a file that several orchestrator processes share (prometheus.yml).
+    The executor also releases it when the run ends; the kernel does when the process dies.
+    """
+
+    path: Path
+    purpose: str
+    wait: float = 300.0
+
+    def describe(self) -> str:
+        return f"lock: {self.path} ({self.purpose}; wait up to {self.wait:.0f}s)"
+
+
+@dataclass(frozen=True)
+class UnlockLocal:
+    path: Path
+
+    def describe(self) -> str:
+        return f"unlock: {self.path}"
+
+
+Action = (
+    Local | Connect | Remote | Upload | UploadFile | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck
+    | LockLocal | UnlockLocal
+)

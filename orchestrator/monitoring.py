@@ -114,7 +114,7 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def _dump(doc: dict[str, Any]) -> str:
+def _dump(doc: dict[str, Any] | list[Any]) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
 
 
@@ -151,39 +151,160 @@ def _is_job(entry: object, job: str) -> bool:
     return isinstance(entry, dict) and entry.get("job_name") == job
 
 
+def begin_marker(job: str) -> str:
+    return f"# BEGIN {job} (managed by orchestrator: replaced by deploy, removed by teardown)"
+
+
+def end_marker(job: str) -> str:
+    return f"# END {job}"
+
+
+def _job_block(job: dict[str, Any], indent: str) -> list[str]:
+    """Our job as a delimited block of sequence-item lines, indented like the file's other items."""
+    body = _dump([job]).splitlines(keepends=True)
+    name = str(job["job_name"])
+    return [f"{indent}{begin_marker(name)}\n", *(indent + line for line in body), f"{indent}{end_marker(name)}\n"]
+
+
+def _last_line(node: yaml.Node) -> int:
+    """The last line a node's own text is on (a block mapping's end mark runs past trailing comments)."""
+    if isinstance(node, yaml.MappingNode) and node.value and not node.flow_style:
+        return _last_line(node.value[-1][1])
+    if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
+        return _last_line(node.value[-1])
+    mark = node.end_mark
+    return mark.line - 1 if mark.column == 0 and mark.line > node.start_mark.line else int(mark.line)
+
+
+class _Layout(Exception):
+    """The file's layout does not allow a local text edit; the caller falls back to re-serialising."""
+
+
+def _item_span(lines: list[str], item: yaml.Node) -> tuple[int, int, str]:
+    """(first line, last line, indent of the dash) of one block-sequence item."""
+    first = int(item.start_mark.line)
+    prefix = lines[first][: item.start_mark.column]
+    if prefix.strip() == "" and first > 0 and lines[first - 1].strip() == "-":
+        first -= 1
+        prefix = lines[first].rstrip("\r\n")
+    if prefix.strip() != "-":
+        raise _Layout("sequence item does not start with '- '")
+    return first, _last_line(item), prefix[: prefix.index("-")]
+
+
+def _top_level(text: str) -> tuple[yaml.Node | None, tuple[yaml.Node, yaml.Node] | None]:
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return None, None
+    if not isinstance(root, yaml.MappingNode) or root.flow_style:
+        raise _Layout("top level is not a block mapping")
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "scrape_configs":
+            return root, (key, value)
+    return root, None
+
+
+def _our_spans(lines: list[str], seq: yaml.SequenceNode, job: str) -> list[tuple[int, int, str]]:
+    """Line spans of every item named ``job``, each widened to its BEGIN/END marker lines when present."""
+    spans = []
+    for item in seq.value:
+        if not isinstance(item, yaml.MappingNode):
+            continue
+        names = [v.value for k, v in item.value if isinstance(k, yaml.ScalarNode) and k.value == "job_name"]
+        if names != [job]:
+            continue
+        first, last, indent = _item_span(lines, item)
+        if first > 0 and lines[first - 1].strip().startswith(f"# BEGIN {job} "):
+            first -= 1
+        if last + 1 < len(lines) and lines[last + 1].strip() == end_marker(job):
+            last += 1
+        spans.append((first, last, indent))
+    return spans
+
+
+def _edit(existing: str, job: str, new_job: dict[str, Any] | None) -> str:
+    """Replace (new_job given) or remove our job by editing lines; everything else stays byte-identical."""
+    if not existing.strip():
+        existing = ""
+    root, entry = _top_level(existing)
+    lines = existing.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    if root is None or entry is None:
+        if new_job is None:
+            return existing
+        head = "" if root is not None else _dump({"global": dict(DEFAULT_GLOBAL)})
+        return "".join(lines) + head + "scrape_configs:\n" + "".join(_job_block(new_job, "  "))
+    key, seq = entry
+    empty = isinstance(seq, yaml.ScalarNode) and seq.tag == "tag:yaml.org,2002:null"
+    empty = empty or (isinstance(seq, yaml.SequenceNode) and seq.flow_style and not seq.value)
+    if empty:
+        if new_job is None:
+            return existing
+        at = int(key.start_mark.line)
+        if seq.start_mark.line != at or seq.end_mark.line != at:
+            raise _Layout("empty scrape_configs spread over lines")
+        line = lines[at]
+        lines[at] = line[: seq.start_mark.column].rstrip() + line[seq.end_mark.column :]
+        lines[at + 1 : at + 1] = _job_block(new_job, " " * (key.start_mark.column + 2))
+        return "".join(lines)
+    if not isinstance(seq, yaml.SequenceNode) or seq.flow_style:
+        raise _Layout("scrape_configs is not a block sequence")
+    spans = _our_spans(lines, seq, job)
+    if new_job is None and not spans:
+        return existing
+    block: list[str] = []
+    if new_job is not None:
+        indent = spans[0][2] if spans else _item_span(lines, seq.value[-1])[2]
+        block = _job_block(new_job, indent)
+    if not spans:
+        at = _item_span(lines, seq.value[-1])[1] + 1
+        if at < len(lines) and lines[at].lstrip().startswith("# END "):
+            at += 1  # after the last job's own END marker, not inside its block
+        lines[at:at] = block
+        return "".join(lines)
+    for n, (first, last, _indent) in reversed(list(enumerate(spans))):
+        lines[first : last + 1] = block if n == 0 else []
+    return "".join(lines)
+
+
+def _edited_or_dumped(existing: str | None, job: str, new_job: dict[str, Any] | None) -> str:
+    """The text edit when it gives exactly the intended config; else the whole file re-serialised."""
+    doc = _load(existing)
+    kept = [entry for entry in doc["scrape_configs"] if not _is_job(entry, job)]
+    if new_job is not None:
+        configs = doc["scrape_configs"]
+        at = next((i for i, e in enumerate(configs) if _is_job(e, job)), None)
+        before = [e for e in configs[:at] if not _is_job(e, job)] if at is not None else kept
+        kept = [*before, new_job, *kept[len(before) :]]
+    expected = {**doc, "scrape_configs": kept}
+    try:
+        text = _edit(existing or "", job, new_job)
+        if _load(text) == expected:
+            return text
+    except (_Layout, yaml.YAMLError, MonitoringError):
+        pass
+    return _dump(expected)
+
+
 def merge_scrape_job(existing_yaml: str | None, target: ScrapeTarget) -> str:
     """Add the target's job to prometheus.yml, replacing a job of the same name; other content is kept.
 
-    Comments and quoting style of the existing file are not preserved (it is re-serialised), but key
-    order, other jobs and all other settings are. Output is deterministic.
+    The job is written as a block between ``# BEGIN <job>`` / ``# END <job>`` comment lines inside
+    scrape_configs, indented like the other jobs; every other byte of the file (comments, quoting, order)
+    stays as it was. Where the layout does not allow a local edit (flow-style lists, a top level that is
+    not a block mapping), the file is re-serialised instead: settings kept, comments not. Deterministic.
     """
-    new_job = scrape_job_dict(target)
-    doc = _load(existing_yaml)
-    configs: list[Any] = doc["scrape_configs"]
-    merged: list[Any] = []
-    placed = False
-    for entry in configs:
-        if _is_job(entry, target.job):
-            if not placed:  # replace in place; drop later duplicates (promtool rejects them anyway)
-                merged.append(new_job)
-                placed = True
-            continue
-        merged.append(entry)
-    if not placed:
-        merged.append(new_job)
-    doc["scrape_configs"] = merged
-    return _dump(doc)
+    return _edited_or_dumped(existing_yaml, target.job, scrape_job_dict(target))
 
 
 def remove_scrape_job(existing_yaml: str, job: str) -> tuple[str, bool]:
-    """Remove every job named ``job``; returns (yaml, removed). Unchanged input text when nothing matched."""
+    """Remove every job named ``job`` (and its marker lines); returns (yaml, removed). Input text unchanged
+    when nothing matched; otherwise only our lines go (re-serialised only where the layout needs it)."""
     doc = _load(existing_yaml)
-    configs: list[Any] = doc["scrape_configs"]
-    kept = [entry for entry in configs if not _is_job(entry, job)]
-    if len(kept) == len(configs):
+    if not any(_is_job(entry, job) for entry in doc["scrape_configs"]):
         return existing_yaml, False
-    doc["scrape_configs"] = kept
-    return _dump(doc), True
+    return _edited_or_dumped(existing_yaml, job, None), True
 
 
 def file_sd_document(targets: list[ScrapeTarget]) -> str:

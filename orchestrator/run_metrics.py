@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.atomic import write_atomic
 from orchestrator.errors import MonitoringError
 
 STEP_OUTCOMES = ("ok", "failed", "skipped")
@@ -99,31 +97,18 @@ def textfile_name(deployment: str, command: str) -> str:
 
 
 def write_textfile(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same directory, then rename), mode 0644.
-
-    The temp file starts with a dot and does not end in ``.prom``, so the textfile collector never
+    """Write ``text`` to ``path`` atomically (orchestrator.atomic: temp file in the same directory, then rename),
+    mode 0644. The temp file starts with a dot and does not end in ``.prom``, so the textfile collector never
     reads a half-written file.
     """
-    directory = path.parent
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_atomic(path, text, TEXTFILE_MODE, make_dirs=False)
     except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError) and not path.parent.is_dir()
         raise MonitoringError(
             f"cannot write metrics file {path}: {exc.strerror or exc}",
-            f"Check that the directory {directory} exists and is writable "
-            "(node_exporter --collector.textfile.directory).",
-        ) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, TEXTFILE_MODE)
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise MonitoringError(
-            f"cannot write metrics file {path}: {exc.strerror or exc}",
-            f"Check free space and permissions in {directory}.",
+            f"Check that the directory {path.parent} exists and is writable "
+            "(node_exporter --collector.textfile.directory)."
+            if missing
+            else f"Check free space and permissions in {path.parent}.",
         ) from exc

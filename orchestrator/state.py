@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orchestrator.atomic import write_atomic
 from orchestrator.errors import StateError
 
 SCHEMA_VERSION = 1
@@ -135,17 +135,7 @@ class StateStore:
         text = json.dumps(dep.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=f".{dep.name}.", suffix=".tmp", dir=self.dir)
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    os.fchmod(fh.fileno(), 0o600)
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(path, text, 0o600)
         except OSError as exc:
             raise StateError(
                 f"cannot write state file {path}: {exc.strerror}",

@@ -13,6 +13,7 @@ import yaml
 from orchestrator.errors import MonitoringError
 from orchestrator.monitoring import (
     ScrapeTarget,
+    begin_marker,
     check_config_argv,
     file_sd_document,
     job_name,
@@ -43,6 +44,7 @@ FRESH_GOLDEN = """\
 global:
   scrape_interval: 15s
 scrape_configs:
+  # BEGIN orchestrator-demo (managed by orchestrator: replaced by deploy, removed by teardown)
   - job_name: orchestrator-demo
     metrics_path: /metrics
     scheme: http
@@ -52,6 +54,7 @@ scrape_configs:
         labels:
           engine: vllm
           gpu: l40s
+  # END orchestrator-demo
 """
 
 EXISTING = """\
@@ -75,18 +78,17 @@ alerting:
 """
 
 REPLACED_GOLDEN = """\
+# hand-written config
 global:
   scrape_interval: 30s
   scrape_timeout: 10s
   external_labels:
     site: hel2
-rule_files:
-  - alerts.yml
+rule_files: [alerts.yml]
 scrape_configs:
   - job_name: prometheus
-    static_configs:
-      - targets:
-          - localhost:9090
+    static_configs: [{targets: ['localhost:9090']}]
+  # BEGIN orchestrator-demo (managed by orchestrator: replaced by deploy, removed by teardown)
   - job_name: orchestrator-demo
     metrics_path: /metrics
     scheme: http
@@ -96,11 +98,10 @@ scrape_configs:
         labels:
           engine: vllm
           gpu: l40s
+  # END orchestrator-demo
   - job_name: node
     scrape_interval: 1m
-    static_configs:
-      - targets:
-          - localhost:9100
+    static_configs: [{targets: ['localhost:9100']}]
 alerting:
   alertmanagers: []
 """
@@ -134,9 +135,13 @@ def test_job_name_rejects_empty() -> None:
 # --- merge ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("existing", [None, "", "   \n", "# only a comment\n"])
+@pytest.mark.parametrize("existing", [None, "", "   \n"])
 def test_merge_into_nothing_starts_minimal_config(existing: str | None) -> None:
     assert merge_scrape_job(existing, VLLM) == FRESH_GOLDEN
+
+
+def test_merge_into_comment_only_file_keeps_the_comment() -> None:
+    assert merge_scrape_job("# only a comment\n", VLLM) == "# only a comment\n" + FRESH_GOLDEN
 
 
 def test_merge_replaces_same_job_in_place_and_keeps_everything_else() -> None:
@@ -217,13 +222,92 @@ def test_merge_carries_path_scheme_and_interval() -> None:
     }
 
 
-def test_merge_does_not_emit_yaml_anchors_for_shared_nodes() -> None:
+def test_merge_keeps_the_users_anchors_and_emits_none_itself() -> None:
     existing = (
         "x: &lbl {a: b}\nscrape_configs:\n  - job_name: p\n    static_configs: [{targets: ['h:1'], labels: *lbl}]\n"
     )
     out = merge_scrape_job(existing, VLLM)
-    assert "&" not in out and "*" not in out
+    assert out.startswith(existing)  # the user's text, anchors included, byte for byte
+    ours = out[len(existing) :]
+    assert "&" not in ours and "*" not in ours
     assert yaml.safe_load(out)["scrape_configs"][0]["static_configs"][0]["labels"] == {"a": "b"}
+
+
+# --- text-preserving edits -------------------------------------------------------------------------
+
+COMMENTED = """\
+# Prometheus on the lab box -- edited by hand, keep these notes!
+global:
+  scrape_interval: 30s   # slower than default on purpose
+  evaluation_interval: "1m"
+scrape_configs:
+  # node exporter
+  - job_name: 'node'
+    static_configs:
+      - targets: ["localhost:9100"]  # the box itself
+  - job_name: prometheus
+    static_configs: [{targets: ['localhost:9090']}]
+  # keep this comment after the jobs
+alerting:
+  alertmanagers: []   # none yet
+"""
+
+
+def test_merge_keeps_comments_and_quoting_byte_identical() -> None:
+    out = merge_scrape_job(COMMENTED, VLLM)
+    lines = out.splitlines(keepends=True)
+    begin = lines.index(f"  {begin_marker(VLLM.job)}\n")
+    end = lines.index("  # END orchestrator-demo\n")
+    # everything outside our block is the original file, in order, byte for byte
+    assert "".join(lines[:begin] + lines[end + 1 :]) == COMMENTED
+    # our block goes right after the last job, before the trailing comment
+    assert lines[begin - 1] == "    static_configs: [{targets: ['localhost:9090']}]\n"
+    assert lines[end + 1] == "  # keep this comment after the jobs\n"
+    assert yaml.safe_load("".join(lines[begin + 1 : end])) == [scrape_job_dict(VLLM)]
+
+
+def test_merge_twice_replaces_the_block_not_duplicates_it() -> None:
+    once = merge_scrape_job(COMMENTED, VLLM)
+    moved = ScrapeTarget(job=VLLM.job, targets=("198.51.100.7:8000",))
+    twice = merge_scrape_job(once, moved)
+    assert twice.count("# BEGIN orchestrator-demo ") == 1 and twice.count("job_name: orchestrator-demo") == 1
+    assert "198.51.100.7:8000" in twice and "203.0.113.5:8000" not in twice
+    assert twice == once.replace("          - 203.0.113.5:8000\n        labels:\n          engine: vllm\n"
+                                 "          gpu: l40s\n", "          - 198.51.100.7:8000\n")
+
+
+def test_remove_leaves_the_rest_byte_identical() -> None:
+    merged = merge_scrape_job(merge_scrape_job(COMMENTED, VLLM), TFS)
+    text, removed = remove_scrape_job(merged, VLLM.job)
+    assert removed
+    again, removed = remove_scrape_job(text, TFS.job)
+    assert removed
+    assert again == COMMENTED
+
+
+def test_legacy_unmarked_job_is_replaced_in_place_keeping_comments() -> None:
+    legacy = COMMENTED.replace(
+        "  # keep this comment", "  - job_name: orchestrator-demo  # written by an older version\n"
+        "    static_configs:\n      - targets: ['10.9.9.9:8000']\n  # keep this comment"
+    )
+    out = merge_scrape_job(legacy, VLLM)
+    assert out == merge_scrape_job(COMMENTED, VLLM)
+    assert remove_scrape_job(legacy, VLLM.job) == (COMMENTED, True)
+
+
+def test_job_that_only_shares_a_prefix_is_not_touched() -> None:
+    longer = ScrapeTarget(job="orchestrator-demo-2", targets=("203.0.113.9:8000",))
+    both = merge_scrape_job(merge_scrape_job(COMMENTED, longer), VLLM)
+    text, removed = remove_scrape_job(both, VLLM.job)
+    assert removed and text == merge_scrape_job(COMMENTED, longer)
+
+
+def test_flow_style_scrape_configs_falls_back_to_a_correct_rewrite() -> None:
+    flow = "# note\nscrape_configs: [{job_name: a, static_configs: [{targets: ['h:1']}]}]\n"
+    out = yaml.safe_load(merge_scrape_job(flow, VLLM))
+    assert [j["job_name"] for j in out["scrape_configs"]] == ["a", "orchestrator-demo"]
+    text, removed = remove_scrape_job(merge_scrape_job(flow, VLLM), VLLM.job)
+    assert removed and yaml.safe_load(text) == yaml.safe_load(flow)
 
 
 @pytest.mark.parametrize(
@@ -309,7 +393,7 @@ def test_remove_of_unknown_job_returns_input_unchanged() -> None:
 def test_remove_last_job_leaves_empty_list() -> None:
     text, removed = remove_scrape_job(FRESH_GOLDEN, "orchestrator-demo")
     assert removed
-    assert text == "global:\n  scrape_interval: 15s\nscrape_configs: []\n"
+    assert text == "global:\n  scrape_interval: 15s\nscrape_configs:\n"  # null: Prometheus reads no jobs
 
 
 def test_remove_rejects_invalid_yaml() -> None:

@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from pathlib import Path
 
 from orchestrator.actions import (
     Action,
     Connect,
     HttpCheck,
     Local,
+    LockLocal,
     Pause,
     ReadLocal,
     Remote,
     RemoveLocal,
     Result,
+    UnlockLocal,
     Upload,
     UploadFile,
     WriteLocal,
 )
+from orchestrator.atomic import write_atomic
 from orchestrator.errors import OrchestratorError
 from orchestrator.transports.base import Notify
+from orchestrator.transports.filelock import FileLocks
 from orchestrator.transports.local import run_local
 from orchestrator.transports.shield import deferred_signals
 from orchestrator.transports.ssh import SshSession
-
-
-def write_atomic(path: Path, content: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LiveExecutor:
@@ -49,6 +37,7 @@ class LiveExecutor:
         self.notify = notify
         self.ssh = SshSession(on_retry=notify)
         self.pending_interrupt = False
+        self.locks = FileLocks()
 
     def execute(self, action: Action) -> Result:
         if self.pending_interrupt:
@@ -79,14 +68,26 @@ class LiveExecutor:
                 return Result(stdout=action.path.read_text())
             except FileNotFoundError:
                 return Result(rc=1, stderr="not found")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise OrchestratorError(f"cannot read {action.path}: {why}") from None
         if isinstance(action, WriteLocal):
             try:
-                write_atomic(action.path, action.content, action.mode)
+                write_atomic(action.path, action.content, action.mode, keep_existing=action.keep_existing)
             except OSError as exc:
                 raise OrchestratorError(f"cannot write {action.path}: {exc.strerror}") from None
             return Result()
         if isinstance(action, RemoveLocal):
-            action.path.unlink(missing_ok=True)
+            try:
+                action.path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise OrchestratorError(f"cannot remove {action.path}: {exc.strerror}") from None
+            return Result()
+        if isinstance(action, LockLocal):
+            self.locks.acquire(action.path, action.wait, action.purpose)
+            return Result()
+        if isinstance(action, UnlockLocal):
+            self.locks.release(action.path)
             return Result()
         if isinstance(action, Pause):
             time.sleep(action.seconds)
@@ -117,4 +118,5 @@ class LiveExecutor:
         )
 
     def close(self) -> None:
+        self.locks.release_all()
         self.ssh.close()

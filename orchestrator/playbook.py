@@ -36,6 +36,9 @@ class PlaybookStep(BaseModel):
     kind: StepKind
     timeout: Duration | None = None
     retries: int = Field(default=0, ge=0, le=10)
+    # A failure is recorded and the playbook goes on; the run then ends with TeardownIncomplete (exit 10)
+    # naming what remains. For local clean-up that must never keep a server billing (teardown.yaml).
+    continue_on_error: bool = False
 
 
 class Playbook(BaseModel):

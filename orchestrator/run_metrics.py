@@ -10,6 +10,8 @@ from orchestrator.errors import MonitoringError
 
 STEP_OUTCOMES = ("ok", "failed", "skipped")
 TEXTFILE_MODE = 0o644
+# The commands that write a textfile (session._write_run_metrics); teardown removes one per command.
+RUN_METRICS_COMMANDS = ("deploy", "redeploy")
 
 
 @dataclass(frozen=True)

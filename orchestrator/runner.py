@@ -85,12 +85,22 @@ class Runner:
 
     def run(self, playbook: Playbook, ctx: StepContext) -> list[StepOutcome]:
         total = len(playbook.steps)
+        continued: list[str] = []  # "kind: why" of continue_on_error steps that failed
+        ctx.facts["incomplete"] = continued
         for index, step in enumerate(playbook.steps, start=1):
             self.reporter.step_started(index, total, step.kind)
             started = time.monotonic()
             outcome = StepOutcome(step.kind, "ok", 0.0)
             try:
-                outcome.note = self._run_step(step, ctx, outcome) or ""
+                try:
+                    outcome.note = self._run_step(step, ctx, outcome) or ""
+                except OrchestratorError:
+                    raise
+                except Exception as exc:
+                    if not step.continue_on_error:
+                        raise
+                    # Not even a bug in local clean-up may stop the steps that delete what bills.
+                    raise OrchestratorError(f"{step.kind}: unexpected {type(exc).__name__}: {exc}") from exc
             except KeyboardInterrupt:
                 outcome.status = "interrupted"
                 self._finish(ctx, index, total, outcome, started)
@@ -100,8 +110,21 @@ class Runner:
                 _explain(exc)
                 ctx.dep.last_error = f"{step.kind}: {exc.message}"
                 self._finish(ctx, index, total, outcome, started)
+                if step.continue_on_error and not isinstance(exc, Interrupted):
+                    continued.append(f"{step.kind}: {exc.message}")
+                    self.reporter.info(f"{step.kind} failed: {exc.message} (going on: {_rest(playbook, index)})")
+                    continue
+                if continued:
+                    exc.hint = "\n".join(([exc.hint] if exc.hint else []) + [f"also failed: {c}" for c in continued])
                 raise
             self._finish(ctx, index, total, outcome, started)
+        if continued:
+            done = [o.note for o in self.outcomes[-total:] if o.status == "ok" and o.note and o.kind != "forget"]
+            raise TeardownIncomplete(
+                f"{playbook.name} incomplete: {'; '.join(continued)}",
+                f"fix that, then run `orchestrator {playbook.name} {ctx.cfg.name}` again to finish",
+                details="done: " + "; ".join(done) if done else None,
+            )
         return self.outcomes
 
     def _finish(self, ctx: StepContext, index: int, total: int, outcome: StepOutcome, started: float) -> None:
@@ -153,6 +176,11 @@ class Runner:
             return stop.value if isinstance(stop.value, str) else None
         finally:
             gen.close()
+
+
+def _rest(playbook: Playbook, index: int) -> str:
+    rest = [s.kind for s in playbook.steps[index:]]
+    return ", ".join(rest) if rest else "nothing left to run"
 
 
 def _clamp(action: Action, deadline: float | None) -> Action:

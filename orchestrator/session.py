@@ -126,11 +126,13 @@ def _explain_failure(
     """Say what is left and what to do: nothing may be left billing without the user knowing."""
 
     dep = ctx.dep
-    if command == "teardown" and not isinstance(failure, (TeardownIncomplete, Interrupted, StateError)):
-        where = f"server {dep.server.uuid} still exists" if dep.server else "the local record remains"
-        failure = TeardownIncomplete(
-            f"teardown incomplete: {failure.message} ({where})", failure.hint, details=failure.details
-        )
+    if command == "teardown" and not dry_run and not isinstance(failure, (Interrupted, StateError)):
+        # The cloud part first: is anything still billing? Then what is left locally.
+        where = f"server {dep.server.uuid} still exists (billing)" if dep.server else "server deleted"
+        msg = failure.message
+        if not isinstance(failure, TeardownIncomplete):
+            msg = f"teardown incomplete: {msg}"
+        failure = TeardownIncomplete(f"{where}; {msg}", failure.hint, details=failure.details)
     extra: list[str] = []
     if command != "teardown" and dep.server is not None and not dry_run:
         if teardown_on_failure and not isinstance(failure, Interrupted):
@@ -166,8 +168,8 @@ def _teardown_after_failure(ctx: StepContext, reporter: ProgressReporter) -> boo
     try:
         Runner(executor, reporter).run(load_playbook("teardown"), ctx)
     except OrchestratorError as exc:
-        reporter.info(f"teardown after failure failed: {exc.message}")
-        return False
+        reporter.info(f"teardown after failure incomplete: {exc.message}")
+        return ctx.dep.server is None  # the server is what bills; local leftovers are reported above
     finally:
         executor.close()
     return True

@@ -14,7 +14,7 @@ import pytest
 from orchestrator.actions import Action, Local, Remote, Result
 from orchestrator.config import DeploymentConfig
 from orchestrator.context import StepContext, StepGen
-from orchestrator.errors import ProviderError, SSHError, StateError
+from orchestrator.errors import MonitoringError, ProviderError, SSHError, StateError, TeardownIncomplete
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
 from orchestrator.runner import Runner, StepOutcome
 from orchestrator.state import Deployment, ServerRecord, StateStore
@@ -162,7 +162,7 @@ def test_executor_errors_are_thrown_into_the_step(tmp_path: Path) -> None:
     ctx.dep.engine = EngineRecord(kind="vllm", model="m", served_name="m", endpoint="e", metrics_url="u", method="pip")
     executor = Scripted([("ssh: connect", SSHError("unreachable"))])
     outcomes = Runner(executor, Quiet()).run(Playbook(name="t", steps=[PlaybookStep(kind="stop-engine")]), ctx)
-    assert outcomes[0].note == "skipped: host unreachable"
+    assert outcomes[0].note == "skipped: unreachable"
 
 
 def test_step_timeout_bounds_action_timeouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,6 +188,108 @@ def test_shipped_playbooks_load() -> None:
     for name in ("deploy", "redeploy", "teardown"):
         book = load_playbook(name)
         assert all(step.kind in STEPS for step in book.steps)
-    assert json.dumps([s.kind for s in load_playbook("teardown").steps]) == (
-        '["stop-engine", "unmonitor", "destroy-server", "forget"]'
+
+
+# --- the real teardown playbook: local clean-up never keeps a server billing ------------------------------
+
+SHOW_STOPPED = Result(stdout=json.dumps({"uuid": "00aa", "hostname": "unit", "state": "stopped"}))
+GONE = Result(rc=1, stderr="Error: cannot resolve argument: nothing found matching '00aa'\n")
+
+
+def _tracked(tmp_path: Path) -> tuple[StepContext, StateStore, Path]:
+    from orchestrator.state import EngineRecord, MonitoringRecord
+
+    prom = tmp_path / "prom" / "prometheus.yml"
+    cfg = DeploymentConfig.model_validate(
+        {"name": "unit", "engine": {"model": "m"}, "monitoring": {"prometheus_config": str(prom), "promtool": "never"}}
     )
+    store = StateStore(tmp_path / "home")
+    dep = Deployment(name="unit", config_path="c", server=ServerRecord(uuid="00aa", ip="127.0.0.9"))
+    dep.engine = EngineRecord(kind="vllm", model="m", served_name="m", endpoint="e", metrics_url="u", method="pip")
+    dep.monitoring = MonitoringRecord(prometheus_config=str(prom), job="orchestrator-unit")
+    store.save(dep)
+    return StepContext(cfg=cfg, dep=dep, store=store), store, prom
+
+
+def test_real_teardown_deletes_the_server_when_unmonitor_fails_then_a_rerun_finishes(tmp_path: Path) -> None:
+    ctx, store, prom = _tracked(tmp_path)
+    broken = Result(stdout="global: [unclosed\nscrape_configs:\n  - job_name: orchestrator-unit\n")
+    executor = Scripted([("read: ", broken), ("server show", SHOW_STOPPED), ("server show", GONE)])
+    with pytest.raises(TeardownIncomplete) as err:
+        Runner(executor, Quiet()).run(load_playbook("teardown"), ctx)
+    assert err.value.exit_code == 10
+    assert err.value.message.startswith(
+        f"teardown incomplete: unmonitor: scrape job orchestrator-unit is still in {prom}: "
+    )
+    assert "not valid YAML" in err.value.message
+    # the cloud deletion ran after the local failure
+    read_at = next(i for i, x in enumerate(executor.seen) if x.startswith("read: "))
+    assert any("server delete 00aa --delete-storages" in x for x in executor.seen[read_at:])
+    kept = store.load("unit")
+    assert kept is not None and kept.server is None and kept.engine is None
+    assert (kept.monitoring.prometheus_config, kept.monitoring.job) == (str(prom), "orchestrator-unit")
+    assert kept.steps["destroy-server"].status == "ok" and kept.steps["unmonitor"].status == "failed"
+
+    # Fixed file: a second teardown removes the job, touches no cloud server, and forgets the deployment.
+    ctx2 = StepContext(cfg=ctx.cfg, dep=kept, store=store)
+    fixed = Result(stdout="scrape_configs:\n  - job_name: orchestrator-unit\n  - job_name: other\n")
+    again = Scripted([("read: ", fixed)])
+    Runner(again, Quiet()).run(load_playbook("teardown"), ctx2)
+    assert store.load("unit") is None
+    assert not any("upctl" in x for x in again.seen)
+    written = [x for x in again.seen if x.startswith("write: ")]
+    assert written == [f"write: {prom} (mode 0644 if new, else its mode and owner kept, 36 bytes)"]
+
+
+def test_real_teardown_goes_on_after_an_unexpected_error_in_local_cleanup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def buggy(ctx: StepContext) -> StepGen:
+        yield Local(("true",), "x")
+        raise ValueError("a bug")
+
+    monkeypatch.setitem(STEPS, "unmonitor", buggy)
+    ctx, store, _prom = _tracked(tmp_path)
+    executor = Scripted([("server show", SHOW_STOPPED), ("server show", GONE)])
+    with pytest.raises(TeardownIncomplete) as err:
+        Runner(executor, Quiet()).run(load_playbook("teardown"), ctx)
+    assert "unmonitor: unexpected ValueError: a bug" in err.value.message
+    assert any("server delete 00aa" in x for x in executor.seen)
+    kept = store.load("unit")
+    assert kept is not None and kept.server is None  # kept: a re-run retries the clean-up
+
+
+def test_step_without_continue_on_error_still_stops_the_playbook(tmp_path: Path) -> None:
+    ctx, store, _prom = _tracked(tmp_path)
+    book = Playbook(name="teardown", steps=[PlaybookStep(kind="unmonitor"), PlaybookStep(kind="destroy-server")])
+    executor = Scripted([("read: ", Result(stdout="global: [unclosed\n"))])
+    with pytest.raises(MonitoringError):
+        Runner(executor, Quiet()).run(book, ctx)
+    assert not any("upctl" in x for x in executor.seen)
+
+
+def test_wait_started_stops_at_once_on_error_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.steps.provision import wait_started
+
+    ctx = StepContext(cfg=make_cfg(), dep=Deployment(name="unit", config_path="c"), store=None)
+    ctx.dep.server = ServerRecord(uuid="00aa")
+    error = Result(stdout=json.dumps({"uuid": "00aa", "hostname": "unit", "state": "error"}))
+    executor = Scripted([("server show", error)])
+    monkeypatch.setitem(STEPS, "provision", wait_started)
+    with pytest.raises(ProviderError) as err:
+        Runner(executor, Quiet()).run(Playbook(name="t", steps=[PlaybookStep(kind="provision")]), ctx)
+    assert "state 'error'" in err.value.message
+    assert executor.seen == ["local: upctl server show 00aa -o json"]  # one look, no 15 minutes of polling
+    assert ctx.dep.server.state == "error"
+
+
+def test_teardown_does_not_poll_a_server_in_error_for_stopped(tmp_path: Path) -> None:
+    ctx, store, _prom = _tracked(tmp_path)
+    error = Result(stdout=json.dumps({"uuid": "00aa", "hostname": "unit", "state": "error"}))
+    executor = Scripted([("server show", error), ("server show", GONE)])
+    book = Playbook(name="teardown", steps=[PlaybookStep(kind="destroy-server")])
+    Runner(executor, Quiet()).run(book, ctx)
+    assert [x.split(" 00aa")[0] for x in executor.seen] == [
+        "local: upctl server show", "local: upctl server delete", "local: upctl server show",
+    ]  # fmt: skip
+    assert ctx.dep.server is None

@@ -101,5 +101,9 @@ def stop_engine(ctx: StepContext) -> StepGen:
         r = yield ctx.engine.stop()
     except OrchestratorError as exc:
         ctx.notify(f"could not stop the engine cleanly ({exc.message}); deleting the server stops it anyway")
-        return "skipped: host unreachable"
+        return f"skipped: {exc.message}"
+    if r.known and r.rc != 0:
+        tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or [""]
+        ctx.notify(f"engine stop exited {r.rc} ({tail[0]}); deleting the server stops it anyway")
+        return f"stop exited {r.rc}: {tail[0]}".rstrip(": ")
     return "stopped" if r.known else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from orchestrator.actions import HttpCheck, Local, ReadLocal, RemoveLocal, WriteLocal
+from orchestrator.actions import HttpCheck, Local, LockLocal, ReadLocal, RemoveLocal, UnlockLocal, WriteLocal
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import MonitoringError, OrchestratorError
 from orchestrator.monitoring import (
@@ -17,6 +17,7 @@ from orchestrator.monitoring import (
     promtool_error,
     remove_scrape_job,
 )
+from orchestrator.run_metrics import RUN_METRICS_COMMANDS, textfile_name
 from orchestrator.state import MonitoringRecord
 
 
@@ -34,6 +35,11 @@ def file_sd_path(ctx: StepContext) -> Path | None:
     return Path(d).expanduser() / f"{job_name(ctx.cfg.name)}.json" if d else None
 
 
+def lock_path(config: Path) -> Path:
+    """The lock file beside prometheus.yml that every orchestrator process takes before editing it."""
+    return config.parent / f".{config.name}.lock"
+
+
 def monitoring(ctx: StepContext) -> StepGen:
     m = ctx.cfg.monitoring
     if not m.prometheus_config and not m.file_sd_dir:
@@ -48,23 +54,31 @@ def monitoring(ctx: StepContext) -> StepGen:
         written.append(str(sd))
     if m.prometheus_config:
         path = Path(m.prometheus_config).expanduser()
-        r = yield ReadLocal(path)
-        before = r.stdout if r.known and r.rc == 0 else None
-        yield WriteLocal(path, merge_scrape_job(before, target))
-        promtool = _promtool(ctx)
-        if promtool:
-            argv = check_config_argv(str(path))
-            r = yield Local(tuple(argv), "validate the Prometheus config", timeout=60)
-            ok, messages = parse_promtool_output(r.rc, r.stdout, r.stderr)
-            if r.known and not ok:
-                # Put back what was there: never leave a config Prometheus would refuse to load.
-                yield WriteLocal(path, before) if before is not None else RemoveLocal(path)
-                raise promtool_error(str(path), messages)
-        rec.prometheus_config = str(path)
-        written.append(str(path))
-        if m.reload_url:
-            yield from _reload(m.reload_url)
-            written.append("Prometheus reloaded")
+        lock = lock_path(path)
+        # Read-merge-write-check-reload under one cross-process lock: parallel deploys never lose a job.
+        yield LockLocal(lock, f"merge scrape job {target.job} into {path}")
+        try:
+            r = yield ReadLocal(path)
+            before = r.stdout if r.known and r.rc == 0 else None
+            yield WriteLocal(path, merge_scrape_job(before, target), keep_existing=True)
+            promtool = _promtool(ctx)
+            if promtool:
+                argv = check_config_argv(str(path))
+                r = yield Local(tuple(argv), "validate the Prometheus config", timeout=60)
+                ok, messages = parse_promtool_output(r.rc, r.stdout, r.stderr)
+                if r.known and not ok:
+                    # Put back what was there: never leave a config Prometheus would refuse to load.
+                    yield WriteLocal(path, before, keep_existing=True) if before is not None else RemoveLocal(path)
+                    raise promtool_error(str(path), messages)
+            rec.prometheus_config = str(path)
+            written.append(str(path))
+            if m.reload_url:
+                yield from _reload(m.reload_url)
+                written.append("Prometheus reloaded")
+        except OrchestratorError:
+            yield UnlockLocal(lock)
+            raise
+        yield UnlockLocal(lock)
     ctx.dep.monitoring = rec
     ctx.save()
     return f"scrape job {target.job} -> {target.targets[0]}{target.metrics_path} in {', '.join(written)}"
@@ -81,27 +95,74 @@ def _reload(url: str) -> StepGen:
     return None
 
 
+def _remove_job(ctx: StepContext, path: Path, job: str) -> StepGen:
+    """Take our job out of prometheus.yml (under the lock) and reload; raises when it could not."""
+    lock = lock_path(path)
+    yield LockLocal(lock, f"remove scrape job {job} from {path}")
+    try:
+        r = yield ReadLocal(path)
+        note = f"remove job {job} from {path}"
+        if r.known and r.rc == 0:
+            text, removed = remove_scrape_job(r.stdout, job)
+            note = f"job {job} removed from {path}" if removed else f"job {job} was not in {path}"
+            if removed:
+                yield WriteLocal(path, text, keep_existing=True)
+        if ctx.cfg.monitoring.reload_url and (not r.known or r.rc == 0):
+            # Also when the job was already gone: a teardown whose reload failed finishes here.
+            try:
+                yield from _reload(ctx.cfg.monitoring.reload_url)
+            except MonitoringError as exc:
+                raise MonitoringError(
+                    f"{exc.message}; Prometheus still scrapes job {job} until it reloads {path}", exc.hint
+                ) from None
+    except OrchestratorError:
+        yield UnlockLocal(lock)
+        raise
+    yield UnlockLocal(lock)
+    return note
+
+
+def run_metrics_paths(ctx: StepContext) -> list[Path]:
+    """Every run-metrics textfile this deployment may have written: the recorded one and one per command."""
+    rec = ctx.dep.monitoring
+    paths = [Path(rec.run_metrics)] if rec.run_metrics else []
+    cfg_path = rec.prometheus_config or ctx.cfg.monitoring.prometheus_config
+    if cfg_path:
+        folder = Path(cfg_path).expanduser().parent
+        paths += [folder / textfile_name(ctx.cfg.name, command) for command in RUN_METRICS_COMMANDS]
+    return list(dict.fromkeys(paths))
+
+
 def unmonitor(ctx: StepContext) -> StepGen:
+    """Remove the scrape job, file_sd file and run-metrics files; the record keeps only what could not go."""
     rec = ctx.dep.monitoring
     done: list[str] = []
+    remains: list[str] = []
+    left = MonitoringRecord()
     job = rec.job or job_name(ctx.cfg.name)
     cfg_path = rec.prometheus_config or ctx.cfg.monitoring.prometheus_config
     if cfg_path:
         path = Path(cfg_path).expanduser()
-        r = yield ReadLocal(path)
-        if r.known and r.rc == 0:
-            text, removed = remove_scrape_job(r.stdout, job)
-            if removed:
-                yield WriteLocal(path, text)
-                done.append(f"job {job} removed from {path}")
-                if ctx.cfg.monitoring.reload_url:
-                    yield from _reload(ctx.cfg.monitoring.reload_url)
-        elif not r.known:
-            done.append(f"remove job {job} from {path}")
-    for extra in (rec.file_sd, rec.run_metrics):
-        if extra:
-            yield RemoveLocal(Path(extra))
+        try:
+            done.append((yield from _remove_job(ctx, path, job)) or "")
+        except OrchestratorError as exc:
+            remains.append(f"scrape job {job} is still in {path}: {exc.message}")
+            left.prometheus_config, left.job = str(path), job
+    extras = ([Path(rec.file_sd)] if rec.file_sd else []) + run_metrics_paths(ctx)
+    for extra in extras:
+        try:
+            yield RemoveLocal(extra)
+        except OrchestratorError as exc:
+            remains.append(f"{extra} is still there: {exc.message}")
+            if str(extra) == rec.file_sd:
+                left.file_sd = rec.file_sd
+            else:
+                left.run_metrics = str(extra)
+            continue
+        if str(extra) in (rec.file_sd, rec.run_metrics):
             done.append(f"{extra} removed")
-    ctx.dep.monitoring = MonitoringRecord()
+    ctx.dep.monitoring = left
     ctx.save()
-    return "; ".join(done) or "nothing to remove"
+    if remains:
+        raise MonitoringError("; ".join(remains), f"fix that, then run `orchestrator teardown {ctx.cfg.name}` again")
+    return "; ".join(x for x in done if x) or "nothing to remove"

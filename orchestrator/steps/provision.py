@@ -58,6 +58,13 @@ def wait_started(ctx: StepContext) -> StepGen:
         _record(ctx, srv)
         if srv.state == "started":
             break
+        if srv.state == "error":
+            # Not worth 15 minutes of polling: say so now (and the server is recorded, so teardown removes it).
+            raise ProviderError(
+                f"server {srv.uuid} is in state 'error' (a problem on UpCloud's side) instead of 'started'",
+                f"it is recorded and may be billing: remove it with `orchestrator teardown {ctx.cfg.name}`, "
+                f"or check `upctl server show {srv.uuid}` and the UpCloud status page",
+            )
         if time.monotonic() > deadline:
             raise ProviderError(
                 f"server {srv.uuid} is still '{srv.state}' after {ctx.cfg.provider.wait_started:.0f}s",

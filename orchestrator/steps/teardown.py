@@ -36,19 +36,22 @@ def destroy_server(ctx: StepContext) -> StepGen:
         if r.rc != 0:
             err = map_failure(show.argv, r.rc, r.stdout, r.stderr)
             if isinstance(err, ServerNotFound):
+                ctx.dep.server = None
+                ctx.save()
                 return f"server {srv.uuid} is already gone"
             raise err
         state = parse_server(r.stdout).state
         storages = _storages(r.stdout)
     else:
         state = "started"
-    if state != "stopped":
+    if state not in ("stopped", "error"):  # a server in 'error' cannot be stopped; deleting it is the way out
         stop = Local(tuple(up.stop(srv.uuid, wait=True)), "stop the server", timeout=1200, mutates=True)
         checked(ctx, stop, (yield stop))
         deadline = time.monotonic() + 900
         while True:
             r = checked(ctx, show, (yield show))
-            if not r.known or parse_server(r.stdout).state == "stopped":
+            state = parse_server(r.stdout).state if r.known else "stopped"
+            if state in ("stopped", "error"):  # 'error': stop polling at once and try the delete
                 break
             if time.monotonic() > deadline:
                 raise TeardownIncomplete(
@@ -62,7 +65,15 @@ def destroy_server(ctx: StepContext) -> StepGen:
         timeout=600,
         mutates=True,
     )
-    checked(ctx, delete, (yield delete))
+    r = yield delete
+    if state == "error" and r.known and r.rc != 0:
+        raise TeardownIncomplete(
+            f"server {srv.uuid} is in state 'error' and UpCloud refused to delete it: "
+            f"{map_failure(delete.argv, r.rc, r.stdout, r.stderr).message}",
+            f"it may be billing: retry `orchestrator teardown {ctx.cfg.name}` later ('error' clears on UpCloud's "
+            "side), or ask UpCloud support",
+        )
+    checked(ctx, delete, r)
     r = yield show
     if r.known and r.rc == 0:
         raise TeardownIncomplete(
@@ -74,6 +85,9 @@ def destroy_server(ctx: StepContext) -> StepGen:
             f"could not confirm that server {srv.uuid} is gone: {r.stderr.strip()[-200:]}",
             f"check `upctl server show {srv.uuid}`",
         )
+    if r.known:
+        ctx.dep.server = None  # confirmed gone; a record kept for local leftovers must not point at it
+        ctx.save()
     if storages:
         listing = Local((up.binary, "storage", "list", "-o", "json"), "confirm storages gone")
         r = yield listing
@@ -88,6 +102,16 @@ def destroy_server(ctx: StepContext) -> StepGen:
 
 
 def forget(ctx: StepContext) -> StepGen:
+    """Forget the deployment, unless something local is still there: then keep the record for a re-run."""
+    found = ctx.facts.get("incomplete")
+    incomplete = [str(x) for x in found] if isinstance(found, list) else []
+    mon = ctx.dep.monitoring
+    left = [x for x in (mon.prometheus_config and f"scrape job {mon.job}", mon.file_sd, mon.run_metrics) if x]
+    if incomplete or left:
+        ctx.dep.engine = ctx.dep.health = None  # they lived on the server, which is gone
+        ctx.save()
+        what = ", ".join(left) or "; ".join(incomplete)
+        return f"record kept until a re-run removes what is left ({what})"
     key = generated_key_path(ctx.cfg.name)
     yield RemoveLocal(key)
     if ctx.store is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -579,3 +580,72 @@ def test_promtool_broken_config_reasons_are_reported(tmp_path: Path) -> None:
         assert any(m.startswith("FAILED:") and reason in m for m in msgs), (name, msgs)
         err = promtool_error(str(cfg), msgs)
         assert reason in err.message
+
+
+# --- parallel deploys sharing one prometheus.yml -------------------------------------------------------
+
+# One real process per deployment: the real monitoring/unmonitor step through the Runner and the LiveExecutor.
+# Every process waits for the "go" file, so all eight read-merge-write at the same moment.
+_WORKER = """
+import os, sys, time
+from pathlib import Path
+from orchestrator.config import DeploymentConfig
+from orchestrator.context import StepContext
+from orchestrator.playbook import Playbook, PlaybookStep
+from orchestrator.runner import Runner
+from orchestrator.state import Deployment, MonitoringRecord, ServerRecord
+from orchestrator.transports.live import LiveExecutor
+
+name, prom, step, go = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
+cfg = DeploymentConfig.model_validate(
+    {"name": name, "engine": {"model": "m"}, "monitoring": {"prometheus_config": prom, "run_metrics": False}}
+)
+dep = Deployment(name=name, config_path="c", server=ServerRecord(uuid="00" + name, ip="203.0.113.7"))
+dep.monitoring = MonitoringRecord(prometheus_config=prom, job="orchestrator-" + name)
+class Quiet:
+    def step_started(self, *a): ...
+    def action(self, *a): ...
+    def step_finished(self, *a): ...
+    def info(self, *a): ...
+while not go.exists():
+    time.sleep(0.001)
+executor = LiveExecutor({})
+try:
+    Runner(executor, Quiet()).run(Playbook(name="t", steps=[PlaybookStep(kind=step)]), StepContext(cfg=cfg, dep=dep, store=None))
+finally:
+    executor.close()
+"""
+
+
+def _all_at_once(names: list[str], prom: Path, step: str, go: Path) -> None:
+    import os
+    import sys
+
+    from tests.conftest import REPO
+
+    go.unlink(missing_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, n, str(prom), step, str(go)], env=env, cwd=REPO,
+                         stderr=subprocess.PIPE, text=True)
+        for n in names
+    ]
+    time.sleep(1.5)  # let every interpreter start and reach the wait
+    go.write_text("go")
+    for p in procs:
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+
+
+def test_eight_parallel_merges_and_removals_lose_no_job(tmp_path: Path) -> None:
+    prom = tmp_path / "prometheus.yml"
+    original = "# shared by the team\nglobal:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: node\n" \
+               "    static_configs: [{targets: ['localhost:9100']}]\n"
+    prom.write_text(original)
+    names = [f"par{i}" for i in range(8)]
+    for _round in range(3):
+        _all_at_once(names, prom, "monitoring", tmp_path / "go")
+        jobs = [j["job_name"] for j in yaml.safe_load(prom.read_text())["scrape_configs"]]
+        assert sorted(jobs) == sorted(["node", *(f"orchestrator-{n}" for n in names)])
+        _all_at_once(names, prom, "unmonitor", tmp_path / "go")
+        assert prom.read_text() == original  # every job gone, none came back, the rest byte-identical

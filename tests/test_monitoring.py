@@ -611,7 +611,8 @@ while not go.exists():
     time.sleep(0.001)
 executor = LiveExecutor({})
 try:
-    Runner(executor, Quiet()).run(Playbook(name="t", steps=[PlaybookStep(kind=step)]), StepContext(cfg=cfg, dep=dep, store=None))
+    book = Playbook(name="t", steps=[PlaybookStep(kind=step)])
+    Runner(executor, Quiet()).run(book, StepContext(cfg=cfg, dep=dep, store=None))
 finally:
     executor.close()
 """

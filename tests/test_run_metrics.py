@@ -130,3 +130,37 @@ def test_write_textfile_failed_rename_cleans_up(tmp_path: Path) -> None:
     with pytest.raises(MonitoringError):
         write_textfile(target, "a 1\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["is_a_dir.prom"]
+
+
+def test_unmonitor_removes_the_run_metrics_of_every_command(tmp_path: Path) -> None:
+    """deploy -> redeploy -> teardown: the state records only the last textfile; both must go, nobody else's."""
+    from orchestrator.actions import Action
+    from orchestrator.config import DeploymentConfig
+    from orchestrator.context import StepContext
+    from orchestrator.playbook import Playbook, PlaybookStep
+    from orchestrator.runner import Runner, StepOutcome
+    from orchestrator.state import Deployment, MonitoringRecord
+    from orchestrator.transports.live import LiveExecutor
+
+    class Quiet:
+        def step_started(self, index: int, total: int, kind: str) -> None: ...
+        def action(self, action: Action) -> None: ...
+        def step_finished(self, index: int, total: int, outcome: StepOutcome) -> None: ...
+        def info(self, message: str) -> None: ...
+
+    prom = tmp_path / "prometheus.yml"
+    prom.write_text("scrape_configs:\n")
+    for command in ("deploy", "redeploy"):
+        (tmp_path / textfile_name("demo", command)).write_text("orchestrator_run_success 1\n")
+    other = tmp_path / textfile_name("demo_b", "deploy")  # another deployment whose name starts the same
+    other.write_text("orchestrator_run_success 1\n")
+    monitoring = {"prometheus_config": str(prom)}
+    cfg = DeploymentConfig.model_validate({"name": "demo", "engine": {"model": "m"}, "monitoring": monitoring})
+    dep = Deployment(name="demo", config_path="c")
+    dep.monitoring = MonitoringRecord(run_metrics=str(tmp_path / textfile_name("demo", "redeploy")))
+    Runner(LiveExecutor({}), Quiet()).run(
+        Playbook(name="teardown", steps=[PlaybookStep(kind="unmonitor")]), StepContext(cfg=cfg, dep=dep, store=None)
+    )
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([".prometheus.yml.lock", "prometheus.yml", other.name])
+    assert dep.monitoring.run_metrics is None

@@ -1,0 +1,166 @@
+"""Teardown that cannot be blocked: whatever fails locally, the cloud ends up empty; what remains is named (exit 10).
+
+Fault scenarios on the mock cloud (real sshd per host, fake upctl), each ending with the invariant check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mockcloud.cloud import MockCloud
+from mockcloud.hosts import new_root
+from mockcloud.upctl import set_faults
+from tests.conftest import run_cli
+from tests.test_e2e import cloud, engine_processes, env, prom, write_config  # noqa: F401 - shared fixtures
+from tests.test_faults import _process_tree, check_invariant, cloud_uuids, scenario  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
+
+
+def _deployed(c: MockCloud, tmp_path: Path, e: dict[str, str], name: str, **monitoring: object) -> Path:
+    cfg = write_config(c, tmp_path, None, name=name)
+    if monitoring:
+        data = yaml.safe_load(cfg.read_text())
+        data["monitoring"].update(monitoring)
+        cfg.write_text(yaml.safe_dump(data))
+    proc = run_cli("deploy", str(cfg), env=e)
+    assert proc.returncode == 0, proc.stderr
+    return cfg
+
+
+def _record(e: dict[str, str], name: str) -> Path:
+    return Path(e["ORCHESTRATOR_HOME"]) / "deployments" / f"{name}.json"
+
+
+def test_teardown_with_a_broken_prometheus_yml(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    _deployed(c, tmp_path, e, "brokenprom")
+    prom_cfg = tmp_path / "prom" / "prometheus.yml"
+    good = prom_cfg.read_text()
+    assert "job_name: orchestrator-brokenprom" in good
+    prom_cfg.write_text(good.replace("scrape_configs:", "scrape_configs: [", 1))  # someone's bad edit
+    proc = run_cli("teardown", "brokenprom", "--yes", env=e)
+    assert proc.returncode == 10, proc.stderr
+    assert cloud_uuids(c) == set(), "a broken prometheus.yml must not keep the server billing"
+    assert f"error: server deleted; teardown incomplete: unmonitor: scrape job orchestrator-brokenprom is still in " \
+           f"{prom_cfg}: existing Prometheus config is not valid YAML" in proc.stderr
+    kept = json.loads(_record(e, "brokenprom").read_text())
+    assert kept["server"] is None and kept["monitoring"]["job"] == "orchestrator-brokenprom"
+    check_invariant("teardown with a broken prometheus.yml", c, e)
+
+    prom_cfg.write_text(good)  # fixed: a second teardown finishes the job and forgets the deployment
+    again = run_cli("teardown", "brokenprom", "--yes", env=e)
+    assert again.returncode == 0, again.stderr
+    assert "orchestrator-brokenprom" not in prom_cfg.read_text()
+    assert not _record(e, "brokenprom").exists()
+
+
+def test_teardown_with_the_ssh_host_down(tmp_path: Path) -> None:
+    root = new_root("orch-sshdown-")
+    try:
+        with MockCloud(root, hosts=1) as c:
+            e = c.env() | {"ORCHESTRATOR_HOME": str(tmp_path / "home")}
+            _deployed(c, tmp_path, e, "sshdown")
+            for pid in _process_tree(c.hosts[0].sshd_pid):  # the listener and every open session
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            proc = run_cli("teardown", "sshdown", "--yes", env=e)
+            assert proc.returncode == 0, proc.stderr  # nothing remains: the engine died with the server
+            assert "could not stop the engine cleanly" in proc.stderr
+            assert cloud_uuids(c) == set()
+            assert not _record(e, "sshdown").exists()
+            assert "orchestrator-sshdown" not in (tmp_path / "prom" / "prometheus.yml").read_text()
+            check_invariant("teardown with the SSH host down", c, e)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class _Reload(http.server.BaseHTTPRequestHandler):
+    status = 200
+    hits: list[int] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        type(self).hits.append(type(self).status)
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def reload_server() -> Iterator[tuple[str, type[_Reload]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Reload)
+    _Reload.status, _Reload.hits = 200, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/-/reload", _Reload
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_teardown_when_the_prometheus_reload_fails(
+    scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path, reload_server: tuple[str, type[_Reload]]
+) -> None:
+    c, e = scenario
+    url, handler = reload_server
+    cfg = _deployed(c, tmp_path, e, "noreload", reload_url=url)
+    assert handler.hits == [200]
+    handler.status = 503  # Prometheus is having a bad moment
+    proc = run_cli("teardown", str(cfg), "--yes", env=e)
+    assert proc.returncode == 10, proc.stderr
+    assert cloud_uuids(c) == set()
+    assert "server deleted; teardown incomplete: unmonitor: scrape job orchestrator-noreload is still in" in proc.stderr
+    assert "Prometheus reload failed" in proc.stderr
+    assert "orchestrator-noreload" not in (tmp_path / "prom" / "prometheus.yml").read_text()
+    check_invariant("teardown when the Prometheus reload fails", c, e)
+    handler.status = 200
+    again = run_cli("teardown", str(cfg), "--yes", env=e)
+    assert again.returncode == 0, again.stderr
+    assert handler.hits == [200, 503, 200]  # the re-run reloaded, so Prometheus forgets the job
+    assert not _record(e, "noreload").exists()
+
+
+def test_teardown_with_a_dead_engine(scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path) -> None:
+    c, e = scenario
+    _deployed(c, tmp_path, e, "deadengine")
+    pids = engine_processes(c)
+    assert pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc = run_cli("teardown", "deadengine", "--yes", env=e)
+    assert proc.returncode == 0, proc.stderr
+    assert "stop-engine: ok" in proc.stderr and cloud_uuids(c) == set()
+    assert not _record(e, "deadengine").exists()
+    check_invariant("teardown with a dead engine", c, e)
+
+
+def test_server_in_error_state_stops_the_wait_at_once(
+    scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path
+) -> None:
+    c, e = scenario
+    set_faults(c.upctl_home, stuck_state="error")
+    proc = run_cli("deploy", str(write_config(c, tmp_path, None, name="inerror")), env=e)
+    assert proc.returncode == 3, proc.stderr
+    assert "is in state 'error' (a problem on UpCloud's side) instead of 'started'" in proc.stderr
+    assert "after 900s" not in proc.stderr
+    check_invariant("server in state 'error' while starting", c, e)
+    set_faults(c.upctl_home)
+    down = run_cli("teardown", "inerror", "--yes", env=e)  # a server in 'error' is deleted without a stop
+    assert down.returncode == 0, down.stderr
+    assert cloud_uuids(c) == set()

@@ -136,14 +136,16 @@ def _explain_failure(
     extra: list[str] = []
     if command != "teardown" and dep.server is not None and not dry_run:
         if teardown_on_failure and not isinstance(failure, Interrupted):
-            reporter.info(f"--teardown-on-failure: removing server {dep.server.uuid}")
+            uuid = dep.server.uuid
+            reporter.info(f"--teardown-on-failure: removing server {uuid}")
             removed = _teardown_after_failure(ctx, reporter)
             extra.append(
-                f"server {dep.server.uuid} was deleted (--teardown-on-failure)"
+                f"server {uuid} was deleted (--teardown-on-failure)"
                 if removed
-                else f"server {dep.server.uuid} could NOT be deleted and is billing: "
-                f"orchestrator teardown {cfg.name} --yes"
+                else f"server {uuid} could NOT be deleted and is billing: orchestrator teardown {cfg.name} --yes"
             )
+            if removed and ctx.store is not None and ctx.store.load(cfg.name) is not None:
+                extra.append(f"local clean-up incomplete (see above); finish it: orchestrator teardown {cfg.name} --yes")
             if removed:
                 failure.hint = "\n".join(([failure.hint] if failure.hint else []) + extra)
                 return failure

@@ -145,7 +145,7 @@ def _explain_failure(
                 else f"server {uuid} could NOT be deleted and is billing: orchestrator teardown {cfg.name} --yes"
             )
             if removed and ctx.store is not None and ctx.store.load(cfg.name) is not None:
-                extra.append(f"local clean-up incomplete (see above); finish it: orchestrator teardown {cfg.name} --yes")
+                extra.append(f"local clean-up incomplete (above); finish it: orchestrator teardown {cfg.name} --yes")
             if removed:
                 failure.hint = "\n".join(([failure.hint] if failure.hint else []) + extra)
                 return failure

@@ -79,3 +79,13 @@ def test_unwritable_directory_rewrites_the_file_in_place(tmp_path: Path) -> None
     finally:
         d.chmod(0o755)
     assert f.read_text() == "b: 2\n" and f.stat().st_ino == inode
+
+
+def test_an_unreadable_local_file_is_an_orchestrator_error(tmp_path: Path) -> None:
+    from orchestrator.actions import ReadLocal
+    from orchestrator.errors import OrchestratorError
+
+    (tmp_path / "prometheus.yml").mkdir()  # unreadable as a file, for root too
+    with pytest.raises(OrchestratorError) as err:
+        LiveExecutor({}).execute(ReadLocal(tmp_path / "prometheus.yml"))
+    assert err.value.message == f"cannot read {tmp_path / 'prometheus.yml'}: Is a directory"

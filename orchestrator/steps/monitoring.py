@@ -75,9 +75,11 @@ def monitoring(ctx: StepContext) -> StepGen:
             if m.reload_url:
                 yield from _reload(m.reload_url)
                 written.append("Prometheus reloaded")
-        except OrchestratorError:
+        except OrchestratorError as exc:
             yield UnlockLocal(lock)
-            raise
+            if isinstance(exc, MonitoringError):
+                raise
+            raise MonitoringError(exc.message, exc.hint or f"check {path} and its directory's permissions") from None
         yield UnlockLocal(lock)
     ctx.dep.monitoring = rec
     ctx.save()

@@ -26,6 +26,8 @@ Run it as ``python -m mockcloud.upctl ...`` or through ``mockcloud/bin/upctl``. 
     ``server show`` calls, then ``started``. With ``--wait`` it is ``started`` before the command returns.
     ``stuck_state``: "maintenance"|"error" — servers created meanwhile stay in that state for good
     (a server in ``error`` may still be deleted).
+    ``stop_state``: "error" — ``server stop`` leaves the server in ``error`` for good; with ``--wait`` upctl never
+    sees ``stopped``: ``! ...`` + ``  Error: context deadline exceeded`` on stderr, exit 0 (as ``wait_timeout``).
     ``devices``: ``{zone: {plan: amount}}`` — GPU stock for ``zone devices`` and for GPU plan creation
     (default: fi-hel2 has 10 of every L40S plan).
 

@@ -122,7 +122,8 @@ def list_servers(ctx: Ctx) -> Result:
 def _stop(ctx: Ctx, uuid: str, stop_type: str, wait: bool) -> dict[str, Any]:
     msg = f"Stopping server {uuid}"
     ctx.progress.started(msg)
-    timed_out = wait and bool(ctx.faults.get("wait_timeout"))
+    to_error = ctx.faults.get("stop_state") == "error"  # the stop lands the server in 'error' for good
+    timed_out = wait and (bool(ctx.faults.get("wait_timeout")) or to_error)
     try:
         ctx.api("POST", f"/server/{uuid}/stop")
         with ctx.world.transaction() as state:
@@ -132,13 +133,15 @@ def _stop(ctx: Ctx, uuid: str, stop_type: str, wait: bool) -> dict[str, Any]:
             if server["state"] != "started":
                 raise _illegal(server, "stopped")
             out = server_details(server, _storages(state))
-            if timed_out:
+            if to_error:
+                server["state"], server["pending"], server["stuck"] = "error", None, "error"
+            elif timed_out:
                 server["pending"] = {"to": "stopped", "polls": int(ctx.faults.get("boot_polls", 1))}
             else:
                 server["state"], server["pending"] = "stopped", None
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
-    if not timed_out:
+    if not timed_out and not to_error:
         power_off(ctx.world.host_for(server.get("pool_ipv4")))
     if wait:
         ctx.progress.update(msg, f"Waiting for server {uuid} to be in stopped state")

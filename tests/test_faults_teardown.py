@@ -164,3 +164,16 @@ def test_server_in_error_state_stops_the_wait_at_once(
     down = run_cli("teardown", "inerror", "--yes", env=e)  # a server in 'error' is deleted without a stop
     assert down.returncode == 0, down.stderr
     assert cloud_uuids(c) == set()
+
+
+def test_server_that_goes_to_error_while_stopping_is_deleted_at_once(
+    scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path
+) -> None:
+    c, e = scenario
+    _deployed(c, tmp_path, e, "stoperr")
+    set_faults(c.upctl_home, stop_state="error")  # `server stop --wait` warns and exits 0; the server shows 'error'
+    proc = run_cli("teardown", "stoperr", "--yes", env=e, timeout=120)  # polling for 'stopped' would take 15 min
+    assert proc.returncode == 0, proc.stderr
+    assert "destroy-server: ok" in proc.stderr and cloud_uuids(c) == set()
+    assert not _record(e, "stoperr").exists()
+    check_invariant("server goes to 'error' while stopping", c, e)

@@ -97,6 +97,10 @@ def _reload(url: str) -> StepGen:
     return None
 
 
+class ReloadFailed(MonitoringError):
+    """The job is out of prometheus.yml, but Prometheus did not reload."""
+
+
 def _remove_job(ctx: StepContext, path: Path, job: str) -> StepGen:
     """Take our job out of prometheus.yml (under the lock) and reload; raises when it could not."""
     lock = lock_path(path)
@@ -114,8 +118,9 @@ def _remove_job(ctx: StepContext, path: Path, job: str) -> StepGen:
             try:
                 yield from _reload(ctx.cfg.monitoring.reload_url)
             except MonitoringError as exc:
-                raise MonitoringError(
-                    f"{exc.message}; Prometheus still scrapes job {job} until it reloads {path}", exc.hint
+                raise ReloadFailed(
+                    f"job {job} is out of {path}, but Prometheus still scrapes it until it reloads: {exc.message}",
+                    exc.hint,
                 ) from None
     except OrchestratorError:
         yield UnlockLocal(lock)
@@ -147,6 +152,9 @@ def unmonitor(ctx: StepContext) -> StepGen:
         path = Path(cfg_path).expanduser()
         try:
             done.append((yield from _remove_job(ctx, path, job)) or "")
+        except ReloadFailed as exc:
+            remains.append(exc.message)
+            left.prometheus_config, left.job = str(path), job  # so a re-run reloads
         except OrchestratorError as exc:
             remains.append(f"scrape job {job} is still in {path}: {exc.message}")
             left.prometheus_config, left.job = str(path), job

@@ -283,3 +283,21 @@ def test_interrupted_create_on_a_fallback_plan_is_adopted_not_duplicated(
     status = json.loads(run_cli("status", "lostreply", "--json", env=e).stdout)[0]
     assert status["server"]["plan"] == "GPU-12xCPU-128GB-1xL40S" and status["server"]["gpu_amount"] == 1
     check_invariant("capacity fallback + interrupted create", c, e)
+
+
+def test_fake_upctl_response_lost_creates_then_times_out(cloud: MockCloud) -> None:  # noqa: F811
+    """The fault knob behind the scenario above: the server exists, the client got `context deadline exceeded`."""
+    set_faults(cloud.upctl_home, fail={"server create": {"times": 1, "kind": "response_lost", "timeout_seconds": 0}})
+    try:
+        argv = ["upctl", "server", "create", "--hostname", "knob", "--zone", "fi-hel2"]
+        argv += ["--plan", "GPU-8xCPU-64GB-1xL40S", "--os-storage-size", "50"]
+        argv += ["--ssh-keys", f"{cloud.client_key}.pub", "--wait", "-o", "json"]
+        proc = subprocess.run(argv, env=cloud.env(), capture_output=True, text=True)
+        assert proc.returncode == 1
+        assert 'Post "https://api.upcloud.com/1.3/server": context deadline exceeded' in proc.stderr
+        assert [s["hostname"] for s in read_state(cloud.upctl_home)["servers"]] == ["knob"]
+    finally:
+        set_faults(cloud.upctl_home)
+        for uuid in cloud_uuids(cloud):
+            subprocess.run(["upctl", "server", "delete", uuid, "--stop", "--delete-storages"], env=cloud.env())
+    assert cloud_uuids(cloud) == set()

@@ -81,12 +81,17 @@ def deploy(
 @app.command()
 def redeploy(
     config: Annotated[str, typer.Argument(help="Deployment config YAML.")],
-    recreate: Annotated[bool, typer.Option("--recreate", help="Delete the server and deploy anew.")] = False,
+    recreate: Annotated[
+        bool, typer.Option("--recreate", help="Delete the server and deploy anew (the generated API key is kept).")
+    ] = False,
     dry_run: DryRun = False,
     as_json: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Restart the engine with the current config on the existing server (--recreate: a new server)."""
+    """Restart the engine with the current config on the existing server (--recreate: a new server).
+
+    A recorded server that no longer exists is an error (exit 11): redeploy never creates one without --recreate.
+    """
     with guard(debug):
         cfg = _load(config)
     books = ["teardown", "deploy"] if recreate else ["redeploy"]

@@ -215,6 +215,7 @@ def create(ctx: Ctx) -> Result:
         ctx.api("POST", "/server")
         _api_checks(ctx, plan, labels, template, size)
         record, storages = _store(ctx, plan, template, size, labels, networks, keys)
+        ctx.answer_lost("POST", "/server")  # the server exists in the cloud; the client never hears of it
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
     password = new_password() if create_password else ""

@@ -84,19 +84,28 @@ class Ctx:
 
     def api(self, method: str, path: str) -> None:
         """Marks the point where the real upctl calls the API; an injected failure surfaces here."""
-        if self.fail is None:
+        if self.fail is None or self.fail.kind == "response_lost":
             return
         if self.fail.kind == "timeout":
-            time.sleep(max(0.0, self.fail.timeout_seconds))
-            verb = {"GET": "Get", "POST": "Post", "PUT": "Put", "DELETE": "Delete"}[method]
-            raise CommandError(
-                f'{verb} "{API_BASE}{path}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
-            )
+            self.timed_out(method, path)
         if self.fail.kind == "capacity":
             raise ApiError(CAPACITY_TITLE, "SERVER_RESOURCES_UNAVAILABLE", 409)
         if self.fail.kind == "quota":
             raise ApiError(QUOTA_TITLE, "RESOURCE_LIMIT_EXCEEDED", 409)
         raise ApiError("Internal server error", "INTERNAL_ERROR", 500)
+
+    def timed_out(self, method: str, path: str) -> None:
+        """go-api's client timeout: no answer within the deadline (the API may still have done the work)."""
+        time.sleep(max(0.0, self.fail.timeout_seconds if self.fail else 0.0))
+        verb = {"GET": "Get", "POST": "Post", "PUT": "Put", "DELETE": "Delete"}[method]
+        raise CommandError(
+            f'{verb} "{API_BASE}{path}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+        )
+
+    def answer_lost(self, method: str, path: str) -> None:
+        """After the API did the work: a `response_lost` fault times out waiting for its answer."""
+        if self.fail is not None and self.fail.kind == "response_lost":
+            self.timed_out(method, path)
 
     def failed(self, key: str, exc: Exception) -> Handled:
         """HandleError: mark progress line `key` failed and return the error to raise."""

@@ -21,7 +21,7 @@ FAULTS_FILE = "faults.json"
 HOSTS_FILE = "hosts.json"
 STATE_VERSION = 1
 POWEROFF_TIMEOUT_S = 30.0
-FAIL_KINDS = ("5xx", "capacity", "quota", "timeout")
+FAIL_KINDS = ("5xx", "capacity", "quota", "timeout", "response_lost")
 
 
 class WorldError(Exception):

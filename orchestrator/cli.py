@@ -81,12 +81,17 @@ def deploy(
 @app.command()
 def redeploy(
     config: Annotated[str, typer.Argument(help="Deployment config YAML.")],
-    recreate: Annotated[bool, typer.Option("--recreate", help="Delete the server and deploy anew.")] = False,
+    recreate: Annotated[
+        bool, typer.Option("--recreate", help="Delete the server and deploy anew (the generated API key is kept).")
+    ] = False,
     dry_run: DryRun = False,
     as_json: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Restart the engine with the current config on the existing server (--recreate: a new server)."""
+    """Restart the engine with the current config on the existing server (--recreate: a new server).
+
+    A recorded server that no longer exists is an error (exit 11): redeploy never creates one without --recreate.
+    """
     with guard(debug):
         cfg = _load(config)
     books = ["teardown", "deploy"] if recreate else ["redeploy"]
@@ -109,7 +114,18 @@ def teardown(
     target: Annotated[str | None, typer.Argument(help="Deployment name, or its config file.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     orphans: Annotated[
-        bool, typer.Option("--orphans", help="Delete servers with our labels that local state does not track.")
+        bool,
+        typer.Option(
+            "--orphans", help="Delete this installation's servers (owner label) that local state does not track."
+        ),
+    ] = False,
+    include_foreign: Annotated[
+        bool,
+        typer.Option(
+            "--include-foreign",
+            help="With --orphans: also delete untracked servers of OTHER owners or without an owner label "
+            "(asked separately unless --yes).",
+        ),
     ] = False,
     dry_run: DryRun = False,
     as_json: JsonOut = False,
@@ -121,8 +137,13 @@ def teardown(
     if orphans:
         from orchestrator.session import teardown_orphans
 
-        teardown_orphans(yes=yes, dry_run=dry_run, debug=debug)
+        teardown_orphans(
+            yes=yes, dry_run=dry_run, debug=debug, as_json=as_json, include_foreign=include_foreign
+        )
         return
+    if include_foreign:
+        with guard(debug):
+            raise ConfigError("--include-foreign only goes with --orphans")
     with guard(debug):
         if target is None:
             raise ConfigError("name a deployment (or its config file), or use --orphans")
@@ -170,7 +191,11 @@ def _config_from_state(name: str) -> DeploymentConfig:
 def status(
     name: Annotated[str | None, typer.Argument(help="Only this deployment.")] = None,
     orphans: Annotated[
-        bool, typer.Option("--orphans", help="Ask the cloud for servers with our labels that state does not track.")
+        bool,
+        typer.Option(
+            "--orphans",
+            help="Ask the cloud for untracked servers with our labels: this installation's, and others' apart.",
+        ),
     ] = False,
     as_json: JsonOut = False,
     debug: Debug = False,
@@ -181,35 +206,20 @@ def status(
     from orchestrator.state import StateStore
 
     if orphans:
-        from orchestrator.orphans import orphan_rows
-        from orchestrator.session import find_orphans
+        from orchestrator.errors import OrchestratorError
+        from orchestrator.session import describe_orphans, find_orphans, json_failure, orphans_document
 
         with guard(debug) as console:
-            found = find_orphans()
+            try:
+                owner, found = find_orphans()
+            except OrchestratorError as exc:
+                if as_json:
+                    json_failure(console, exc)
+                raise
             if as_json:
-                console.out(
-                    json.dumps(
-                        [
-                            {
-                                "uuid": o.server.uuid,
-                                "hostname": o.server.hostname,
-                                "deployment": o.server.deployment,
-                                "state": o.server.state,
-                                "plan": o.server.plan,
-                                "zone": o.server.zone,
-                                "reason": o.reason,
-                            }
-                            for o in found
-                        ],
-                        indent=2,
-                    )
-                )
-            elif not found:
-                console.out("no orphaned servers: every server with our labels is tracked in local state")
+                console.out(json.dumps(orphans_document(owner, found), indent=2))
             else:
-                for line in orphan_rows(found):
-                    console.out(line)
-                console.out(f"{len(found)} orphaned server(s); remove them with `orchestrator teardown --orphans`")
+                describe_orphans(console, owner, found)
         return
     with guard(debug) as console:
         store = StateStore()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
+from orchestrator.actions import Action, Result
 from orchestrator.config import DeploymentConfig
 from orchestrator.console import Console, confirm, guard
 from orchestrator.context import StepContext, upctl_binary
 from orchestrator.errors import ConfigError, Interrupted, OrchestratorError, StateError, TeardownIncomplete
-from orchestrator.orphans import Orphan, orphan_rows
-from orchestrator.orphans import find_orphans as _find
+from orchestrator.orphans import Scan, orphan_json, orphan_rows, scan
+from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, ensure_owner, load_owner
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
 from orchestrator.progress import ProgressReporter
 from orchestrator.providers.upctl import UpctlCommands
@@ -20,9 +23,9 @@ from orchestrator.run_metrics import StepTiming, render_run_metrics, textfile_na
 from orchestrator.runner import Runner, StepOutcome
 from orchestrator.secrets import load_secrets
 from orchestrator.state import Deployment, ServerRecord, StateStore
+from orchestrator.steps.provision import EXISTING_SERVER_ONLY
 from orchestrator.transports.base import Executor
 from orchestrator.transports.live import LiveExecutor
-from orchestrator.transports.local import run_local
 from orchestrator.transports.recording import RecordingExecutor
 
 
@@ -44,6 +47,12 @@ def run_playbooks(
     console = Console(secrets, verbose=debug or dry_run)
     with guard(debug, console), contextlib.ExitStack() as stack:
         books = [load_playbook(p) for p in playbooks]
+        recreate = command == "redeploy" and "deploy" in playbooks
+        if recreate:
+            # --recreate replaces the server, not the deployment: its generated API key (and the record, which
+            # the deploy half starts afresh) must survive, or clients and later runs hold a key the engine lacks.
+            keep = [s for b in books if b.name == "teardown" for s in b.steps if s.kind != "forget"]
+            books = [b.model_copy(update={"steps": keep}) if b.name == "teardown" else b for b in books]
         store = StateStore()
         if not dry_run:
             stack.enter_context(store.lock(cfg.name, command))
@@ -83,6 +92,11 @@ def run_playbooks(
         ctx = StepContext(cfg=cfg, dep=dep, store=None if dry_run else store, secrets=secrets, notify=reporter.info)
         if command == "redeploy":
             ctx.facts["restart"] = True  # redeploy means: restart the engine with the current config
+            if not recreate:
+                ctx.facts[EXISTING_SERVER_ONLY] = True  # a gone server is an error, never a new server
+        if command != "teardown":
+            # Who we are on the account: new servers carry it; a same-named server of anyone else is a clash.
+            ctx.facts[OWNER_FACT] = (load_owner() or PLACEHOLDER) if dry_run else ensure_owner()
         runner = Runner(executor, reporter)
         outcomes: list[StepOutcome] = []
         failure: OrchestratorError | None = None
@@ -222,44 +236,164 @@ def _write_run_metrics(ctx: StepContext, command: str, outcomes: Sequence[StepOu
         ctx.save()
 
 
-def find_orphans() -> list[Orphan]:
+def _drive_scan(gen: Generator[Action, Result, Scan], executor: Executor, reporter: ProgressReporter | None) -> Scan:
+    """Run the orphan scan's actions through the executor (live, or recording for --dry-run)."""
+    try:
+        action = next(gen)
+        while True:
+            if reporter is not None:
+                reporter.action(action)
+            action = gen.send(executor.execute(action))
+    except StopIteration as stop:
+        assert isinstance(stop.value, Scan)
+        return stop.value
+    finally:
+        gen.close()
 
-    return _find(UpctlCommands(upctl_binary()), lambda argv: run_local(argv, 120), StateStore().all())
+
+def find_orphans(
+    executor: Executor | None = None, reporter: ProgressReporter | None = None
+) -> tuple[Owner | None, Scan]:
+    """This installation's owner (None before its first server) and the untracked servers with our labels."""
+    owner = load_owner()
+    ex: Executor = executor if executor is not None else LiveExecutor({})
+    try:
+        up = UpctlCommands(upctl_binary())
+        found = _drive_scan(scan(up, StateStore().all(), owner.id if owner else None), ex, reporter)
+    finally:
+        if executor is None:
+            ex.close()
+    return owner, found
 
 
-def teardown_orphans(*, yes: bool, dry_run: bool, debug: bool) -> None:
+def orphans_document(owner: Owner | None, found: Scan) -> dict[str, object]:
+    return {
+        "owner": owner.as_json() if owner else None,
+        "orphans": [orphan_json(o) for o in found.orphans],
+        "foreign": [orphan_json(o) for o in found.foreign],
+    }
 
+
+def json_failure(console: Console, exc: OrchestratorError, doc: dict[str, object] | None = None) -> NoReturn:
+    """--json: the error as one JSON document on stdout (and the documented exit code)."""
+    import typer
+
+    out = dict(doc or {})
+    out.update({"ok": False, "error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
+    console.out(json.dumps(out, indent=2))
+    raise typer.Exit(exc.exit_code)
+
+
+def describe_orphans(console: Console, owner: Owner | None, found: Scan) -> None:
+    who = f"owner {owner.name} (id {owner.id})" if owner else "this installation (no owner id yet: no server made)"
+    if not found.orphans:
+        console.out(f"no orphaned servers: every server of {who} is tracked in local state")
+    else:
+        console.out(f"orphaned servers of {who}:")
+        for line in orphan_rows(found.orphans):
+            console.out("  " + line)
+        console.out(f"{len(found.orphans)} orphaned server(s); remove them with `orchestrator teardown --orphans`")
+    if found.foreign:
+        console.out("servers of other owners, or without an owner label (never touched by `teardown --orphans`):")
+        for line in orphan_rows(found.foreign):
+            console.out("  " + line)
+        console.out(
+            f"{len(found.foreign)} foreign server(s); only if you know they are unused: "
+            "`orchestrator teardown --orphans --include-foreign`"
+        )
+
+
+def teardown_orphans(
+    *, yes: bool, dry_run: bool, debug: bool, as_json: bool = False, include_foreign: bool = False
+) -> None:
     with guard(debug) as console:
-        orphans = find_orphans()
-        if not orphans:
-            console.out("no orphaned servers: every server with our labels is tracked in local state")
-            return
-        for line in orphan_rows(orphans):
-            console.out(line)
-        if not (yes or dry_run):
-            confirm(f"Delete these {len(orphans)} server(s) and their storages?")
-        left: list[str] = []
-        book = Playbook(name="teardown-orphan", steps=[PlaybookStep(kind="destroy-server", retries=2)])
-        for o in orphans:
-            name = o.server.deployment if o.server.deployment and len(o.server.deployment) > 1 else "orphan"
-            try:
-                cfg = DeploymentConfig.model_validate({"name": name, "engine": {"model": "unknown"}})
-            except ValueError:
-                cfg = DeploymentConfig.model_validate({"name": "orphan", "engine": {"model": "unknown"}})
-            dep = Deployment(name=cfg.name, config_path="", server=ServerRecord(uuid=o.server.uuid))
-            reporter = ProgressReporter(console, dry_run=dry_run, as_json=False)
-            executor: Executor = RecordingExecutor() if dry_run else LiveExecutor({}, notify=reporter.info)
-            ctx = StepContext(cfg=cfg, dep=dep, store=None, notify=reporter.info)
-            try:
-                Runner(executor, reporter).run(book, ctx)
-            except OrchestratorError as exc:
-                left.append(f"{o.server.uuid} ({exc.message})")
-            finally:
-                executor.close()
-        if left:
-            raise TeardownIncomplete(
-                f"{len(left)} orphaned server(s) remain: {'; '.join(left)}",
-                "retry `orchestrator teardown --orphans`, or delete them with upctl",
+        reporter = ProgressReporter(console, dry_run=dry_run, as_json=as_json)
+        executor: Executor = RecordingExecutor() if dry_run else LiveExecutor({}, notify=reporter.info)
+        doc: dict[str, object] = {
+            "command": "teardown --orphans",
+            "dry_run": dry_run,
+            "include_foreign": include_foreign,
+        }
+        try:
+            _teardown_orphans(console, reporter, executor, doc, yes=yes, dry_run=dry_run, include=include_foreign)
+        except OrchestratorError as exc:
+            if as_json:
+                json_failure(console, exc, doc)
+            raise
+        finally:
+            executor.close()
+        if as_json:
+            console.out(json.dumps({**doc, "ok": True}, indent=2))
+
+
+def _teardown_orphans(
+    console: Console,
+    reporter: ProgressReporter,
+    executor: Executor,
+    doc: dict[str, object],
+    *,
+    yes: bool,
+    dry_run: bool,
+    include: bool,
+) -> None:
+    text = not reporter.as_json
+    if dry_run and text:
+        console.out(
+            "Dry run of `teardown --orphans`: nothing will be changed, no credentials are used. "
+            "Values not known yet appear as <placeholders>."
+        )
+    reporter.step_started(1, 1, "find-orphans")
+    owner, found = find_orphans(executor, reporter)
+    note = f"{len(found.orphans)} orphan(s) of this owner, {len(found.foreign)} foreign server(s)"
+    reporter.step_finished(1, 1, StepOutcome("find-orphans", "ok", 0.0, "" if not found.known else note))
+    doc.update(orphans_document(owner, found))
+    if text:
+        describe_orphans(console, owner, found)
+    targets = list(found.orphans) + (list(found.foreign) if include else [])
+    if not targets:
+        return
+    if not (yes or dry_run):
+        if found.orphans:
+            confirm(f"Delete these {len(found.orphans)} orphaned server(s) of this owner and their storages?")
+        if include and found.foreign:
+            confirm(
+                f"ALSO delete {len(found.foreign)} server(s) of OTHER owners (or without an owner label), "
+                "which someone else may be using?"
             )
-        if not dry_run:
-            console.out(f"{len(orphans)} orphaned server(s) deleted and confirmed gone")
+    left: list[str] = []
+    results: dict[str, str] = {}
+    book = Playbook(name="teardown-orphan", steps=[PlaybookStep(kind="destroy-server", retries=2)])
+    for o in targets:
+        name = o.server.deployment if o.server.deployment and len(o.server.deployment) > 1 else "orphan"
+        try:
+            cfg = DeploymentConfig.model_validate({"name": name, "engine": {"model": "unknown"}})
+        except ValueError:
+            cfg = DeploymentConfig.model_validate({"name": "orphan", "engine": {"model": "unknown"}})
+        dep = Deployment(name=cfg.name, config_path="", server=ServerRecord(uuid=o.server.uuid))
+        ctx = StepContext(cfg=cfg, dep=dep, store=None, notify=reporter.info)
+        try:
+            Runner(executor, reporter).run(book, ctx)
+            results[o.server.uuid] = "would delete" if dry_run else "deleted"
+        except OrchestratorError as exc:
+            left.append(f"{o.server.uuid} ({exc.message})")
+            results[o.server.uuid] = f"failed: {exc.message}"
+    for key in ("orphans", "foreign"):
+        entries = doc.get(key)
+        for entry in entries if isinstance(entries, list) else []:
+            entry["result"] = results.get(str(entry["uuid"]), "kept")
+    if left:
+        raise TeardownIncomplete(
+            f"{len(left)} orphaned server(s) remain: {'; '.join(left)}",
+            "retry `orchestrator teardown --orphans`, or delete them with upctl",
+        )
+    if dry_run:
+        if text:
+            console.out(f"Dry run complete: {reporter.counter} actions; nothing was changed.")
+        return
+    mine = sum(1 for o in found.orphans if results.get(o.server.uuid) == "deleted")
+    theirs = len(targets) - len(found.orphans)
+    if text:
+        console.out(
+            f"{mine} orphaned server(s) deleted and confirmed gone"
+            + (f"; {theirs} foreign server(s) deleted and confirmed gone (--include-foreign)" if theirs else "")
+        )

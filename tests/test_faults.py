@@ -20,6 +20,7 @@ import yaml
 from mockcloud.cloud import MockCloud
 from mockcloud.hosts import new_root
 from mockcloud.upctl import read_state, set_faults
+from orchestrator.owner import ensure_owner
 from tests.conftest import REPO, run_cli
 from tests.faultlog import SCENARIOS
 from tests.test_e2e import cloud, env, prom, write_config  # noqa: F401 - shared fixtures
@@ -42,14 +43,21 @@ def tracked_uuids(home: Path) -> set[str]:
     return out
 
 
-def check_invariant(name: str, c: MockCloud, e: dict[str, str]) -> None:
-    """Zero untracked servers: everything in the cloud is in local state, and `status --orphans` agrees."""
-    untracked = cloud_uuids(c) - tracked_uuids(Path(e["ORCHESTRATOR_HOME"]))
+def check_invariant(name: str, c: MockCloud, e: dict[str, str], *others: dict[str, str]) -> None:
+    """Zero untracked servers: everything in the cloud is in local state (of `e` or of the `others` homes on the
+    same account), and each home's `status --orphans` agrees (no orphans; others' servers only as foreign)."""
+    homes = [e, *others]
+    tracked = [tracked_uuids(Path(h["ORCHESTRATOR_HOME"])) for h in homes]
+    untracked = cloud_uuids(c) - set().union(*tracked)
     SCENARIOS.append((name, len(untracked)))
     assert not untracked, f"{name}: untracked servers {untracked}"
-    orphans = run_cli("status", "--orphans", "--json", env=e)
-    assert orphans.returncode == 0, orphans.stderr
-    assert json.loads(orphans.stdout) == []
+    for i, h in enumerate(homes):
+        orphans = run_cli("status", "--orphans", "--json", env=h)
+        assert orphans.returncode == 0, orphans.stderr
+        doc = json.loads(orphans.stdout)
+        assert doc["orphans"] == []
+        theirs = set().union(*(t for j, t in enumerate(tracked) if j != i))
+        assert {f["uuid"] for f in doc["foreign"]} == theirs
 
 
 def cleanup(c: MockCloud, e: dict[str, str]) -> None:
@@ -227,6 +235,8 @@ def test_crash_between_create_and_state_write_is_adopted(
             "managed_by=orchestrator",
             "--label",
             "orchestrator_deployment=lost",
+            "--label",
+            f"orchestrator_owner={ensure_owner(Path(e['ORCHESTRATOR_HOME'])).id}",
             "--wait",
             "-o",
             "json",
@@ -237,7 +247,7 @@ def test_crash_between_create_and_state_write_is_adopted(
     )
     assert created.returncode == 0, created.stderr
     uuid = json.loads(created.stdout)["uuid"]
-    listed = json.loads(run_cli("status", "--orphans", "--json", env=e).stdout)
+    listed = json.loads(run_cli("status", "--orphans", "--json", env=e).stdout)["orphans"]
     assert [o["uuid"] for o in listed] == [uuid] and listed[0]["deployment"] == "lost"
     proc = run_cli("deploy", str(cfg), env=e)
     assert proc.returncode == 0, proc.stderr
@@ -266,6 +276,8 @@ def test_teardown_orphans(scenario: tuple[MockCloud, dict[str, str]]) -> None:
             "managed_by=orchestrator",
             "--label",
             "orchestrator_deployment=ghost",
+            "--label",
+            f"orchestrator_owner={ensure_owner(Path(e['ORCHESTRATOR_HOME'])).id}",
             "--wait",
             "-o",
             "json",

@@ -512,3 +512,40 @@ def test_ambiguous_server_name_hint() -> None:
     )
     err = map_failure(CMD.show("web"), 1, json.dumps({"error": msg}), failure_stderr("web", msg))
     assert type(err) is ProviderError and err.hint is not None and "UUID" in err.hint
+
+
+# ------------------------------------------------------------------------------------------- owner labels
+
+
+def test_owner_labels_parsed_from_server_show() -> None:
+    """Labels as upctl prints them (go-api's LabelSlice marshals to {"label": [{"key", "value"}]})."""
+    from orchestrator.providers.base import OWNER_LABEL_KEY, OWNER_NAME_LABEL_KEY
+
+    legacy = parse_server(fixture("server_show.json"))  # our labels, no owner: a server of an older version
+    assert legacy.is_ours and legacy.owner is None and not legacy.owned_by("abc123def456")
+    assert not legacy.owned_by(None)
+    doc = json.loads(fixture("server_show.json"))
+    doc["labels"]["label"] += [
+        {"key": OWNER_LABEL_KEY, "value": "abc123def456"},
+        {"key": OWNER_NAME_LABEL_KEY, "value": "ana@laptop"},
+    ]
+    info = parse_server(json.dumps(doc))
+    assert info.owner == "abc123def456" and info.owner_name == "ana@laptop"
+    assert info.owned_by("abc123def456") and not info.owned_by("fff000fff000")
+    doc["labels"]["label"] = [lb for lb in doc["labels"]["label"] if lb["key"] != "managed_by"]
+    assert not parse_server(json.dumps(doc)).owned_by("abc123def456")  # the owner label alone is not ours
+
+
+def test_server_labels_carry_the_owner_and_refuse_reserved_keys() -> None:
+    from orchestrator.providers.base import server_labels
+
+    owner = (("orchestrator_owner", "abc123def456"), ("orchestrator_owner_name", "ana@laptop"))
+    labels = server_labels("demo", owner, {"team": "ml"})
+    assert labels == labels_for("demo") + owner + (("team", "ml"),)
+    argv = CMD.create(spec(labels=labels))
+    assert argv[argv.index("--label", argv.index("orchestrator_deployment=demo")) + 1] == (
+        "orchestrator_owner=abc123def456"
+    )
+    for key in ("orchestrator_owner", "managed_by", "orchestrator_deployment"):
+        with pytest.raises(ConfigError, match=key):
+            server_labels("demo", owner, {key: "x"})

@@ -8,6 +8,11 @@ from orchestrator.errors import ConfigError
 
 OUR_LABEL: tuple[str, str] = ("managed_by", "orchestrator")
 DEPLOYMENT_LABEL_KEY = "orchestrator_deployment"
+# Which installation made the server (orchestrator/owner.py): an id kept in $ORCHESTRATOR_HOME, and user@host.
+# UpCloud label keys: 2-32 characters of letters, digits, '_' and '-'.
+OWNER_LABEL_KEY = "orchestrator_owner"
+OWNER_NAME_LABEL_KEY = "orchestrator_owner_name"
+RESERVED_LABEL_KEYS = frozenset({OUR_LABEL[0], DEPLOYMENT_LABEL_KEY, OWNER_LABEL_KEY, OWNER_NAME_LABEL_KEY})
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,23 @@ class ServerInfo:
 
     @property
     def is_ours(self) -> bool:
+        """Made by an orchestrator: any installation's (see ``owner``), or an older version's (no owner label)."""
         key, value = OUR_LABEL
         return self.labels.get(key) == value
+
+    @property
+    def owner(self) -> str | None:
+        """The owner id of the installation that created it; None on servers from versions before owner labels."""
+        return self.labels.get(OWNER_LABEL_KEY) or None
+
+    @property
+    def owner_name(self) -> str:
+        """The readable user@host of that installation ("" when not labelled)."""
+        return self.labels.get(OWNER_NAME_LABEL_KEY, "")
+
+    def owned_by(self, owner_id: str | None) -> bool:
+        """Ours and this installation's: our label and the owner id match."""
+        return self.is_ours and owner_id is not None and self.owner == owner_id
 
 
 @dataclass(frozen=True)
@@ -85,6 +105,20 @@ def labels_for(deployment: str) -> tuple[tuple[str, str], ...]:
             "use a non-empty name without '=', ',' or newlines",
         )
     return (OUR_LABEL, (DEPLOYMENT_LABEL_KEY, deployment))
+
+
+def server_labels(
+    deployment: str, owner: tuple[tuple[str, str], ...], extra: dict[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """Every label a new server gets: ours, the owner's, then the config's (which may not reuse our keys)."""
+    clash = sorted(RESERVED_LABEL_KEYS & set(extra))
+    if clash:
+        raise ConfigError(
+            f"provider.labels may not set {', '.join(clash)}: orchestrator sets these itself",
+            "remove them from provider.labels",
+            field="provider.labels",
+        )
+    return labels_for(deployment) + owner + tuple(sorted(extra.items()))
 
 
 @dataclass(frozen=True)

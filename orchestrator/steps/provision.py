@@ -7,14 +7,16 @@ import time
 
 from orchestrator.actions import Local, Pause, Result
 from orchestrator.context import StepContext, StepGen
-from orchestrator.errors import CapacityError, ProviderError
-from orchestrator.providers.base import CreateSpec, ServerInfo, labels_for
+from orchestrator.errors import CapacityError, ConfigError, ProviderError, StateError
+from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, load_owner
+from orchestrator.providers.base import CreateSpec, ServerInfo, server_labels
 from orchestrator.providers.upctl_errors import ServerNotFound, map_failure, wait_warning
 from orchestrator.providers.upctl_parse import (
     check_gpu_availability,
     check_zone,
     parse_plans,
     parse_server,
+    parse_server_list,
     parse_templates,
     parse_zone_devices,
     parse_zones,
@@ -24,6 +26,8 @@ from orchestrator.providers.upctl_parse import (
 from orchestrator.state import ServerRecord
 
 LITERAL_PLAN = re.compile(r"\^?([A-Za-z0-9-]+)\$?")
+# Set by the session for `redeploy` (without --recreate): the recorded server must exist; never create one.
+EXISTING_SERVER_ONLY = "existing_server_only"
 
 
 def checked(ctx: StepContext, action: Local, r: Result) -> Result:
@@ -81,27 +85,64 @@ def wait_started(ctx: StepContext) -> StepGen:
     return None
 
 
-def _adopt_existing(ctx: StepContext, hostname: str, gpu_amount: int, gpu_model: str) -> StepGen:
-    """A server of ours with this hostname but not in state (an interrupted run) is adopted, not duplicated."""
-    probe = Local(tuple(ctx.upctl.show(hostname)), "is a server of this deployment already there?")
-    r = yield probe
+def _whose(srv: ServerInfo, owner: Owner) -> str:
+    if not srv.is_ours:
+        return "not made by orchestrator"
+    if srv.owner is None:
+        return "made by an orchestrator without an owner label (an older version); not adopted"
+    if srv.owner != owner.id:
+        return f"another owner's: {srv.owner_name or '?'} (id {srv.owner}); not adopted"
+    return f"this installation's deployment {srv.deployment or '?'}"
+
+
+def _adopt_existing(ctx: StepContext, hostname: str, owner: Owner, plans_r: Result) -> StepGen:
+    """Before any plan or zone is tried: a server of this deployment and owner that is not in state (an
+    interrupted create, whatever plan it got) is adopted, not duplicated; anyone else's with our hostname is a
+    clash, never adopted."""
+    listing = Local(tuple(ctx.upctl.list_servers()), "is a server with this hostname already there?")
+    r = checked(ctx, listing, (yield listing))
     if not r.known:
         return None
-    if r.rc != 0:
-        err = map_failure(probe.argv, r.rc, r.stdout, r.stderr)
-        if isinstance(err, ServerNotFound):
-            return None
-        raise err
-    srv = parse_server(r.stdout)
-    if not (srv.is_ours and srv.deployment == ctx.cfg.name):
+    mine: list[ServerInfo] = []
+    for summary in parse_server_list(r.stdout):
+        if summary.hostname.lower() != hostname.lower():
+            continue
+        show = Local(tuple(ctx.upctl.show(summary.uuid)), "whose server is it?")
+        d = yield show
+        if d.rc != 0:
+            err = map_failure(show.argv, d.rc, d.stdout, d.stderr)
+            if isinstance(err, ServerNotFound):
+                continue  # deleted meanwhile
+            raise err
+        srv = parse_server(d.stdout)
+        if not (srv.owned_by(owner.id) and srv.deployment == ctx.cfg.name):
+            raise ConfigError(
+                f"a server with hostname {hostname!r} already exists ({srv.uuid}, {_whose(srv, owner)})",
+                "set provider.hostname (or the deployment name) to another value; nothing was changed"
+                + (
+                    "\nif it is a leftover of yours: `orchestrator status --orphans` lists it, and "
+                    "`orchestrator teardown --orphans --include-foreign` removes it"
+                    if srv.is_ours and srv.owner != owner.id
+                    else ""
+                ),
+                field="provider.hostname",
+            )
+        mine.append(srv)
+    if len(mine) > 1:
         raise ProviderError(
-            f"a server with hostname {hostname!r} already exists ({srv.uuid}) and is not this deployment's",
-            "set provider.hostname to another name",
+            f"{len(mine)} servers of deployment {ctx.cfg.name} exist and none is in local state: "
+            + ", ".join(m.uuid for m in mine),
+            "remove them with `orchestrator teardown --orphans`, then deploy again",
         )
+    if not mine:
+        return None
+    srv = mine[0]
     ctx.notify(f"found server {srv.uuid} of this deployment that was not in local state; adopting it")
     _record(ctx, srv)
     assert ctx.dep.server is not None
-    ctx.dep.server.gpu_amount, ctx.dep.server.gpu_model = gpu_amount, gpu_model
+    plan = next((p for p in parse_plans(plans_r.stdout) if p.name == srv.plan), None) if plans_r.known else None
+    if plan is not None:
+        ctx.dep.server.gpu_amount, ctx.dep.server.gpu_model = plan.gpu_amount, plan.gpu_model
     ctx.save()
     if srv.state == "stopped":
         start = Local(tuple(ctx.upctl.start(srv.uuid)), "start the stopped server", mutates=True)
@@ -110,9 +151,17 @@ def _adopt_existing(ctx: StepContext, hostname: str, gpu_amount: int, gpu_model:
     return f"adopted server {srv.uuid} ({ctx.ip})"
 
 
+def _owner(ctx: StepContext) -> Owner:
+    """The session puts this installation's owner in the facts; a dry-run on a fresh home has none yet."""
+    owner = ctx.facts.get(OWNER_FACT)
+    return owner if isinstance(owner, Owner) else (load_owner() or PLACEHOLDER)
+
+
 def provision(ctx: StepContext) -> StepGen:
     pc = ctx.cfg.provider
     up = ctx.upctl
+    existing_only = bool(ctx.facts.get(EXISTING_SERVER_ONLY))
+    again = f"orchestrator redeploy {ctx.dep.config_path or ctx.cfg.name} --recreate"
     if ctx.dep.server is not None:
         show = Local(tuple(up.show(ctx.dep.server.uuid)), "is the recorded server still there?")
         r = yield show
@@ -122,9 +171,15 @@ def provision(ctx: StepContext) -> StepGen:
             err = map_failure(show.argv, r.rc, r.stdout, r.stderr)
             if not isinstance(err, ServerNotFound):
                 raise err
-            ctx.notify(f"recorded server {ctx.dep.server.uuid} no longer exists; creating a new one")
+            gone = ctx.dep.server.uuid
             ctx.dep.server = None
             ctx.save()
+            if existing_only:
+                raise StateError(
+                    f"the recorded server {gone} no longer exists; redeploy does not create servers",
+                    f"create a new one with `{again}`",
+                )
+            ctx.notify(f"recorded server {gone} no longer exists; creating a new one")
         else:
             srv = parse_server(r.stdout)
             _record(ctx, srv)
@@ -134,6 +189,11 @@ def provision(ctx: StepContext) -> StepGen:
             if srv.state != "started":
                 yield from wait_started(ctx)
             return f"server {srv.uuid} already exists ({ctx.ip})"
+    elif existing_only:
+        raise StateError(
+            f"deployment {ctx.cfg.name} has no server recorded; redeploy does not create servers",
+            f"create one with `{again}` (or `orchestrator deploy {ctx.dep.config_path or ctx.cfg.name}`)",
+        )
 
     plans_cmd = Local(tuple(up.plans()), "list plans")
     plans_r = checked(ctx, plans_cmd, (yield plans_cmd))
@@ -145,8 +205,14 @@ def provision(ctx: StepContext) -> StepGen:
     r = checked(ctx, tmpl_cmd, (yield tmpl_cmd))
     os_ref = resolve_template(parse_templates(r.stdout), pc.template).uuid if r.known else pc.template
 
-    candidates = [(pc.plan, pc.zone)] + [(f.plan or pc.plan, f.zone or pc.zone) for f in pc.fallbacks]
     hostname = pc.hostname or ctx.cfg.name
+    owner = _owner(ctx)
+    labels = server_labels(ctx.cfg.name, owner.labels(), pc.labels)
+    adopted = yield from _adopt_existing(ctx, hostname, owner, plans_r)
+    if adopted:
+        return adopted
+
+    candidates = [(pc.plan, pc.zone)] + [(f.plan or pc.plan, f.zone or pc.zone) for f in pc.fallbacks]
     tried: list[str] = []
     last: CapacityError | None = None
     for pattern, zone in candidates:
@@ -170,10 +236,6 @@ def provision(ctx: StepContext) -> StepGen:
                 + ("; trying the next fallback" if pattern != candidates[-1][0] or zone != candidates[-1][1] else "")
             )
             continue
-        if len(tried) == 1:
-            adopted = yield from _adopt_existing(ctx, hostname, gpu_amount, gpu_model)
-            if adopted:
-                return adopted
         spec = CreateSpec(
             hostname=hostname,
             title=f"{ctx.cfg.name} (orchestrator)",
@@ -182,7 +244,7 @@ def provision(ctx: StepContext) -> StepGen:
             os=os_ref,
             os_storage_size=pc.storage_gb,
             ssh_keys=(str(ctx.cfg.ssh.public_key_path),),
-            labels=labels_for(ctx.cfg.name) + tuple(sorted(pc.labels.items())),
+            labels=labels,
             wait=True,
         )
         create = Local(tuple(up.create(spec)), "create the server", timeout=pc.wait_started + 300, mutates=True)

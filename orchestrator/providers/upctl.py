@@ -133,7 +133,8 @@ class UpctlCommands:
             args += ["--comment", rule.comment]
         return self._json(*args)
 
-    def firewall_delete(self, server: str, position: int) -> list[str]:
+    def firewall_delete(self, server: str, position: int | str) -> list[str]:
+        """``position`` is a rule's number; a string only as a dry-run placeholder."""
         return self._json("server", "firewall", "delete", _check_name("server", server), "--position", str(position))
 
     def enable_firewall(self, server: str) -> list[str]:

@@ -2,7 +2,10 @@
 
 UpCloud's server firewall is stateless, so replies to the server's own outbound traffic (package mirrors,
 model downloads, DNS) need accept rules of their own: TCP to the ephemeral port range, UDP from port 53/123,
-ICMP. Rules are replaced accept-first/drop-last, and deleted drop-first, so SSH is never cut off midway.
+ICMP. Those reply rules match any source, so explicit drops for the protected ports (SSH and every engine
+port, TCP and UDP, both families) come before them: a reply rule never opens a protected port to outside
+``allow``, even when engine.port lies in the ephemeral range. Rules are replaced accept-first/drop-last, and
+deleted drop-first, so SSH is never cut off midway.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ def desired_rules(allow: list[str], ssh_port: int, ports: list[int]) -> list[Fir
             what = "ssh" if port == ssh_port else "engine"
             rules.append(FirewallRule("in", "accept", fam, "tcp", net, (port, port), comment=f"orchestrator: {what}"))
     for fam in ("IPv4", "IPv6"):
+        for proto in ("tcp", "udp"):
+            for lo, hi in _ranges([ssh_port, *ports]):
+                rules.append(
+                    FirewallRule("in", "drop", fam, proto, dest_ports=(lo, hi), comment="orchestrator: protected port")
+                )
+    for fam in ("IPv4", "IPv6"):
         rules += [
             FirewallRule("in", "accept", fam, "tcp", dest_ports=EPHEMERAL, comment="orchestrator: replies (tcp)"),
             FirewallRule("in", "accept", fam, "udp", source_ports=(53, 53), comment="orchestrator: dns replies"),
@@ -43,6 +52,17 @@ def desired_rules(allow: list[str], ssh_port: int, ports: list[int]) -> list[Fir
             FirewallRule("in", "accept", fam, "icmp", comment="orchestrator: icmp"),
         ]
     return [*rules, FirewallRule("in", "drop", comment="orchestrator: default drop")]
+
+
+def _ranges(ports: list[int]) -> list[tuple[int, int]]:
+    """Sorted, merged runs of consecutive ports: [22, 8000, 8001] -> [(22, 22), (8000, 8001)]."""
+    runs: list[tuple[int, int]] = []
+    for port in sorted(set(ports)):
+        if runs and port == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], port)
+        else:
+            runs.append((port, port))
+    return runs
 
 
 def _key(rule: FirewallRule) -> tuple[str, ...]:
@@ -107,8 +127,15 @@ def firewall(ctx: StepContext) -> StepGen:
     existing = parse_firewall_rules(r.stdout) if r.known else []
     if r.known and [_existing_key(x) for x in existing] == [_key(w) for w in wanted]:
         return f"already configured: SSH and engine ports open to {', '.join(allow)} only"
-    for rule in sorted(existing, key=lambda x: -int(x.get("position") or 0)):  # default drop goes first
-        delete = Local(tuple(ctx.upctl.firewall_delete(srv, int(rule["position"]))), "remove an old rule", mutates=True)
+    # Last position first (the default drop goes first); a dry-run does not know the rules, so it shows one
+    # deletion with a placeholder standing for each rule the server has then.
+    positions: list[int | str] = (
+        sorted((int(x.get("position") or 0) for x in existing), reverse=True)
+        if r.known
+        else ["<each existing rule, last first>"]
+    )
+    for position in positions:
+        delete = Local(tuple(ctx.upctl.firewall_delete(srv, position)), "remove an old rule", mutates=True)
         checked(ctx, delete, (yield delete))
     for new in wanted:
         create = Local(tuple(ctx.upctl.firewall_create(srv, new)), "add a firewall rule", mutates=True)

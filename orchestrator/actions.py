@@ -56,6 +56,9 @@ class Connect:
     deadline: float  # seconds to keep retrying while sshd boots
     auth_grace: float = 90.0  # seconds during which "auth failed" still means "cloud-init not done"
     fresh: bool = False  # drop any open connection first (after a reboot, or to pick up new group membership)
+    public_key_file: str = ""  # picks the ssh-agent key to use; the private key file is the fallback
+    passphrase_env: str | None = None  # env var holding the key file's passphrase (the value never enters a plan)
+    keepalive: float = 15.0  # seconds between SSH keepalives, so idle NAT mappings survive long commands
 
     def describe(self) -> str:
         pin = "pinned host key" if self.pinned_host_key else "pin host key on first contact"

@@ -13,7 +13,17 @@ from orchestrator.gpu import check_gpus, explain_nvidia_smi_failure, parse_query
 def connect(ctx: StepContext) -> StepGen:
     ssh = ctx.cfg.ssh
     pinned = ctx.dep.server.host_key if ctx.dep.server else None
-    r = yield Connect(ctx.ip, ssh.port, ssh.user, str(ssh.private_key_path), pinned, ssh.connect_timeout)
+    r = yield Connect(
+        ctx.ip,
+        ssh.port,
+        ssh.user,
+        str(ssh.private_key_path),
+        pinned,
+        ssh.connect_timeout,
+        public_key_file=str(ssh.public_key_path),
+        passphrase_env=ssh.passphrase_env,
+        keepalive=ssh.keepalive,
+    )
     if not r.known or ctx.dep.server is None:
         return None
     if pinned is None:

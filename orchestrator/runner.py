@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -160,8 +161,12 @@ def _clamp(action: Action, deadline: float | None) -> Action:
     if deadline is None:
         return action
     left = max(deadline - time.monotonic(), 1.0)
-    if isinstance(action, (Local, Remote)) and action.timeout > left:
+    if isinstance(action, Local) and action.timeout > left:
         return dataclasses.replace(action, timeout=left)
+    if isinstance(action, Remote) and action.timeout > left:
+        clamped = copy.copy(action)  # the step's own limit is the outer one: no re-widening in __post_init__
+        object.__setattr__(clamped, "timeout", left)
+        return clamped
     if isinstance(action, HttpCheck) and action.wait and action.wait > left:
         return dataclasses.replace(action, wait=left)
     return action

@@ -23,7 +23,7 @@ from orchestrator.errors import (
     TeardownIncomplete,
 )
 from orchestrator.playbook import Playbook, PlaybookStep
-from orchestrator.retry import is_transient
+from orchestrator.retry import RECONNECTS_PER_STEP, is_transient, reruns_after_reconnect
 from orchestrator.state import StepRecord
 from orchestrator.steps import STEPS
 from orchestrator.transports.base import Executor
@@ -121,7 +121,8 @@ class Runner:
     def _run_step(self, step: PlaybookStep, ctx: StepContext, outcome: StepOutcome) -> str | None:
         attempts = step.retries + 1
         deadline = time.monotonic() + step.timeout if step.timeout else None
-        for attempt in range(1, attempts + 1):
+        attempt, reconnects = 1, RECONNECTS_PER_STEP
+        while True:
             try:
                 return self._drive(STEPS[step.kind](ctx), step.kind, deadline, outcome)
             except CommandFailed as exc:
@@ -129,12 +130,18 @@ class Runner:
                 if attempt == attempts:
                     raise err from exc
             except OrchestratorError as exc:
+                if reruns_after_reconnect(exc) and reconnects > 0 and not self.executor.dry_run:
+                    # The connection broke, not the step: reconnect (the executor does, at the step's first
+                    # remote action) and re-run it; its probes re-check what is already done.
+                    reconnects -= 1
+                    ctx.notify(f"{step.kind}: {exc.message}; re-running the step on a new connection")
+                    continue
                 if attempt == attempts or not is_transient(exc) or self.executor.dry_run:
                     raise
                 err = exc
             ctx.notify(f"{step.kind}: {err.message} (transient; attempt {attempt + 1} of {attempts})")
             time.sleep(min(2.0 * attempt, 10.0))
-        return None  # pragma: no cover - loop always returns or raises
+            attempt += 1
 
     def _drive(self, gen: StepGen, kind: str, deadline: float | None, outcome: StepOutcome) -> str | None:
         try:

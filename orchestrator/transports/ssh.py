@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import select
 import socket
 import stat
@@ -11,8 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from orchestrator.actions import Connect, Result
-from orchestrator.errors import CommandFailed, ConfigError, HostKeyMismatch, OrchestratorError, SSHError
-from orchestrator.retry import call_with_retries
+from orchestrator.errors import (
+    CommandFailed,
+    ConfigError,
+    ConnectionLost,
+    HostKeyMismatch,
+    OrchestratorError,
+    SSHError,
+)
+from orchestrator.retry import RECONNECT_DEADLINE, call_with_retries
 
 if TYPE_CHECKING:
     import paramiko
@@ -136,6 +144,7 @@ class SshSession:
     def __init__(self, on_retry: object = None) -> None:
         self._transport: paramiko.Transport | None = None
         self._target: tuple[str, int, str] | None = None
+        self._last: Connect | None = None  # what to reconnect to after a reset, with the key pinned then
         self.host_key: str | None = None
         self.home: str | None = None
         self.on_retry = on_retry
@@ -163,6 +172,7 @@ class SshSession:
 
         self._transport = call_with_retries(attempt, deadline=action.deadline, on_retry=note)
         self._target = target
+        self._last = dataclasses.replace(action, pinned_host_key=self.host_key)
         # Relative upload paths mean "under the login shell's $HOME", exactly as for remote commands.
         self.home = self.run('printf %s "$HOME"', 30).stdout.strip() or None
         assert self.host_key is not None
@@ -207,9 +217,25 @@ class SshSession:
         return transport
 
     def _require(self) -> paramiko.Transport:
-        if self._transport is None or not self._transport.is_active():
+        """The live connection; after a reset, a new one to the same host with the same pinned host key."""
+        if self._transport is not None and self._transport.is_active():
+            return self._transport
+        last = self._last
+        if last is None:
             raise SSHError("not connected to the server", "the connect step must run first", transient=True)
+        if callable(self.on_retry):
+            self.on_retry(f"ssh: the connection to {last.host}:{last.port} was lost; reconnecting (pinned host key)")
+        again = dataclasses.replace(last, deadline=min(last.deadline, RECONNECT_DEADLINE), auth_grace=0.0, fresh=True)
+        self.connect(again)
+        assert self._transport is not None
         return self._transport
+
+    def _lost(self, what: str, exc: BaseException | None = None) -> ConnectionLost:
+        detail = f": {exc}" if exc is not None and str(exc) else ""
+        return ConnectionLost(
+            f"SSH connection lost {what}{detail}",
+            "the step is re-run on a new connection; if this repeats, check the network path to the server",
+        )
 
     def run(self, command: str, timeout: float) -> Result:
         """Run a command (no pty) and collect stdout/stderr; timeout → CommandFailed(rc=124)."""
@@ -220,7 +246,7 @@ class SshSession:
             chan = transport.open_session(timeout=15)
             chan.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise SSHError(f"SSH connection lost while starting a command: {exc}", transient=True) from exc
+            raise self._lost("while starting a command", exc) from exc
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
         try:
@@ -234,7 +260,7 @@ class SshSession:
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 if chan.closed or not transport.is_active():
-                    raise SSHError("SSH connection lost during a command", transient=True)
+                    raise self._lost("during a command")
                 if time.monotonic() > deadline:
                     chan.close()
                     raise CommandFailed(
@@ -245,6 +271,8 @@ class SshSession:
                     )
                 select.select([chan], [], [], 0.05)
             rc = chan.recv_exit_status()
+            if rc == -1:  # paramiko: the channel closed without an exit status (the connection went away)
+                raise self._lost("during a command")
         finally:
             chan.close()
         return Result(rc=rc, stdout=out.decode(errors="replace"), stderr=err.decode(errors="replace"))
@@ -289,8 +317,10 @@ class SshSession:
                 if stat.S_IMODE(sftp.stat(dest).st_mode or 0) != mode:
                     sftp.chmod(dest, mode)
         except (paramiko.SSHException, EOFError) as exc:
-            raise SSHError(f"uploading {dest} failed: {exc}", transient=True) from exc
+            raise self._lost(f"while uploading {dest}", exc) from exc
         except OSError as exc:
+            if not transport.is_active():
+                raise self._lost(f"while uploading {dest}", exc) from exc
             raise SSHError(f"uploading {dest} failed: {exc}", "check that the directory exists") from exc
 
     def close(self) -> None:

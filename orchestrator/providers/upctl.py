@@ -115,9 +115,12 @@ class UpctlCommands:
     def firewall_rules(self, server: str) -> list[str]:
         return self._json("server", "firewall", "show", _check_name("server", server))
 
-    def firewall_create(self, server: str, rule: FirewallRule) -> list[str]:
+    def firewall_create(self, server: str, rule: FirewallRule, position: int | None = None) -> list[str]:
+        """Append the rule, or insert it at ``position`` (1 = checked first)."""
         args = ["server", "firewall", "create", _check_name("server", server),
                 "--direction", rule.direction, "--action", rule.action]  # fmt: skip
+        if position is not None:
+            args += ["--position", str(position)]
         if rule.family:
             args += ["--family", rule.family]
         if rule.protocol:

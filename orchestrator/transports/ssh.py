@@ -182,7 +182,7 @@ class SshSession:
         import paramiko
 
         try:
-            sock = socket.create_connection((action.host, action.port), timeout=10)
+            sock = socket.create_connection((action.host, action.port), timeout=min(10.0, max(1.0, action.deadline)))
         except OSError as exc:
             raise SSHError(f"cannot reach {action.host}:{action.port}: {exc}", transient=True) from exc
         # Without TCP_NODELAY every command on a reused connection stalls ~40 ms (Nagle + delayed ACK).

@@ -101,3 +101,98 @@ def test_dry_run_shows_rule_deletion_before_the_new_rules(tmp_path: Path) -> Non
     show = next(n for n, ln in enumerate(lines) if "upctl server firewall show" in ln)
     first_create = next(n for n, ln in enumerate(lines) if "upctl server firewall create" in ln)
     assert show < delete[0] < first_create
+
+
+# ------------------------------------------------------------------ firewall-access, step by step
+
+UUID = "00aa0000-0000-4000-8000-000000000001"
+
+
+def _ctx(allow: list[str], notes: list[str]) -> object:
+    from orchestrator.config import DeploymentConfig
+    from orchestrator.context import StepContext
+    from orchestrator.state import Deployment, ServerRecord
+
+    cfg = DeploymentConfig.model_validate(
+        {"name": "fa", "engine": {"model": "m"}, "provider": {"firewall": {"allow": allow}}}
+    )
+    dep = Deployment(name="fa", config_path="", server=ServerRecord(uuid=UUID, ip="203.0.113.50"))
+    return StepContext(cfg=cfg, dep=dep, store=None, notify=notes.append)
+
+
+def _shown(source: str | None) -> str:
+    import json
+
+    if source is None:
+        return json.dumps({"firewall_rules": None})
+    rule = {
+        "action": "accept", "direction": "in", "family": "IPv4", "protocol": "tcp", "position": "1",
+        "source_address_start": source, "source_address_end": source,
+        "destination_port_start": "22", "destination_port_end": "22",
+    }  # fmt: skip
+    return json.dumps({"firewall_rules": [rule, {"action": "drop", "direction": "in", "position": "2"}]})
+
+
+def _drive(ctx: object, shown: str, probe_error: str | None) -> tuple[list[object], str | None]:
+    from orchestrator.actions import Connect, Local, Result
+    from orchestrator.errors import SSHError
+    from orchestrator.steps.firewall import firewall_access
+
+    gen = firewall_access(ctx)  # type: ignore[arg-type]
+    seen: list[object] = []
+    try:
+        action = next(gen)
+        while True:
+            seen.append(action)
+            if isinstance(action, Local) and "show" in action.argv:
+                action = gen.send(Result(stdout=shown))
+            elif isinstance(action, Connect) and probe_error:
+                action = gen.throw(SSHError(probe_error, transient=True))
+            else:
+                action = gen.send(Result(stdout="{}"))
+    except StopIteration as stop:
+        return seen, stop.value
+    raise AssertionError("unreachable")
+
+
+def test_firewall_access_leaves_new_servers_and_answering_ones_alone() -> None:
+    from orchestrator.actions import Connect
+
+    notes: list[str] = []
+    seen, note = _drive(_ctx([], notes), _shown(None), None)
+    assert len(seen) == 1 and note == "no SSH allow rule on the server yet: nothing to check"
+    seen, note = _drive(_ctx([], notes), _shown("198.51.100.7"), None)
+    probe = seen[1]
+    assert isinstance(probe, Connect) and probe.deadline <= 5 and probe.auth_grace == 0
+    assert note == "SSH answers through the firewall" and len(seen) == 2
+    refused = "cannot reach 203.0.113.50:22: [Errno 111] Connection refused"
+    seen, note = _drive(_ctx([], notes), _shown("198.51.100.7"), refused)
+    assert len(seen) == 2 and note is not None and "reachable through the firewall" in note and not notes
+
+
+def test_firewall_access_opens_ssh_for_a_moved_operator() -> None:
+    from orchestrator.actions import Local
+
+    notes: list[str] = []
+    timeout = "cannot reach 203.0.113.50:22: timed out"
+    seen, note = _drive(_ctx([], notes), _shown("198.51.100.7"), timeout)
+    creates = [a.argv for a in seen if isinstance(a, Local) and "create" in a.argv]
+    assert len(creates) == 2 and all(a[a.index("--position") + 1] == "1" for a in creates)
+    assert all("--src-ipaddress-block" not in a and a[a.index("--destination-port-start") + 1] == "22" for a in creates)
+    assert {a[a.index("--family") + 1] for a in creates} == {"IPv4", "IPv6"}
+    assert any("TO ANY ADDRESS" in n and "198.51.100.7" in n for n in notes)
+    assert note is not None and "opened to any address" in note
+
+
+def test_firewall_access_with_configured_allow_never_opens_to_any() -> None:
+    from orchestrator.actions import Local
+
+    timeout = "cannot reach 203.0.113.50:22: timed out"
+    notes: list[str] = []
+    seen, note = _drive(_ctx(["198.51.100.7/32"], notes), _shown("198.51.100.7"), timeout)
+    assert len(seen) == 2 and note is not None and "provider.firewall.allow already" in note
+    seen, note = _drive(_ctx(["192.0.2.0/24"], notes), _shown("198.51.100.7"), timeout)
+    creates = [a.argv for a in seen if isinstance(a, Local) and "create" in a.argv]
+    assert creates and all("--position" not in a for a in creates)
+    sources = {a[a.index("--src-ipaddress-block") + 1] for a in creates if "--src-ipaddress-block" in a}
+    assert sources == {"192.0.2.0/24"}

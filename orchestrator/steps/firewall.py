@@ -213,6 +213,10 @@ def firewall_access(ctx: StepContext) -> StepGen:
         raise
     except SSHError as exc:
         reason = exc.message
+    if "Connection refused" in reason or "authentication failed" in reason:
+        # Packets get through (a dropping firewall makes connects time out): sshd is still booting, or the
+        # key is wrong. Not a firewall problem, so nothing is opened; connect reports the rest.
+        return f"SSH is reachable through the firewall ({reason}); connect takes it from here"
     if fw.allow:
         if sources == {_as_range(c) for c in fw.allow}:
             return f"SSH does not answer ({reason}); the allow rules are provider.firewall.allow already"

@@ -74,6 +74,7 @@ class MockCloud:
                     "user": h.user,
                     "host_key_pub": h.host_key_pub,
                     "knobs_file": str(h.knobs_file),
+                    "netns": h.netns,
                 }
                 for h in hosts
             ]

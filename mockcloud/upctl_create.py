@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mockcloud import upctl_firewall
 from mockcloud import upctl_seed as seed
 from mockcloud.upctl_exec import CAPACITY_TITLE, ApiError, CommandError, Ctx, Result
 from mockcloud.upctl_output import details, go_quote
@@ -322,4 +323,5 @@ def _store(
         if host is not None:
             write_authorized_keys(host, keys)
         storages = {s["uuid"]: s for s in state["storages"]}
+    upctl_firewall.apply(host, record)  # a new server: no rules (nothing filtered) unless they follow
     return record, storages

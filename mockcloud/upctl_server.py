@@ -7,6 +7,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
+from mockcloud import upctl_firewall
 from mockcloud.upctl_exec import ApiError, CommandError, Ctx, Result, server_not_found
 from mockcloud.upctl_output import details, table
 from mockcloud.upctl_render import (
@@ -199,6 +200,7 @@ def delete(ctx: Ctx, uuid: str, cached: dict[str, Any]) -> Result:
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
     power_off(host)
+    upctl_firewall.remove(host)  # the next server bound to this host starts without a firewall
     if host is not None:
         with contextlib.suppress(OSError):
             Path(host.authorized_keys).write_text("", encoding="utf-8")
@@ -238,8 +240,11 @@ def modify(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
                 pairs = [item.partition("=") for item in p.strings("label")]
                 server["labels"] = [{"key": key, "value": value} for key, _, value in pairs]
             out = server_details(server, _storages(state))
+            changed = dict(server)
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
+    if "firewall" in p.changed:
+        upctl_firewall.apply(ctx.world.host_for(changed.get("pool_ipv4")), changed)
     ctx.progress.success(msg)
     return Result(out)
 
@@ -281,8 +286,10 @@ def firewall_create(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
             rules.insert(min(position, len(rules) + 1) - 1, rule)
             for index, item in enumerate(rules, start=1):
                 item["position"] = index
+            changed = dict(_find(state, uuid))
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
+    upctl_firewall.apply(ctx.world.host_for(changed.get("pool_ipv4")), changed)
     ctx.progress.success(msg)
     return Result(firewall_rule(rule))
 
@@ -325,7 +332,9 @@ def firewall_delete(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
             del rules[position - 1]
             for index, item in enumerate(rules, start=1):
                 item["position"] = index
+            changed = dict(_find(state, uuid))
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
+    upctl_firewall.apply(ctx.world.host_for(changed.get("pool_ipv4")), changed)
     ctx.progress.success(msg)
     return Result(none=True)

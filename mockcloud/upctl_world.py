@@ -35,6 +35,7 @@ class HostEntry:
     ipv4: str
     authorized_keys: str
     poweroff: tuple[str, ...] | None
+    netns: str | None = None  # the host's network namespace: its fake UpCloud firewall is applied there
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class World:
                     str(item["ipv4"]),
                     str(item["authorized_keys"]),
                     tuple(str(a) for a in poweroff) if poweroff else None,
+                    str(item["netns"]) if item.get("netns") else None,
                 )
             )
         return entries

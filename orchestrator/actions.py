@@ -8,6 +8,7 @@ secrets never appear in those lines (uploads that carry secrets show only their 
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,9 @@ class Connect:
     deadline: float  # seconds to keep retrying while sshd boots
     auth_grace: float = 90.0  # seconds during which "auth failed" still means "cloud-init not done"
     fresh: bool = False  # drop any open connection first (after a reboot, or to pick up new group membership)
+    public_key_file: str = ""  # picks the ssh-agent key to use; the private key file is the fallback
+    passphrase_env: str | None = None  # env var holding the key file's passphrase (the value never enters a plan)
+    keepalive: float = 15.0  # seconds between SSH keepalives, so idle NAT mappings survive long commands
 
     def describe(self) -> str:
         pin = "pinned host key" if self.pinned_host_key else "pin host key on first contact"
@@ -63,13 +67,40 @@ class Connect:
         return f"ssh: {verb} {self.user}@{self.host}:{self.port} ({pin}, retry up to {self.deadline:.0f}s)"
 
 
+WAIT_MARGIN = 300.0  # seconds of work allowed after a command's own wait (the dpkg lock, a `timeout N`) ends
+_WAITS = (
+    (re.compile(r"Lock::Timeout=(\d+)"), 1),  # apt-get -o DPkg::Lock::Timeout=N
+    (re.compile(r"(?:^|[\s;&|(])timeout\s+(?:-{1,2}[a-z-]+(?:[= ]\S+)?\s+)*(\d+)(?![\d.])"), 1),  # timeout N CMD
+    (re.compile(r"-lt (\d+) \]; do sleep (\d+(?:\.\d+)?)"), 2),  # a poll loop: up to N sleeps of S seconds
+)
+
+
+def contained_wait(command: str) -> float:
+    """The longest wait a command line contains by its own options (seconds); 0 when none is recognised."""
+    longest = 0.0
+    for pattern, groups in _WAITS:
+        for m in pattern.finditer(command):
+            wait = float(m.group(1)) * (float(m.group(2)) if groups == 2 else 1.0)
+            longest = max(longest, wait)
+    return longest
+
+
 @dataclass(frozen=True)
 class Remote:
-    """Run a shell command on the host. Built only from quoted values (shlex), never from raw config text."""
+    """Run a shell command on the host. Built only from quoted values (shlex), never from raw config text.
+
+    The one rule for timeouts: a command that waits by itself (the dpkg lock, ``timeout N``, a poll loop)
+    gets at least that wait plus WAIT_MARGIN, whatever its builder asked for, so our limit never fires first.
+    """
 
     command: str
     purpose: str
     timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        wait = contained_wait(self.command)
+        if wait and self.timeout < wait + WAIT_MARGIN:
+            object.__setattr__(self, "timeout", wait + WAIT_MARGIN)
 
     def describe(self) -> str:
         return f"remote: {self.command}"

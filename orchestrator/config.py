@@ -81,6 +81,18 @@ class SshConfig(Strict):
     private_key: str = "~/.ssh/id_ed25519"
     public_key: str | None = Field(default=None, description="defaults to private_key + '.pub'")
     connect_timeout: Duration = 600.0
+    passphrase_env: str | None = Field(
+        default="ORCHESTRATOR_SSH_PASSPHRASE",
+        description="env var with the private key's passphrase (else ssh-agent, or a prompt on a terminal)",
+    )
+    keepalive: Duration = Field(default=15.0, description="SSH keepalive interval; 0 turns keepalives off")
+
+    @field_validator("passphrase_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be an environment variable name")
+        return v
 
     @property
     def private_key_path(self) -> Path:

@@ -10,7 +10,8 @@ with ``exit_code``; a traceback only with ``--debug``.
     │   ├── CredentialsError               exit 4  upctl exit 102/103
     │   └── CapacityError                  exit 3  no GPU capacity for the plan/zone
     ├── SSHError                           exit 5  cannot connect / authenticate / transport broke
-    │   └── HostKeyMismatch                exit 5  pinned host key changed
+    │   ├── HostKeyMismatch                exit 5  pinned host key changed
+    │   └── ConnectionLost                 exit 5  the connection broke mid-step (reconnected, step re-run)
     ├── CommandFailed                      (mapped by the runner into the step's category below)
     ├── GpuVerificationError               exit 6  nvidia-smi missing/failing, wrong GPU count/model
     ├── HostPrepError                      exit 7  installing the serving stack failed
@@ -116,6 +117,13 @@ class SSHError(OrchestratorError):
 
 class HostKeyMismatch(SSHError):
     pass
+
+
+class ConnectionLost(SSHError):
+    """An established SSH connection broke (reset, sshd gone): the step is re-run after a reconnect."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint, transient=True)
 
 
 class CommandFailed(OrchestratorError):

@@ -14,6 +14,7 @@ from orchestrator.yamlpos import load_with_lines, nearest_line
 
 StepKind = Literal[
     "provision",
+    "firewall-access",
     "connect",
     "firewall",
     "prepare-host",

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Callable
 from typing import TypeVar
 
-from orchestrator.errors import ProviderError, SSHError
+from orchestrator.errors import ConnectionLost, ProviderError, SSHError
 
 T = TypeVar("T")
 
@@ -34,6 +34,18 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in TRANSIENT_ERRNOS
     return False
+
+
+RECONNECTS_PER_STEP = 3  # an SSH reset mid-step: reconnect and re-run the step, this often at most
+RECONNECT_DEADLINE = 120.0  # seconds a reconnect keeps trying (sshd restarting, a NAT mapping renewed)
+
+
+def reruns_after_reconnect(exc: BaseException) -> bool:
+    """True when the step should be re-run on a new connection: an established SSH connection broke.
+
+    Steps re-check what is done before doing it, so re-running one after a reset is safe.
+    """
+    return isinstance(exc, ConnectionLost)
 
 
 def call_with_retries(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from orchestrator.errors import (
     TeardownIncomplete,
 )
 from orchestrator.playbook import Playbook, PlaybookStep
-from orchestrator.retry import is_transient
+from orchestrator.retry import RECONNECTS_PER_STEP, is_transient, reruns_after_reconnect
 from orchestrator.state import StepRecord
 from orchestrator.steps import STEPS
 from orchestrator.transports.base import Executor
@@ -143,7 +144,8 @@ class Runner:
     def _run_step(self, step: PlaybookStep, ctx: StepContext, outcome: StepOutcome) -> str | None:
         attempts = step.retries + 1
         deadline = time.monotonic() + step.timeout if step.timeout else None
-        for attempt in range(1, attempts + 1):
+        attempt, reconnects = 1, RECONNECTS_PER_STEP
+        while True:
             try:
                 return self._drive(STEPS[step.kind](ctx), step.kind, deadline, outcome)
             except CommandFailed as exc:
@@ -151,12 +153,18 @@ class Runner:
                 if attempt == attempts:
                     raise err from exc
             except OrchestratorError as exc:
+                if reruns_after_reconnect(exc) and reconnects > 0 and not self.executor.dry_run:
+                    # The connection broke, not the step: reconnect (the executor does, at the step's first
+                    # remote action) and re-run it; its probes re-check what is already done.
+                    reconnects -= 1
+                    ctx.notify(f"{step.kind}: {exc.message}; re-running the step on a new connection")
+                    continue
                 if attempt == attempts or not is_transient(exc) or self.executor.dry_run:
                     raise
                 err = exc
             ctx.notify(f"{step.kind}: {err.message} (transient; attempt {attempt + 1} of {attempts})")
             time.sleep(min(2.0 * attempt, 10.0))
-        return None  # pragma: no cover - loop always returns or raises
+            attempt += 1
 
     def _drive(self, gen: StepGen, kind: str, deadline: float | None, outcome: StepOutcome) -> str | None:
         try:
@@ -188,8 +196,12 @@ def _clamp(action: Action, deadline: float | None) -> Action:
     if deadline is None:
         return action
     left = max(deadline - time.monotonic(), 1.0)
-    if isinstance(action, (Local, Remote)) and action.timeout > left:
+    if isinstance(action, Local) and action.timeout > left:
         return dataclasses.replace(action, timeout=left)
+    if isinstance(action, Remote) and action.timeout > left:
+        clamped = copy.copy(action)  # the step's own limit is the outer one: no re-widening in __post_init__
+        object.__setattr__(clamped, "timeout", left)
+        return clamped
     if isinstance(action, HttpCheck) and action.wait and action.wait > left:
         return dataclasses.replace(action, wait=left)
     return action

@@ -66,7 +66,7 @@ def run_playbooks(
             dep = Deployment(name=cfg.name, config_path=str(Path(config_path).resolve()))
         dep.config = cfg.model_dump(mode="json")
         if not dry_run:
-            _preflight(cfg)
+            _preflight(cfg, command, console)
         reporter = ProgressReporter(console, dry_run=dry_run, as_json=as_json)
         if dry_run:
             from orchestrator.transports.recording import RecordingExecutor
@@ -191,22 +191,30 @@ def _teardown_after_failure(ctx: StepContext, reporter: ProgressReporter) -> boo
     return True
 
 
-def _preflight(cfg: DeploymentConfig) -> None:
-    """Checks that need no network, before anything is created."""
+def _preflight(cfg: DeploymentConfig, command: str = "deploy", console: Console | None = None) -> None:
+    """Checks that need no network, before anything is created: the key pair, and that the key can log in.
 
-    key = cfg.ssh.private_key_path
-    if not key.is_file():
+    The private key must load (decrypt) or ssh-agent must hold the key matching ssh.public_key. Teardown only
+    tries (best effort, for stopping the engine): nothing local may block deleting a server.
+    """
+    import os
+
+    from orchestrator.transports.ssh import load_client_key
+
+    ssh = cfg.ssh
+    if console is not None and ssh.passphrase_env and os.environ.get(ssh.passphrase_env):
+        console.secrets.append(os.environ[ssh.passphrase_env])  # masked like every other secret
+    if command == "teardown":
+        with contextlib.suppress(ConfigError):
+            load_client_key(str(ssh.private_key_path), str(ssh.public_key_path), ssh.passphrase_env)
+        return
+    if not ssh.public_key_path.is_file():
         raise ConfigError(
-            f"SSH private key not found: {key}",
-            "create one with ssh-keygen -t ed25519, or set ssh.private_key",
-            field="ssh.private_key",
-        )
-    if not cfg.ssh.public_key_path.is_file():
-        raise ConfigError(
-            f"SSH public key not found: {cfg.ssh.public_key_path}",
+            f"SSH public key not found: {ssh.public_key_path}",
             "set ssh.public_key, or put the .pub file next to the private key",
             field="ssh.public_key",
         )
+    load_client_key(str(ssh.private_key_path), str(ssh.public_key_path), ssh.passphrase_env)
 
 
 def _write_run_metrics(ctx: StepContext, command: str, outcomes: Sequence[StepOutcome], ok: bool) -> None:

@@ -115,9 +115,12 @@ class UpctlCommands:
     def firewall_rules(self, server: str) -> list[str]:
         return self._json("server", "firewall", "show", _check_name("server", server))
 
-    def firewall_create(self, server: str, rule: FirewallRule) -> list[str]:
+    def firewall_create(self, server: str, rule: FirewallRule, position: int | None = None) -> list[str]:
+        """Append the rule, or insert it at ``position`` (1 = checked first)."""
         args = ["server", "firewall", "create", _check_name("server", server),
                 "--direction", rule.direction, "--action", rule.action]  # fmt: skip
+        if position is not None:
+            args += ["--position", str(position)]
         if rule.family:
             args += ["--family", rule.family]
         if rule.protocol:
@@ -133,7 +136,8 @@ class UpctlCommands:
             args += ["--comment", rule.comment]
         return self._json(*args)
 
-    def firewall_delete(self, server: str, position: int) -> list[str]:
+    def firewall_delete(self, server: str, position: int | str) -> list[str]:
+        """``position`` is a rule's number; a string only as a dry-run placeholder."""
         return self._json("server", "firewall", "delete", _check_name("server", server), "--position", str(position))
 
     def enable_firewall(self, server: str) -> list[str]:

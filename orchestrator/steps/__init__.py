@@ -7,7 +7,7 @@ from collections.abc import Callable
 from orchestrator.context import StepContext, StepGen
 from orchestrator.steps.autostop import auto_stop
 from orchestrator.steps.engine import health, start_engine, stop_engine
-from orchestrator.steps.firewall import firewall
+from orchestrator.steps.firewall import firewall, firewall_access
 from orchestrator.steps.host import connect, install_stack, verify_gpu
 from orchestrator.steps.mlstack import ml_stack
 from orchestrator.steps.monitoring import monitoring, unmonitor
@@ -17,6 +17,7 @@ from orchestrator.steps.teardown import destroy_server, forget
 
 STEPS: dict[str, Callable[[StepContext], StepGen]] = {
     "provision": provision,
+    "firewall-access": firewall_access,
     "connect": connect,
     "firewall": firewall,
     "prepare-host": prepare_host,

@@ -2,16 +2,19 @@
 
 UpCloud's server firewall is stateless, so replies to the server's own outbound traffic (package mirrors,
 model downloads, DNS) need accept rules of their own: TCP to the ephemeral port range, UDP from port 53/123,
-ICMP. Rules are replaced accept-first/drop-last, and deleted drop-first, so SSH is never cut off midway.
+ICMP. Those reply rules match any source, so explicit drops for the protected ports (SSH and every engine
+port, TCP and UDP, both families) come before them: a reply rule never opens a protected port to outside
+``allow``, even when engine.port lies in the ephemeral range. Rules are replaced accept-first/drop-last, and
+deleted drop-first, so SSH is never cut off midway.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
-from orchestrator.actions import Local, Remote
+from orchestrator.actions import Connect, Local, Remote
 from orchestrator.context import StepContext, StepGen
-from orchestrator.errors import ProviderError
+from orchestrator.errors import HostKeyMismatch, ProviderError, SSHError
 from orchestrator.providers.base import FirewallRule
 from orchestrator.providers.upctl_parse import parse_firewall_rules
 from orchestrator.steps.provision import checked
@@ -36,6 +39,12 @@ def desired_rules(allow: list[str], ssh_port: int, ports: list[int]) -> list[Fir
             what = "ssh" if port == ssh_port else "engine"
             rules.append(FirewallRule("in", "accept", fam, "tcp", net, (port, port), comment=f"orchestrator: {what}"))
     for fam in ("IPv4", "IPv6"):
+        for proto in ("tcp", "udp"):
+            for lo, hi in _ranges([ssh_port, *ports]):
+                rules.append(
+                    FirewallRule("in", "drop", fam, proto, dest_ports=(lo, hi), comment="orchestrator: protected port")
+                )
+    for fam in ("IPv4", "IPv6"):
         rules += [
             FirewallRule("in", "accept", fam, "tcp", dest_ports=EPHEMERAL, comment="orchestrator: replies (tcp)"),
             FirewallRule("in", "accept", fam, "udp", source_ports=(53, 53), comment="orchestrator: dns replies"),
@@ -43,6 +52,17 @@ def desired_rules(allow: list[str], ssh_port: int, ports: list[int]) -> list[Fir
             FirewallRule("in", "accept", fam, "icmp", comment="orchestrator: icmp"),
         ]
     return [*rules, FirewallRule("in", "drop", comment="orchestrator: default drop")]
+
+
+def _ranges(ports: list[int]) -> list[tuple[int, int]]:
+    """Sorted, merged runs of consecutive ports: [22, 8000, 8001] -> [(22, 22), (8000, 8001)]."""
+    runs: list[tuple[int, int]] = []
+    for port in sorted(set(ports)):
+        if runs and port == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], port)
+        else:
+            runs.append((port, port))
+    return runs
 
 
 def _key(rule: FirewallRule) -> tuple[str, ...]:
@@ -107,12 +127,114 @@ def firewall(ctx: StepContext) -> StepGen:
     existing = parse_firewall_rules(r.stdout) if r.known else []
     if r.known and [_existing_key(x) for x in existing] == [_key(w) for w in wanted]:
         return f"already configured: SSH and engine ports open to {', '.join(allow)} only"
-    for rule in sorted(existing, key=lambda x: -int(x.get("position") or 0)):  # default drop goes first
-        delete = Local(tuple(ctx.upctl.firewall_delete(srv, int(rule["position"]))), "remove an old rule", mutates=True)
+    yield from _replace(ctx, r.known, existing, wanted)
+    return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx)))}) open to {', '.join(allow)} only"
+
+
+def _replace(ctx: StepContext, known: bool, existing: list[dict[str, str]], wanted: list[FirewallRule]) -> StepGen:
+    """Delete the server's rules (last first), create ``wanted`` in order, turn the firewall on."""
+    srv = ctx.server_ref
+    # Last position first (the default drop goes first); a dry-run does not know the rules, so it shows one
+    # deletion with a placeholder standing for each rule the server has then.
+    positions: list[int | str] = (
+        sorted((int(x.get("position") or 0) for x in existing), reverse=True)
+        if known
+        else ["<each existing rule, last first>"]
+    )
+    for position in positions:
+        delete = Local(tuple(ctx.upctl.firewall_delete(srv, position)), "remove an old rule", mutates=True)
         checked(ctx, delete, (yield delete))
     for new in wanted:
         create = Local(tuple(ctx.upctl.firewall_create(srv, new)), "add a firewall rule", mutates=True)
         checked(ctx, create, (yield create))
     enable = Local(tuple(ctx.upctl.enable_firewall(srv)), "turn the firewall on", mutates=True)
     checked(ctx, enable, (yield enable))
-    return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx)))}) open to {', '.join(allow)} only"
+    return None
+
+
+PROBE_SECONDS = 5.0  # how long SSH may stay silent before the allow rule is taken to be stale
+TEMPORARY = "orchestrator: temporary ssh (address changed)"
+
+
+def _ssh_allow_sources(existing: list[dict[str, str]], ssh_port: int) -> set[str]:
+    """The source ranges our SSH accept rules admit (start-end as UpCloud stores them)."""
+    return {
+        f"{x.get('source_address_start', '')}-{x.get('source_address_end', '')}"
+        for x in existing
+        if x.get("direction") == "in"
+        and x.get("action") == "accept"
+        and x.get("protocol") == "tcp"
+        and x.get("destination_port_start") == str(ssh_port)
+        and x.get("source_address_start")
+    }
+
+
+def _as_range(cidr: str) -> str:
+    net = ipaddress.ip_network(cidr, strict=False)
+    return f"{net.network_address}-{net.broadcast_address}"
+
+
+def firewall_access(ctx: StepContext) -> StepGen:
+    """Before SSH: when our firewall admits SSH only from some addresses and SSH does not answer, the
+    operator's address has probably changed. Repair the allow rule through the API instead of letting
+    `connect` retry for minutes: with provider.firewall.allow, put those rules in place; by default (the
+    operator's address), open SSH to any address for now — key-only login, pinned host key — and say so;
+    the firewall step then narrows it to the address the server sees SSH come from.
+    """
+    fw = ctx.cfg.provider.firewall
+    if not fw.enabled:
+        return "firewall disabled (provider.firewall.enabled: false)"
+    ssh = ctx.cfg.ssh
+    show = Local(tuple(ctx.upctl.firewall_rules(ctx.server_ref)), "current firewall rules")
+    r = checked(ctx, show, (yield show))
+    if not r.known:
+        return None
+    existing = parse_firewall_rules(r.stdout)
+    sources = _ssh_allow_sources(existing, ssh.port)
+    if not sources:
+        return "no SSH allow rule on the server yet: nothing to check"
+    pinned = ctx.dep.server.host_key if ctx.dep.server else None
+    probe = Connect(
+        ctx.ip,
+        ssh.port,
+        ssh.user,
+        str(ssh.private_key_path),
+        pinned,
+        PROBE_SECONDS,
+        auth_grace=0.0,
+        public_key_file=str(ssh.public_key_path),
+        passphrase_env=ssh.passphrase_env,
+        keepalive=ssh.keepalive,
+    )
+    try:
+        yield probe
+        return "SSH answers through the firewall"
+    except HostKeyMismatch:
+        raise
+    except SSHError as exc:
+        reason = exc.message
+    if "Connection refused" in reason or "authentication failed" in reason:
+        # Packets get through (a dropping firewall makes connects time out): sshd is still booting, or the
+        # key is wrong. Not a firewall problem, so nothing is opened; connect reports the rest.
+        return f"SSH is reachable through the firewall ({reason}); connect takes it from here"
+    if fw.allow:
+        if sources == {_as_range(c) for c in fw.allow}:
+            return f"SSH does not answer ({reason}); the allow rules are provider.firewall.allow already"
+        ctx.notify(f"firewall: SSH does not answer ({reason}); putting provider.firewall.allow in place first")
+        yield from _replace(ctx, True, existing, desired_rules(list(fw.allow), ssh.port, engine_ports(ctx)))
+        return f"allow rules replaced with provider.firewall.allow ({', '.join(fw.allow)})"
+    ctx.notify(
+        f"firewall: SSH does not answer ({reason}) and SSH is allowed only from {', '.join(sorted(sources))}: "
+        "your address has probably changed. OPENING SSH (port "
+        f"{ssh.port}) TO ANY ADDRESS for now (key-only login, pinned host key); the firewall step narrows it to "
+        "your current address in a moment. Set provider.firewall.allow to avoid this."
+    )
+    for fam in ("IPv6", "IPv4"):  # both at position 1: checked before every other rule
+        rule = FirewallRule("in", "accept", fam, "tcp", dest_ports=(ssh.port, ssh.port), comment=TEMPORARY)
+        create = Local(
+            tuple(ctx.upctl.firewall_create(ctx.server_ref, rule, position=1)),
+            "open SSH to any address until the firewall step narrows it",
+            mutates=True,
+        )
+        checked(ctx, create, (yield create))
+    return "SSH opened to any address (key-only, pinned host key) until the firewall step narrows it"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from orchestrator import known_hosts
 from orchestrator.actions import Connect, Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import HostPrepError
@@ -13,13 +14,28 @@ from orchestrator.gpu import check_gpus, explain_nvidia_smi_failure, parse_query
 def connect(ctx: StepContext) -> StepGen:
     ssh = ctx.cfg.ssh
     pinned = ctx.dep.server.host_key if ctx.dep.server else None
-    r = yield Connect(ctx.ip, ssh.port, ssh.user, str(ssh.private_key_path), pinned, ssh.connect_timeout)
+    r = yield Connect(
+        ctx.ip,
+        ssh.port,
+        ssh.user,
+        str(ssh.private_key_path),
+        pinned,
+        ssh.connect_timeout,
+        public_key_file=str(ssh.public_key_path),
+        passphrase_env=ssh.passphrase_env,
+        keepalive=ssh.keepalive,
+    )
     if not r.known or ctx.dep.server is None:
+        yield from known_hosts.record(ctx.cfg.name, ctx.ip, ssh.port, pinned or "<key-type> <host key>")
         return None
+    key = r.stdout.strip()
     if pinned is None:
-        ctx.dep.server.host_key = r.stdout.strip()
+        ctx.dep.server.host_key = key
         ctx.save()
-        return f"connected; host key {r.stdout.split()[0]} pinned"
+    # The same pin for plain OpenSSH: ssh -o UserKnownHostsFile=$ORCHESTRATOR_HOME/known_hosts ...
+    yield from known_hosts.record(ctx.cfg.name, ctx.ip, ssh.port, key)
+    if pinned is None:
+        return f"connected; host key {key.split()[0]} pinned (also in {known_hosts.path()})"
     return "connected; host key matches the pinned one"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from orchestrator import known_hosts
 from orchestrator.actions import Local, Pause, RemoveLocal
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import TeardownIncomplete
@@ -114,6 +115,7 @@ def forget(ctx: StepContext) -> StepGen:
         return f"record kept until a re-run removes what is left ({what})"
     key = generated_key_path(ctx.cfg.name)
     yield RemoveLocal(key)
+    yield from known_hosts.forget(ctx.cfg.name)  # its pinned host key leaves $ORCHESTRATOR_HOME/known_hosts
     if ctx.store is not None:
         ctx.store.delete(ctx.cfg.name)
     return "deployment removed from local state (and its generated API key)"

@@ -51,7 +51,8 @@ def test_triton_plan(tmp_path: Path, repo: Path) -> None:
         "#!/bin/sh\n# written by orchestrator for deployment trt\n"
         'cd "$(dirname "$0")" || exit 1\n'
         "docker rm -f orchestrator-trt >/dev/null 2>&1\n"
-        "docker run -d --name orchestrator-trt --gpus=all --shm-size=1g -p 9000:8000 -p 8001:8001 -p 8002:8002 "
+        "docker run -d --name orchestrator-trt --restart unless-stopped --gpus=all --shm-size=1g -p 9000:8000 "
+        "-p 8001:8001 -p 8002:8002 "
         '-v "$PWD"/models:/models nvcr.io/nvidia/tritonserver:25.08-py3 tritonserver --model-repository=/models\n'
     )
     assert [c.describe() for c in e.readiness("203.0.113.5", api_key=False)] == [
@@ -101,7 +102,8 @@ def test_tfserving_plan(tmp_path: Path) -> None:
     ]
     assert monitoring_config() == 'prometheus_config {\n  enable: true,\n  path: "/monitoring/prometheus/metrics"\n}\n'
     assert e.start_script().splitlines()[-1] == (
-        "docker run -d --name orchestrator-tfs --gpus=all -p 9501:8501 -p 8500:8500 -e MODEL_NAME=hp2 "
+        "docker run -d --name orchestrator-tfs --restart unless-stopped --gpus=all -p 9501:8501 -p 8500:8500 "
+        "-e MODEL_NAME=hp2 "
         '-v "$PWD"/model:/models/hp2 -v "$PWD"/monitoring.config:/models/monitoring.config:ro '
         "tensorflow/serving:2.19.0-gpu --monitoring_config_file=/models/monitoring.config --enable_batching"
     )

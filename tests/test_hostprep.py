@@ -258,6 +258,12 @@ OK_SMI = Result(stdout=SMI_580)
 OK_DOCKER = Result(stdout=f"/usr/bin/docker\n28.5.1 {RUNTIMES}\n")
 PLAIN_DOCKER = Result(stdout='/usr/bin/docker\n28.5.1 {"runc":{"path":"runc"}}\n')
 OK_CTK = Result(stdout=CTK)
+BUILD_OK = Result(stdout="build-essential installed\npython3-dev installed\n")
+BUILD_NONE = Result(
+    rc=1,
+    stderr="dpkg-query: no packages found matching build-essential\n"
+    "dpkg-query: no packages found matching python3-dev\n",
+)
 NO_CTK = Result(rc=127, stderr="bash: line 1: nvidia-ctk: command not found\n")
 
 
@@ -296,6 +302,69 @@ def test_step_refuses_to_install_when_told_not_to() -> None:
     assert "(F3)" in (err.value.hint or "") and "nvidia-ctk runtime configure" in (err.value.hint or "")
 
 
+def test_runtime_without_the_toolkit_cli_installs_only_the_toolkit() -> None:
+    """docker lists the nvidia runtime, nvidia-ctk is missing: two facts; the runtime is not 'lacking'."""
+    ctx = context(host={"install_missing": False})
+    with pytest.raises(HostPrepError) as err:
+        drive(prepare_host(ctx), host(OK_SMI, OK_DOCKER, NO_CTK))
+    assert err.value.message == (
+        "the server lacks NVIDIA Container Toolkit (driver 580.95.05 (CUDA 13.0), docker 28.5.1 with nvidia "
+        "runtime, no NVIDIA Container Toolkit CLI (nvidia-ctk)) and host.install_missing is false"
+    )
+    assert "nvidia-ctk runtime configure" not in (err.value.hint or "")
+    respond = host(OK_SMI, OK_DOCKER, NO_CTK, after={"nvidia-ctk --version": OK_CTK})
+    actions, note = drive(prepare_host(context()), respond)
+    commands = [a.command for a in actions if isinstance(a, Remote)]
+    assert any("install -y nvidia-container-toolkit" in c for c in commands)
+    assert not any("runtime configure" in c or "systemctl restart docker" in c for c in commands)
+    assert note == (
+        "installed NVIDIA Container Toolkit; now driver 580.95.05 (CUDA 13.0), docker 28.5.1 with nvidia runtime"
+    )
+
+
+def test_toolkit_without_the_runtime_only_configures_docker() -> None:
+    ctx = context(host={"install_missing": False})
+    with pytest.raises(HostPrepError) as err:
+        drive(prepare_host(ctx), host(OK_SMI, PLAIN_DOCKER, OK_CTK))
+    assert "lacks docker nvidia runtime (driver 580.95.05 (CUDA 13.0), docker 28.5.1 without the nvidia runtime)" in (
+        err.value.message
+    )
+    respond = host(OK_SMI, PLAIN_DOCKER, OK_CTK, after={hp.DOCKER_PROBE.command: OK_DOCKER})
+    actions, note = drive(prepare_host(context()), respond)
+    commands = [a.command for a in actions if isinstance(a, Remote)]
+    assert not any("nvidia-container-toolkit" in c or "apt-get" in c for c in commands)
+    assert "sudo -n nvidia-ctk runtime configure --runtime=docker" in commands
+    assert "sudo -n systemctl restart docker" in commands
+    assert note and note.startswith("installed docker nvidia runtime; now")
+
+
+def test_build_tools_only_for_vllm_from_pip_and_only_what_is_missing() -> None:
+    pip = context(engine={"kind": "vllm", "model": "m", "install": {"method": "pip"}})
+    headers_only = Result(
+        rc=1, stdout="build-essential installed\n", stderr="dpkg-query: no packages found matching python3-dev\n"
+    )
+    respond = host(OK_SMI, OK_DOCKER, OK_CTK, after={hp.BUILD_PROBE.command: BUILD_OK})
+
+    def with_build(action: Action) -> Result:
+        if isinstance(action, Remote) and action.command == hp.BUILD_PROBE.command and not installs:
+            return headers_only
+        if isinstance(action, Remote) and "apt-get" in action.command and "install" in action.command:
+            installs.append(action.command)
+        return respond(action)
+
+    installs: list[str] = []
+    actions, note = drive(prepare_host(pip), with_build)
+    assert installs == [
+        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y python3-dev"
+    ]
+    assert note and note.startswith("installed C compiler and Python headers (python3-dev); now")
+    assert hp.parse_build_packages(0, "build-essential installed\npython3-dev installed\n") == ()
+    assert hp.parse_build_packages(0, "build-essential installed\npython3-dev config-files\n") == ("python3-dev",)
+    docker = context(engine={"kind": "vllm", "model": "m", "install": {"method": "docker"}})
+    actions, _ = drive(prepare_host(docker), host(OK_SMI, OK_DOCKER, OK_CTK))
+    assert not any(isinstance(a, Remote) and a.command == hp.BUILD_PROBE.command for a in actions)
+
+
 def test_step_reboots_after_a_driver_install_and_checks_the_boot_time() -> None:
     boots = iter(["2025-11-28 09:00:00", "2025-11-28 09:00:00", "2025-11-28 09:02:30"])
     driver_loaded: list[bool] = []
@@ -309,6 +378,8 @@ def test_step_reboots_after_a_driver_install_and_checks_the_boot_time() -> None:
             if action.command == "sudo -n reboot":
                 driver_loaded.append(True)
                 return Result()
+            if action.command == hp.BUILD_PROBE.command:
+                return BUILD_OK if installed else BUILD_NONE
             if "apt-get" in action.command and "install" in action.command:
                 installed.append(action.command)
         return Result()
@@ -316,11 +387,21 @@ def test_step_reboots_after_a_driver_install_and_checks_the_boot_time() -> None:
     installed: list[str] = []
     ctx = context(engine={"kind": "vllm", "model": "m"}, host={"reboot_timeout": "1m"})
     actions, note = drive(prepare_host(ctx), respond)
+    build = [a.command for a in actions if isinstance(a, Remote) and "build-essential" in a.command]
+    assert build == [
+        hp.BUILD_PROBE.command,
+        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y build-essential "
+        "python3-dev",
+        hp.BUILD_PROBE.command,
+    ]
     kinds = [type(a).__name__ for a in actions]
     assert kinds.count("Connect") == 2, "the first reconnect still saw the old boot, so it waits and tries again"
     assert all(a.fresh for a in actions if isinstance(a, Connect))
     assert any(isinstance(a, Pause) for a in actions)
-    assert note and note.startswith("installed NVIDIA driver 580-server; rebooted; now driver 580.95.05")
+    assert note and note.startswith(
+        "installed NVIDIA driver 580-server, C compiler and Python headers (build-essential, python3-dev); "
+        "rebooted; now driver 580.95.05"
+    )
 
 
 def test_driver_not_loaded_on_arrival_is_a_gpu_error() -> None:

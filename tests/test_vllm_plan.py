@@ -68,7 +68,7 @@ def test_docker_passes_secrets_by_name_only() -> None:
     script = e.start_script(SECRETS)
     assert "-e HF_TOKEN" in script and "-e VLLM_API_KEY" in script and "hf_plansecret" not in script
     assert "vllm/vllm-openai:v0.11.0 --model Qwen/Qwen2.5-7B-Instruct" in script
-    assert "--gpus all" in script and "-p 8000:8000" in script
+    assert "--gpus=all" in script and "-p 8000:8000" in script
 
 
 def test_firewall_rules_order_and_stateless_replies() -> None:

@@ -34,6 +34,7 @@ def verify_gpu(ctx: StepContext) -> StepGen:
     count = ctx.cfg.gpu.count or (srv.gpu_amount if srv and srv.gpu_amount else 1)
     model = ctx.cfg.gpu.model or (srv.gpu_model if srv and srv.gpu_model else "NVIDIA L40S")
     check_gpus(gpus, count, model)
+    ctx.facts["gpu_count"] = len(gpus)
     first = gpus[0]
     mem = f", {first.memory_total_mib} MiB" if first.memory_total_mib else ""
     return f"{len(gpus)}x {first.name}, driver {first.driver}{mem}"

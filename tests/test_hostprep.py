@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from mockcloud.cloud import MockCloud
 from orchestrator import hostprep as hp
 from orchestrator import mlstack as ml
 from orchestrator.actions import Action, Connect, Pause, Remote, Result
@@ -18,6 +20,9 @@ from orchestrator.errors import GpuVerificationError, HostPrepError, Orchestrato
 from orchestrator.state import Deployment
 from orchestrator.steps.prepare import prepare_host
 from tests.conftest import run_cli
+from tests.test_e2e import cloud, env, write_config  # noqa: F401 - shared fixtures (mock cloud, env per test)
+
+needs_sshd = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
 
 SMI_580 = """\
 Fri Nov 28 09:12:44 2025
@@ -438,3 +443,75 @@ def test_dry_run_labels_installs_as_conditional(tmp_path: Path) -> None:
     doc = json.loads(run_cli("deploy", str(cfg), "--dry-run", "--json", env=env).stdout)
     prep = next(s for s in doc["steps"] if s["kind"] == "prepare-host")
     assert any("apt-get" in a for a in prep["actions"]) and prep["status"] == "ok"
+
+
+# ---------------------------------------------------------------- on mock hosts (real sshd, recorded installs)
+
+
+def _deploy_on_mock(cloud: MockCloud, tmp_path: Path, env: dict[str, str], name: str, **cfg: Any) -> Any:
+    """Deploy with docker (or cfg's engine install) and host settings; returns the process."""
+    path = write_config(cloud, tmp_path, None, name=name, **cfg.pop("engine", {}))
+    data = yaml.safe_load(path.read_text())
+    data["host"] = cfg.pop("host", {})
+    data["engine"]["health"] = {"timeout": "60s", "interval": "0.3s", "completion_check": False}
+    path.write_text(yaml.safe_dump(data))
+    return run_cli("deploy", str(path), env=env)
+
+
+def _installed(cloud: MockCloud) -> list[str]:
+    logs = [h.home / "installed.log" for h in cloud.hosts]
+    return [line for log in logs if log.exists() for line in log.read_text().splitlines()]
+
+
+DOCKER_ENGINE = {"install": {"method": "docker", "image": "vllm/vllm-openai:v0.11.0"}}
+
+
+@needs_sshd
+def test_mock_host_with_the_runtime_but_no_ctk_gets_only_the_toolkit(
+    cloud: MockCloud,  # noqa: F811
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    for h in cloud.hosts:
+        h.set_knobs(no_ctk_cli=True)
+    refused = _deploy_on_mock(cloud, tmp_path, env, "noctk", engine=DOCKER_ENGINE, host={"install_missing": False})
+    assert refused.returncode == 7, refused.stderr
+    assert "the server lacks NVIDIA Container Toolkit (driver 580.95.05 (CUDA 13.0), docker 28.5.1 with nvidia " \
+        "runtime, no NVIDIA Container Toolkit CLI (nvidia-ctk))" in refused.stderr
+    assert "docker nvidia runtime" not in refused.stderr and _installed(cloud) == []
+    proc = _deploy_on_mock(cloud, tmp_path, env, "noctk", engine=DOCKER_ENGINE)
+    assert proc.returncode == 0, proc.stderr
+    log = _installed(cloud)
+    assert "apt-get install nvidia-container-toolkit" in log
+    assert not any(line.startswith(("nvidia-ctk runtime", "systemctl restart docker")) for line in log), log
+    assert run_cli("teardown", "noctk", "--yes", env=env).returncode == 0
+
+
+@needs_sshd
+def test_mock_host_with_the_toolkit_but_no_runtime_only_configures_docker(
+    cloud: MockCloud,  # noqa: F811
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    for h in cloud.hosts:
+        h.set_knobs(no_runtime=True)
+    proc = _deploy_on_mock(cloud, tmp_path, env, "nort", engine=DOCKER_ENGINE)
+    assert proc.returncode == 0, proc.stderr
+    log = _installed(cloud)
+    assert log == ["nvidia-ctk runtime configure --runtime=docker", "systemctl restart docker"]
+    assert run_cli("teardown", "nort", "--yes", env=env).returncode == 0
+
+
+@needs_sshd
+def test_mock_host_without_build_tools_gets_them_for_vllm_from_pip(
+    cloud: MockCloud,  # noqa: F811
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    for h in cloud.hosts:
+        h.set_knobs(no_build_tools=True)
+    proc = _deploy_on_mock(cloud, tmp_path, env, "nocc", engine={"install": {"method": "pip"}})
+    assert proc.returncode == 0, proc.stderr
+    assert _installed(cloud) == ["apt-get update", "apt-get install build-essential python3-dev"]
+    assert "installed C compiler and Python headers (build-essential, python3-dev)" in proc.stderr
+    assert run_cli("teardown", "nocc", "--yes", env=env).returncode == 0

@@ -55,10 +55,14 @@ def test_triton_plan(tmp_path: Path, repo: Path) -> None:
         "-p 8001:8001 -p 8002:8002 "
         '-v "$PWD"/models:/models nvcr.io/nvidia/tritonserver:25.08-py3 tritonserver --model-repository=/models\n'
     )
+    watch = (
+        "; while polling, is it alive: remote: docker inspect -f '{{.State.Status}}' orchestrator-trt 2>/dev/null "
+        "| grep -qx running; if it fails, its log: remote: docker logs --tail 80 orchestrator-trt 2>&1"
+    )
     assert [c.describe() for c in e.readiness("203.0.113.5", api_key=False)] == [
-        "http: GET http://203.0.113.5:9000/v2/health/ready expect triton-ready, poll every 2s up to 600s",
+        "http: GET http://203.0.113.5:9000/v2/health/ready expect triton-ready, poll every 2s up to 600s" + watch,
         "http: GET http://203.0.113.5:9000/v2/models/identity_fp32/ready expect triton-ready identity_fp32, "
-        "poll every 2s up to 600s",
+        "poll every 2s up to 600s" + watch,
     ]
     assert all(c.liveness == e.running_probe() and c.log_tail == e.log_tail() for c in e.readiness("x", False))
     target = e.scrape_target("203.0.113.5")
@@ -108,9 +112,13 @@ def test_tfserving_plan(tmp_path: Path) -> None:
         "tensorflow/serving:2.19.0-gpu --monitoring_config_file=/models/monitoring.config --enable_batching"
     )
     checks = e.readiness("203.0.113.6", api_key=False)
+    watch = (
+        "; while polling, is it alive: remote: docker inspect -f '{{.State.Status}}' orchestrator-tfs 2>/dev/null "
+        "| grep -qx running; if it fails, its log: remote: docker logs --tail 80 orchestrator-tfs 2>&1"
+    )
     assert [c.describe() for c in checks] == [
-        "http: GET http://203.0.113.6:9501/v1/models/hp2 expect tfs-available hp2, poll every 2s up to 600s",
-        "http: POST http://203.0.113.6:9501/v1/models/hp2:predict expect tfs-predict, poll every 2s up to 60s",
+        "http: GET http://203.0.113.6:9501/v1/models/hp2 expect tfs-available hp2, poll every 2s up to 600s" + watch,
+        "http: POST http://203.0.113.6:9501/v1/models/hp2:predict expect tfs-predict, poll every 2s up to 60s" + watch,
     ]
     assert json.loads(checks[1].json_body or "") == {"instances": [1.0, 2.0]}
     target = e.scrape_target("203.0.113.6")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from orchestrator.actions import Connect, Remote
+from orchestrator.actions import Connect, HomeProbe, Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import HostPrepError
 from orchestrator.gpu import check_gpus, explain_nvidia_smi_failure, parse_query, query_argv
@@ -14,6 +14,7 @@ def connect(ctx: StepContext) -> StepGen:
     ssh = ctx.cfg.ssh
     pinned = ctx.dep.server.host_key if ctx.dep.server else None
     r = yield Connect(ctx.ip, ssh.port, ssh.user, str(ssh.private_key_path), pinned, ssh.connect_timeout)
+    yield HomeProbe()  # the executor keeps the answer: relative uploads land under $HOME
     if not r.known or ctx.dep.server is None:
         return None
     if pinned is None:

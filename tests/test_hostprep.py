@@ -18,7 +18,7 @@ from orchestrator.config import DeploymentConfig
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import GpuVerificationError, HostPrepError, OrchestratorError
 from orchestrator.state import Deployment
-from orchestrator.steps.prepare import prepare_host
+from orchestrator.steps.prepare import host_needs, prepare_host
 from tests.conftest import run_cli
 from tests.test_e2e import cloud, env, write_config  # noqa: F401 - shared fixtures (mock cloud, env per test)
 
@@ -368,6 +368,11 @@ def test_build_tools_only_for_vllm_from_pip_and_only_what_is_missing() -> None:
     docker = context(engine={"kind": "vllm", "model": "m", "install": {"method": "docker"}})
     actions, _ = drive(prepare_host(docker), host(OK_SMI, OK_DOCKER, OK_CTK))
     assert not any(isinstance(a, Remote) and a.command == hp.BUILD_PROBE.command for a in actions)
+    compiles = context(
+        engine={"kind": "vllm", "model": "m", "install": {"method": "docker"}},
+        host={"pytorch": {"enabled": True}, "compile_check": True},
+    )
+    assert host_needs(compiles).build_tools and not host_needs(docker).build_tools
 
 
 def test_step_reboots_after_a_driver_install_and_checks_the_boot_time() -> None:

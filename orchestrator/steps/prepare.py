@@ -24,7 +24,9 @@ def host_needs(ctx: StepContext) -> hp.Needs:
     docker = flag if isinstance(flag, bool) else method == "docker" or engine.kind in ("triton", "tfserving")
     h = ctx.cfg.host
     venv = method == "pip" or h.pytorch.enabled or h.tensorflow.enabled
-    build = getattr(engine, "needs_build_tools", False) is True
+    # vLLM from pip (Triton JIT at engine start) and host.compile_check (torch.compile / XLA) compile C on the host.
+    compiles = h.compile_check and (h.pytorch.enabled or h.tensorflow.enabled)
+    build = getattr(engine, "needs_build_tools", False) is True or compiles
     return hp.Needs(
         docker=docker, python_venv=venv, driver_branch=h.driver_branch, user=ctx.cfg.ssh.user, build_tools=build
     )

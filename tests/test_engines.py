@@ -240,3 +240,32 @@ def test_bad_example_input_fails_fast_with_a_hint() -> None:
     with pytest.raises(EngineError) as err:
         run_check(check, {}, client=client)
     assert "Failed to process element" in err.value.message and "example_input" in (err.value.hint or "")
+
+
+def test_fake_docker_takes_restart_policies_as_docker_does(tmp_path: Path) -> None:
+    """The engines' `--restart unless-stopped` reaches the fake docker, which parses and records it like docker."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, MOCKHOST_HOME=str(tmp_path), MOCKCLOUD_PYTHON=sys.executable)
+
+    def docker(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(REPO / "mockcloud" / "hostbin" / "docker"), *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+
+    for args, error in (
+        (["--rm", "--restart", "always"], "docker: conflicting options: cannot specify both --restart and --rm"),
+        (["--restart", "sometimes"], "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', "),
+        (["--restart", "always:3"], "maximum retry count can only be used with 'on-failure'"),
+    ):
+        bad = docker("run", "-d", *args, "busybox", "true")
+        assert bad.returncode == 125 and error in bad.stderr, bad.stderr
+    assert docker("run", "-d", "--name", "kept", "--restart", "unless-stopped", "busybox", "true").returncode == 0
+    assert docker("run", "-d", "--name", "plain", "busybox", "true").returncode == 0
+    policy = "{{json .HostConfig.RestartPolicy}}"
+    assert docker("inspect", "-f", policy, "kept").stdout.strip() == '{"Name":"unless-stopped","MaximumRetryCount":0}'
+    assert docker("inspect", "-f", policy, "plain").stdout.strip() == '{"Name":"no","MaximumRetryCount":0}'
+    assert docker("rm", "-f", "kept", "plain").returncode == 0

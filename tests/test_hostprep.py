@@ -520,3 +520,20 @@ def test_mock_host_without_build_tools_gets_them_for_vllm_from_pip(
     assert _installed(cloud) == ["apt-get update", "apt-get install build-essential python3-dev"]
     assert "installed C compiler and Python headers (build-essential, python3-dev)" in proc.stderr
     assert run_cli("teardown", "nocc", "--yes", env=env).returncode == 0
+
+
+def test_one_sudo_decision_for_installs_and_the_auto_stop_timer() -> None:
+    """hostprep.sudo decides for every step: root runs commands as they are, others through `sudo -n`."""
+    from orchestrator.steps.autostop import auto_stop
+
+    for user, poweroff in (("ubuntu", "sudo -n shutdown -h now"), ("root", "shutdown -h now")):
+        cfg = DeploymentConfig.model_validate(
+            {"name": "ttl", "ssh": {"user": user, "private_key": "/keys/id"}, "provider": {"ttl": "8h"},
+             "engine": {"kind": "vllm", "model": "m"}}
+        )
+        ctx = StepContext(cfg=cfg, dep=Deployment(name="ttl", config_path="/x.yaml"), store=None)
+        actions, _ = drive(auto_stop(ctx), lambda a: Result.unknown())
+        (timer,) = [a for a in actions if isinstance(a, Remote)]
+        assert f"; {poweroff}'" in timer.command and hp.sudo(["shutdown", "-h", "now"], user) == poweroff
+        if user == "root":
+            assert "sudo" not in timer.command

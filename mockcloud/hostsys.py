@@ -311,6 +311,11 @@ def _reboot_now(home: Path, sessions: list[int]) -> int:
         st["reboots"] = int(st.get("reboots", 0)) + 1
         st["driver_loaded"] = hs.driver_installed(knobs, st)
         st["runtime_active"] = bool(st.get("runtime_configured"))
+    if hs.docker_present(knobs, hs.load(home)):
+        # docker.service starts at boot and brings back the containers whose restart policy asks for it
+        docker = Path(__file__).resolve().parent / "hostbin" / "docker"
+        env = dict(os.environ, MOCKHOST_HOME=str(home))
+        subprocess.run([sys.executable, str(docker), "__boot"], env=env, capture_output=True, timeout=60, check=False)
     return 0
 
 

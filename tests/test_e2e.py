@@ -350,6 +350,38 @@ def test_docker_install_method(cloud: MockCloud, prom: Prometheus | None, env: d
     assert c["Config"]["Cmd"][:2] == ["--model", "Qwen/Qwen2.5-0.5B-Instruct"]
     rec = json.loads((tmp_path / "home" / "deployments" / "dock.json").read_text())["engine"]
     assert (rec["method"], rec["pid"]) == ("docker", None)
+    # The server reboots (`sudo reboot` as the login user, over SSH): docker starts the engine again by itself
+    # (--restart unless-stopped), as a new process.
+    from orchestrator.actions import Connect
+    from orchestrator.transports.ssh import SshSession
+
+    host = next(h for h in cloud.hosts if (h.home / "containers" / f"{c['Id']}.json").exists())
+    ssh = SshSession()
+    ssh.connect(Connect(host.ipv4, host.ssh_port, host.user, str(cloud.client_key), None, 30.0))
+    try:
+        assert ssh.run("sudo -n reboot", 30).rc == 0
+    finally:
+        ssh.close()
+    record = host.home / "containers" / f"{c['Id']}.json"
+    deadline = time.monotonic() + 60
+    while True:
+        state = json.loads(record.read_text())["State"]
+        if state["Status"] == "running" and state["Pid"] not in (0, c["State"]["Pid"]):
+            break
+        assert time.monotonic() < deadline, f"the container did not come back after the reboot: {state}"
+        time.sleep(0.3)
+    health = rec["endpoint"].removesuffix("/v1") + "/health"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(health, timeout=5) as resp:
+                assert resp.status == 200
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                log = (host.home / "containers" / f"{c['Id']}.log").read_text()[-3000:]
+                raise AssertionError(f"the engine did not come back after the reboot:\n{log}") from None
+            time.sleep(0.3)
     down = run_cli("teardown", "dock", "--yes", env=env)
     assert down.returncode == 0, down.stderr
     assert engine_processes(cloud) == []

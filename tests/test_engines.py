@@ -269,3 +269,39 @@ def test_fake_docker_takes_restart_policies_as_docker_does(tmp_path: Path) -> No
     assert docker("inspect", "-f", policy, "kept").stdout.strip() == '{"Name":"unless-stopped","MaximumRetryCount":0}'
     assert docker("inspect", "-f", policy, "plain").stdout.strip() == '{"Name":"no","MaximumRetryCount":0}'
     assert docker("rm", "-f", "kept", "plain").returncode == 0
+
+
+def test_fake_docker_brings_unless_stopped_containers_back_after_a_reboot(tmp_path: Path) -> None:
+    """The reason for `--restart unless-stopped`: after the mock host reboots, docker starts the container again;
+    one without a policy, or one stopped with `docker stop`, stays exited."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, MOCKHOST_HOME=str(tmp_path), MOCKCLOUD_PYTHON=sys.executable)
+
+    def docker(*args: str) -> str:
+        cmd = [str(REPO / "mockcloud" / "hostbin" / "docker"), *args]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    docker("run", "-d", "--name", "kept", "--restart", "unless-stopped", "busybox", "sleep", "300")
+    docker("run", "-d", "--name", "plain", "busybox", "sleep", "300")
+    docker("run", "-d", "--name", "stopped", "--restart", "unless-stopped", "busybox", "sleep", "300")
+    docker("stop", "-t", "0", "stopped")
+    before = docker("inspect", "-f", "{{.State.Pid}}", "kept")
+    reboot = [sys.executable, str(REPO / "mockcloud" / "hostsys.py"), "__reboot", str(tmp_path)]
+    try:
+        subprocess.run(reboot, env=env, capture_output=True, text=True, timeout=120, check=True)
+        state = "{{.State.Status}}"
+        assert [docker("inspect", "-f", state, n) for n in ("kept", "plain", "stopped")] == [
+            "running",
+            "exited",
+            "exited",
+        ]
+        assert docker("inspect", "-f", "{{.State.Pid}}", "kept") != before  # a new process: it was started again
+    finally:
+        docker("rm", "-f", "kept", "plain", "stopped")

@@ -42,6 +42,9 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "no_docker": False,
     "no_driver": False,  # nvidia-smi: not found (127) until apt installs the driver, then exit 9 until a reboot
     "no_toolkit": False,  # no nvidia-ctk, no nvidia runtime in docker (docker run --gpus: F3) until installed
+    "no_runtime": False,  # the toolkit is installed, docker has no nvidia runtime until nvidia-ctk configures it
+    "no_ctk_cli": False,  # docker has the nvidia runtime, but nvidia-ctk is not installed
+    "no_build_tools": False,  # no build-essential / python3-dev (dpkg-query) until apt installs them
     "driver_cuda": None,  # the driver's "CUDA Version" (default: what the driver branch supports), for F4/F5
 }
 _LOCK_NAME = b"\0mockcloud-hosts-setup"  # abstract unix socket: a lock that vanishes with its holder

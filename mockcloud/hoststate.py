@@ -117,13 +117,19 @@ def docker_present(knobs: dict[str, Any], state: dict[str, Any]) -> bool:
 
 
 def toolkit_present(knobs: dict[str, Any], state: dict[str, Any]) -> bool:
-    return not knobs.get("no_toolkit") or TOOLKIT_PACKAGE in packages(state)
+    """The toolkit's CLI (nvidia-ctk): absent with no_toolkit, or no_ctk_cli (runtime from an older install)."""
+    return not (knobs.get("no_toolkit") or knobs.get("no_ctk_cli")) or TOOLKIT_PACKAGE in packages(state)
 
 
 def nvidia_runtime(knobs: dict[str, Any], state: dict[str, Any]) -> bool:
-    """docker lists the nvidia runtime once nvidia-ctk configured it and docker was restarted."""
-    configured = not knobs.get("no_toolkit") or bool(state.get("runtime_active"))
-    return docker_present(knobs, state) and toolkit_present(knobs, state) and configured
+    """docker lists the nvidia runtime once nvidia-ctk configured it and docker was restarted.
+
+    no_toolkit: neither the toolkit nor the runtime; no_runtime: the toolkit is installed but docker's
+    daemon.json was never configured; no_ctk_cli: the runtime works but there is no nvidia-ctk.
+    """
+    binaries = not knobs.get("no_toolkit") or TOOLKIT_PACKAGE in packages(state)
+    configured = not (knobs.get("no_toolkit") or knobs.get("no_runtime")) or bool(state.get("runtime_active"))
+    return docker_present(knobs, state) and binaries and configured
 
 
 def boot_time(home: Path, state: dict[str, Any]) -> float:

@@ -135,6 +135,56 @@ def apt_mark(args: list[str]) -> int:
     return 0
 
 
+BUILD_TOOLS = ("build-essential", "python3-dev")
+VERSIONS = {"build-essential": "12.10ubuntu1", "python3-dev": "3.12.3-0ubuntu2", "docker.io": "28.2.2-0ubuntu1~24.04.1",
+            "nvidia-container-toolkit": "1.17.8-1", "python3-venv": "3.12.3-0ubuntu2"}
+
+
+def _installed_packages(knobs: dict[str, object], state: dict[str, object]) -> list[str]:
+    """What dpkg knows as installed: the image's packages (by knob) and what apt-get installed since."""
+    base = [] if knobs.get("no_build_tools") else list(BUILD_TOOLS)
+    base += [] if knobs.get("no_docker") else ["docker.io"]
+    base += [] if knobs.get("no_toolkit") or knobs.get("no_ctk_cli") else ["nvidia-container-toolkit"]
+    return base + [p for p in hs.packages(state) if p not in base]
+
+
+def dpkg_query(args: list[str]) -> int:
+    """`dpkg-query -W [-f=FORMAT] PKG...`: one formatted line per installed package (default: name TAB version)."""
+    fmt, names, i = "${binary:Package}\t${Version}\n", [], 0
+    show = False
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-W", "--show"):
+            show = True
+        elif arg in ("-f", "--showformat"):
+            i += 1
+            fmt = args[i] if i < len(args) else fmt
+        elif arg.startswith(("-f=", "--showformat=")):
+            fmt = arg.split("=", 1)[1]
+        elif arg.startswith("-"):
+            sys.stderr.write(f"dpkg-query: error: unknown option {arg}\n")
+            return 2
+        else:
+            names.append(arg)
+        i += 1
+    if not show:
+        sys.stderr.write("dpkg-query: error: need an action option (mockcloud supports only -W)\n")
+        return 2
+    home = _home()
+    installed = _installed_packages(_knobs(), hs.load(home))
+    fmt = fmt.replace("\\n", "\n").replace("\\t", "\t")
+    rc = 0
+    for name in names:
+        if name not in installed:
+            sys.stderr.write(f"dpkg-query: no packages found matching {name}\n")
+            rc = 1
+            continue
+        fields = {"Package": name, "binary:Package": name, "Version": VERSIONS.get(name, "1.0-1"),
+                  "db:Status-Status": "installed", "Status": "install ok installed", "db:Status-Abbrev": "ii "}
+        sys.stdout.write(re.sub(r"\$\{([\w:-]+)\}", lambda m, f=fields: f.get(m.group(1), ""), fmt))
+    return rc
+
+
 def systemctl(args: list[str]) -> int:
     words = [a for a in args if not a.startswith("-")]
     verb, units = (words[0], words[1:]) if words else ("", [])
@@ -261,6 +311,11 @@ def _reboot_now(home: Path, sessions: list[int]) -> int:
         st["reboots"] = int(st.get("reboots", 0)) + 1
         st["driver_loaded"] = hs.driver_installed(knobs, st)
         st["runtime_active"] = bool(st.get("runtime_configured"))
+    if hs.docker_present(knobs, hs.load(home)):
+        # docker.service starts at boot and brings back the containers whose restart policy asks for it
+        docker = Path(__file__).resolve().parent / "hostbin" / "docker"
+        env = dict(os.environ, MOCKHOST_HOME=str(home))
+        subprocess.run([sys.executable, str(docker), "__boot"], env=env, capture_output=True, timeout=60, check=False)
     return 0
 
 
@@ -357,6 +412,7 @@ TOOLS: dict[str, Callable[[list[str]], int]] = {
     "apt-mark": apt_mark,
     "systemctl": systemctl,
     "nvidia-ctk": nvidia_ctk,
+    "dpkg-query": dpkg_query,
     "reboot": reboot,
     "shutdown": shutdown,
     "uptime": uptime,

@@ -107,6 +107,15 @@ class Remote:
 
 
 @dataclass(frozen=True)
+class HomeProbe(Remote):
+    """The login shell's $HOME; the executor keeps the answer: relative upload paths live under it."""
+
+    command: str = 'printf %s "$HOME"'
+    purpose: str = "the login $HOME (relative upload paths are under it, as for remote commands)"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Upload:
     """Write a file on the host (SFTP). ``secret`` content is never shown."""
 
@@ -205,10 +214,16 @@ class HttpCheck:
     labels: tuple[tuple[str, str], ...] = field(default=())
 
     def describe(self) -> str:
+        """One line: the request, and the remote commands it runs (liveness while polling, the log on failure)."""
         auth = " (Authorization: Bearer ***)" if self.bearer_secret else ""
         until = f", poll every {self.interval:g}s up to {self.wait:.0f}s" if self.wait else ""
         arg = f" {self.expect_arg}" if self.expect_arg else ""
-        return f"http: {self.method} {self.url}{auth} expect {self.expect}{arg}{until}"
+        line = f"http: {self.method} {self.url}{auth} expect {self.expect}{arg}{until}"
+        if self.liveness is not None and self.wait:
+            line += f"; while polling, is it alive: {self.liveness.describe()}"
+        if self.log_tail is not None:
+            line += f"; if it fails, its log: {self.log_tail.describe()}"
+        return line
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Catalog of known GPU-host and model-server failures (F1-F16), matched against command output and logs."""
+"""Catalog of known GPU-host and model-server failures (F1-F18), matched against command output and logs."""
 
 from __future__ import annotations
 
@@ -205,6 +205,25 @@ CATALOG: tuple[KnownFailure, ...] = (
             r"\[Errno 111\]",
         ),
     ),
+    KnownFailure(
+        code="F17",
+        title="The Python headers are missing: vLLM's kernel compiler cannot build (Python.h)",
+        why="vLLM from pip compiles small C modules with Triton when the engine starts; on a bare Ubuntu "
+        "24.04 the headers (python3-dev) are not installed, so the compile stops at '#include <Python.h>' "
+        "(vLLM issue 27890).",
+        fix="Install them on the server ('sudo apt-get install -y python3-dev build-essential'; prepare-host "
+        "does this for engine.install.method: pip), then run `orchestrator redeploy CONFIG`.",
+        patterns=(r"fatal error: Python\.h: No such file or directory", r"'Python\.h' file not found"),
+    ),
+    KnownFailure(
+        code="F18",
+        title="No C compiler on the server: vLLM's kernel compiler cannot build",
+        why="Triton (used by vLLM at engine start) compiles its CUDA helper with the C compiler from $CC or "
+        "cc/gcc/clang on PATH; a bare Ubuntu 24.04 has none (vLLM issue 15329).",
+        fix="Install one on the server ('sudo apt-get install -y build-essential python3-dev'; prepare-host "
+        "does this for engine.install.method: pip), then run `orchestrator redeploy CONFIG`.",
+        patterns=(r"Failed to find C compiler\. Please specify via CC environment variable",),
+    ),
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -222,7 +241,7 @@ def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
 
 
 def by_code(code: str) -> KnownFailure:
-    """The catalog entry with this code ("F1".."F16"); KeyError when unknown."""
+    """The catalog entry with this code ("F1".."F18"); KeyError when unknown."""
     for failure in CATALOG:
         if failure.code == code:
             return failure

@@ -19,6 +19,13 @@ DOCKER_PROBE = Remote(
 )
 CTK_PROBE = Remote("nvidia-ctk --version", "is the NVIDIA Container Toolkit installed?", timeout=30)
 VENV_PROBE = Remote("python3 -c 'import ensurepip, venv'", "can python3 make venvs (python3-venv)?", timeout=30)
+# vLLM from pip compiles kernels at engine start (Triton JIT): it needs a C compiler and Python.h (F17, F18).
+BUILD_PACKAGES = ("build-essential", "python3-dev")
+BUILD_PROBE = Remote(
+    "dpkg-query -W -f='${Package} ${db:Status-Status}\\n' " + " ".join(BUILD_PACKAGES),
+    "are a C compiler and the Python headers installed (build-essential, python3-dev)?",
+    timeout=30,
+)
 BOOT_PROBE = "uptime -s"
 GPU_SMOKE_IMAGE = "ubuntu:24.04"
 
@@ -68,6 +75,8 @@ class Docker:
 
 @dataclass(frozen=True)
 class Toolkit:
+    """The NVIDIA Container Toolkit's CLI (`nvidia-ctk`); whether docker has the nvidia runtime is Docker.nvidia."""
+
     present: bool
     version: str = ""
 
@@ -80,6 +89,7 @@ class HostFacts:
     docker: Docker | None = None
     toolkit: Toolkit | None = None
     python_venv: bool | None = None
+    build_missing: tuple[str, ...] | None = None  # of BUILD_PACKAGES, when probed
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class Needs:
     python_venv: bool
     driver_branch: str
     user: str
+    build_tools: bool = False  # vLLM from pip: a C compiler and Python headers (Triton JIT at engine start)
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,20 @@ def parse_ctk(rc: int, output: str) -> Toolkit:
     return Toolkit(True, found.group(1))
 
 
+def parse_build_packages(rc: int, output: str) -> tuple[str, ...]:
+    """Which of BUILD_PACKAGES are not installed, from `dpkg-query -W -f='${Package} ${db:Status-Status}\\n'`.
+
+    dpkg-query prints "NAME installed" per known package (other states: not-installed, config-files,
+    half-installed, ...) and "dpkg-query: no packages found matching NAME" (exit 1) for one it never saw.
+    """
+    installed = set()
+    for line in output.splitlines():
+        name, _, status = line.strip().partition(" ")
+        if status.strip() == "installed":
+            installed.add(name.split(":")[0])
+    return tuple(p for p in BUILD_PACKAGES if p not in installed)
+
+
 def parse_boot_time(text: str) -> datetime | None:
     """`uptime -s` prints the boot time as 'YYYY-MM-DD HH:MM:SS'."""
     try:
@@ -237,10 +262,13 @@ def missing(facts: HostFacts | None, needs: Needs) -> list[str]:
         keys.append("driver")
     if needs.python_venv and (facts is None or facts.python_venv is False):
         keys.append("python3-venv")
+    if needs.build_tools and (facts is None or facts.build_missing is None or facts.build_missing):
+        keys.append("build-tools")
     if needs.docker:
         docker = facts.docker if facts else None
         state = docker.state if docker else "missing"
         keys += {"missing": ["docker"], "no-daemon": ["docker-start"], "no-access": ["docker-group"]}.get(state, [])
+        # Two facts: the toolkit's CLI (nvidia-ctk) and docker's nvidia runtime; each is installed on its own.
         if facts is None or facts.toolkit is None or not facts.toolkit.present:
             keys.append("toolkit")
         if docker is None or not docker.nvidia:
@@ -253,7 +281,7 @@ def install_plan(facts: HostFacts | None, needs: Needs) -> list[Install]:
     keys = missing(facts, needs)
     user, branch = needs.user, needs.driver_branch
     plan: list[Install] = []
-    if {"driver", "python3-venv", "docker"} & set(keys):
+    if {"driver", "python3-venv", "build-tools", "docker"} & set(keys):
         plan.append(Install("apt-update", "package lists", (Remote(apt(["update"], user), "refresh package lists"),)))
     if "driver" in keys:
         pkgs = driver_packages(branch)
@@ -271,6 +299,12 @@ def install_plan(facts: HostFacts | None, needs: Needs) -> list[Install]:
     if "python3-venv" in keys:
         cmd = Remote(apt(["install", "-y", "python3-venv"], user), "install python3-venv", timeout=600)
         plan.append(Install("python3-venv", "python3-venv", (cmd,)))
+    if "build-tools" in keys:
+        pkgs = list(facts.build_missing or BUILD_PACKAGES) if facts else list(BUILD_PACKAGES)
+        cmd = Remote(
+            apt(["install", "-y", *pkgs], user), "install a C compiler and Python headers (vLLM's JIT)", timeout=1200
+        )
+        plan.append(Install("build-tools", f"C compiler and Python headers ({', '.join(pkgs)})", (cmd,)))
     group = Remote(sudo(["usermod", "-aG", "docker", user], user), f"let {user} use docker without sudo")
     if "docker" in keys:
         cmds = [
@@ -290,7 +324,7 @@ def install_plan(facts: HostFacts | None, needs: Needs) -> list[Install]:
             Remote(apt(["install", "-y", "nvidia-container-toolkit"], user), "install the NVIDIA Container Toolkit"),
         ]
         plan.append(Install("toolkit", "NVIDIA Container Toolkit", tuple(cmds)))
-    if "runtime" in keys or "toolkit" in keys:
+    if "runtime" in keys:
         cmds = [
             Remote(
                 sudo(["nvidia-ctk", "runtime", "configure", "--runtime=docker"], user),
@@ -312,6 +346,10 @@ def summary(facts: HostFacts) -> str:
             parts.append(f"docker {facts.docker.version} {runtime}")
         else:
             parts.append(f"docker {facts.docker.state}")
+    if facts.toolkit is not None and not facts.toolkit.present:
+        parts.append("no NVIDIA Container Toolkit CLI (nvidia-ctk)")
+    if facts.build_missing:
+        parts.append(f"no {', '.join(facts.build_missing)}")
     return ", ".join(parts)
 
 

@@ -21,12 +21,14 @@ from orchestrator.progress import ProgressReporter
 from orchestrator.providers.upctl import UpctlCommands
 from orchestrator.run_metrics import StepTiming, render_run_metrics, textfile_name, write_textfile
 from orchestrator.runner import Runner, StepOutcome
-from orchestrator.secrets import load_secrets
+from orchestrator.secrets import API_KEY, load_secrets
 from orchestrator.state import Deployment, ServerRecord, StateStore
 from orchestrator.steps.provision import EXISTING_SERVER_ONLY
 from orchestrator.transports.base import Executor
 from orchestrator.transports.live import LiveExecutor
 from orchestrator.transports.recording import RecordingExecutor
+
+PLANNED_API_KEY = "planned-key-generated-on-the-first-real-run"  # as long as a generated key (43 characters)
 
 
 def run_playbooks(
@@ -44,6 +46,10 @@ def run_playbooks(
 
     with guard(debug):
         secrets, secrets_note = load_secrets(cfg, create_api_key=not dry_run and command != "teardown")
+    if dry_run and command != "teardown" and getattr(cfg.engine, "api_key_env", None) and API_KEY not in secrets:
+        # A real run generates the key here; plan with a stand-in of the same length, so the dry run sends the
+        # same Bearer header and uploads the same files as the real run.
+        secrets[API_KEY] = PLANNED_API_KEY
     console = Console(secrets, verbose=debug or dry_run)
     with guard(debug, console), contextlib.ExitStack() as stack:
         books = [load_playbook(p) for p in playbooks]

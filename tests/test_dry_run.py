@@ -9,25 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_cli
+from tests.golden_cases import UBUNTU_CONFIG, Case, cases, configs, run_case
 
-GOLDEN = Path(__file__).parent / "golden"
-CONFIG = """\
-name: golden
-provider:
-  plan: "^GPU-8xCPU-64GB-1xL40S$"
-  storage_gb: 150
-ssh:
-  user: ubuntu
-  private_key: /keys/id_ed25519
-engine:
-  kind: vllm
-  model: Qwen/Qwen2.5-7B-Instruct
-  served_name: qwen-7b
-  max_model_len: 32768
-monitoring:
-  prometheus_config: /prom/prometheus.yml
-  promtool: always
-"""
+CONFIG = UBUNTU_CONFIG
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -35,17 +19,66 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {"PATH": os.path.dirname(os.sys.executable) + ":/usr/bin:/bin", "HOME": str(tmp_path / "home")}
 
 
-@pytest.mark.parametrize("command", ["deploy"])
-def test_dry_run_matches_golden(command: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", cases(), ids=lambda c: f"{c.config}-{c.command}")
+def test_dry_run_matches_golden(case: Case, tmp_path: Path) -> None:
+    """Exactly the golden transcript (only <tmp>/<repo> paths normalised). On a wanted plan change, run
+    scripts/update-golden.py and review the diff; this test never writes the golden files."""
+    assert case.golden.exists(), f"{case.golden} is missing: run scripts/update-golden.py"
+    assert run_case(case, tmp_path) == case.golden.read_text()
+
+
+def test_golden_files_show_the_bearer_header_and_every_remote_command() -> None:
+    """What the golden files must show (checked on the files themselves, not on a fresh run)."""
+    for config in ("vllm-l40s", "demo", "ubuntu"):
+        for command in ("deploy", "redeploy"):
+            text = Case(config, command).golden.read_text()
+            health = text.split("] health\n")[1].split("] monitoring")[0]
+            checks = [line for line in health.splitlines() if ". http: " in line]
+            models = [line for line in checks if "/v1/models " in line or "/v1/completions " in line]
+            assert models and all("(Authorization: Bearer ***)" in line for line in models), config
+            assert all("while polling, is it alive: remote: " in line for line in checks)
+            assert all("if it fails, its log: remote: " in line for line in checks)
+            assert 'remote: printf %s "$HOME"' in text.split("] connect")[1].split("] firewall")[0]
+    for config in configs():
+        teardown = Case(config, "teardown").golden.read_text()
+        assert "ssh: connect " in teardown and "--delete-storages" in teardown, config
+    triton = Case("triton-l40s", "deploy").golden.read_text()
+    assert "docker logs --tail 80 orchestrator-triton-l40s" in triton and "Bearer" not in triton
+
+
+def test_dry_run_bearer_without_a_key_yet(tmp_path: Path) -> None:
+    """No VLLM_API_KEY and no generated key file: the real run would generate one, so the plan sends the header;
+    with engine.api_key_env: null it would not, and neither does the plan. Nothing is written."""
     cfg = tmp_path / "golden.yaml"
     cfg.write_text(CONFIG)
-    proc = run_cli(command, str(cfg), "--dry-run", env=_env(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    text = proc.stdout.replace(str(cfg), "CONFIG").replace(os.environ["ORCHESTRATOR_HOME"], "$ORCHESTRATOR_HOME")
-    golden = GOLDEN / f"{command}-dry-run.txt"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert text == golden.read_text()
+    out = run_cli("deploy", str(cfg), "--dry-run", env=_env(tmp_path)).stdout
+    assert out.count("(Authorization: Bearer ***)") == 2
+    assert "engine.env (mode 0600, 118 bytes" in out  # the same size as with a generated 43-character key
+    assert "planned-key" not in out
+    assert not (tmp_path / "home" / ".orchestrator").exists()
+    cfg.write_text(CONFIG.replace("  max_model_len: 32768\n", "  max_model_len: 32768\n  api_key_env: null\n"))
+    open_out = run_cli("deploy", str(cfg), "--dry-run", env=_env(tmp_path)).stdout
+    assert "Authorization" not in open_out and "engine.env (mode 0600, 61 bytes" in open_out
+
+
+def test_home_probe_is_a_plan_action_whose_answer_the_executor_keeps() -> None:
+    from orchestrator.actions import HomeProbe, Remote, Result
+    from orchestrator.transports.live import LiveExecutor
+
+    class FakeSsh:
+        home: str | None = None
+
+        def run(self, command: str, timeout: float) -> Result:
+            return Result(stdout="/home/op\n" if command == HomeProbe().command else "x")
+
+    executor = LiveExecutor({})
+    fake = FakeSsh()
+    executor.ssh = fake  # type: ignore[assignment]
+    executor.execute(Remote('printf %s "$HOME"', "a plain remote command is not the probe"))
+    assert fake.home is None
+    executor.execute(HomeProbe())
+    assert fake.home == "/home/op"
+    assert HomeProbe().describe() == 'remote: printf %s "$HOME"'
 
 
 def test_dry_run_real_config_needs_no_credentials(tmp_path: Path) -> None:
@@ -65,7 +98,7 @@ def test_dry_run_real_config_needs_no_credentials(tmp_path: Path) -> None:
         "http: GET http://<server.ip>:8000/health",
         "/v1/models",
         "POST http://<server.ip>:8000/v1/completions",
-        "prometheus.yml (mode",  # the scrape config write (known_hosts is written at connect)
+        "write: ",
     ]
     positions = [out.find(s) for s in order]
     assert all(p >= 0 for p in positions), list(zip(order, positions, strict=True))

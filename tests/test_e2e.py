@@ -328,12 +328,66 @@ def test_docker_install_method(cloud: MockCloud, prom: Prometheus | None, env: d
     cfg = write_config(
         cloud, tmp_path, prom, name="dock", install={"method": "docker", "image": "vllm/vllm-openai:v0.11.0"}
     )
-    proc = run_cli("deploy", str(cfg), env=env)
+    proc = run_cli("deploy", str(cfg), "--json", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "docker" in proc.stderr or "container" in proc.stderr
+    steps = {s["kind"]: s for s in json.loads(proc.stdout)["steps"]}
+    assert steps["install-stack"]["actions"][-1] == "remote: docker pull vllm/vllm-openai:v0.11.0"
+    assert steps["install-stack"]["note"] == "installed (docker.io/vllm/vllm-openai:v0.11.0)"
+    assert steps["start-engine"]["note"] == "started"
+    assert steps["start-engine"]["actions"][-1].startswith("remote: out=$(sh .orchestrator/dock/start.sh 2>&1)")
+    # exactly one container, from the image, with the GPU, the port, secrets by name and a restart policy
+    records = [
+        json.loads(f.read_text()) for h in cloud.hosts for f in sorted((h.home / "containers").glob("*.json"))
+    ]
+    mine = [r for r in records if r["Name"] == "/orchestrator-dock"]
+    assert len(mine) == 1 and mine[0]["State"]["Status"] == "running"
+    c = mine[0]
+    assert c["Image"] == "vllm/vllm-openai:v0.11.0" and c["Config"]["Entrypoint"] == ["vllm", "serve"]
+    assert c["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped", "MaximumRetryCount": 0}
+    assert (c["HostConfig"]["Gpus"], c["HostConfig"]["IpcMode"]) == (["all"], "host")
+    assert c["HostConfig"]["PortBindings"] == {"8000/tcp": [{"HostIp": "", "HostPort": "8000"}]}
+    assert "VLLM_API_KEY" in c["Config"]["Env"] and env["VLLM_API_KEY"] not in json.dumps(c)
+    assert c["Config"]["Cmd"][:2] == ["--model", "Qwen/Qwen2.5-0.5B-Instruct"]
+    rec = json.loads((tmp_path / "home" / "deployments" / "dock.json").read_text())["engine"]
+    assert (rec["method"], rec["pid"]) == ("docker", None)
+    # The server reboots (`sudo reboot` as the login user, over SSH): docker starts the engine again by itself
+    # (--restart unless-stopped), as a new process.
+    from orchestrator.actions import Connect
+    from orchestrator.transports.ssh import SshSession
+
+    host = next(h for h in cloud.hosts if (h.home / "containers" / f"{c['Id']}.json").exists())
+    ssh = SshSession()
+    ssh.connect(Connect(host.ipv4, host.ssh_port, host.user, str(cloud.client_key), None, 30.0))
+    try:
+        assert ssh.run("sudo -n reboot", 30).rc == 0
+    finally:
+        ssh.close()
+    record = host.home / "containers" / f"{c['Id']}.json"
+    deadline = time.monotonic() + 60
+    while True:
+        state = json.loads(record.read_text())["State"]
+        if state["Status"] == "running" and state["Pid"] not in (0, c["State"]["Pid"]):
+            break
+        assert time.monotonic() < deadline, f"the container did not come back after the reboot: {state}"
+        time.sleep(0.3)
+    health = rec["endpoint"].removesuffix("/v1") + "/health"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(health, timeout=5) as resp:
+                assert resp.status == 200
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                log = (host.home / "containers" / f"{c['Id']}.log").read_text()[-3000:]
+                raise AssertionError(f"the engine did not come back after the reboot:\n{log}") from None
+            time.sleep(0.3)
     down = run_cli("teardown", "dock", "--yes", env=env)
     assert down.returncode == 0, down.stderr
     assert engine_processes(cloud) == []
+    containers = [f for h in cloud.hosts for f in (h.home / "containers").glob("*.json")]
+    left = [f for f in containers if "/orchestrator-dock" in f.read_text()]
+    assert left == []
 
 
 def test_engine_protected_by_default(

@@ -51,13 +51,18 @@ def test_triton_plan(tmp_path: Path, repo: Path) -> None:
         "#!/bin/sh\n# written by orchestrator for deployment trt\n"
         'cd "$(dirname "$0")" || exit 1\n'
         "docker rm -f orchestrator-trt >/dev/null 2>&1\n"
-        "docker run -d --name orchestrator-trt --gpus=all --shm-size=1g -p 9000:8000 -p 8001:8001 -p 8002:8002 "
+        "docker run -d --name orchestrator-trt --restart unless-stopped --gpus=all --shm-size=1g -p 9000:8000 "
+        "-p 8001:8001 -p 8002:8002 "
         '-v "$PWD"/models:/models nvcr.io/nvidia/tritonserver:25.08-py3 tritonserver --model-repository=/models\n'
     )
+    watch = (
+        "; while polling, is it alive: remote: docker inspect -f '{{.State.Status}}' orchestrator-trt 2>/dev/null "
+        "| grep -qx running; if it fails, its log: remote: docker logs --tail 80 orchestrator-trt 2>&1"
+    )
     assert [c.describe() for c in e.readiness("203.0.113.5", api_key=False)] == [
-        "http: GET http://203.0.113.5:9000/v2/health/ready expect triton-ready, poll every 2s up to 600s",
+        "http: GET http://203.0.113.5:9000/v2/health/ready expect triton-ready, poll every 2s up to 600s" + watch,
         "http: GET http://203.0.113.5:9000/v2/models/identity_fp32/ready expect triton-ready identity_fp32, "
-        "poll every 2s up to 600s",
+        "poll every 2s up to 600s" + watch,
     ]
     assert all(c.liveness == e.running_probe() and c.log_tail == e.log_tail() for c in e.readiness("x", False))
     target = e.scrape_target("203.0.113.5")
@@ -101,14 +106,19 @@ def test_tfserving_plan(tmp_path: Path) -> None:
     ]
     assert monitoring_config() == 'prometheus_config {\n  enable: true,\n  path: "/monitoring/prometheus/metrics"\n}\n'
     assert e.start_script().splitlines()[-1] == (
-        "docker run -d --name orchestrator-tfs --gpus=all -p 9501:8501 -p 8500:8500 -e MODEL_NAME=hp2 "
+        "docker run -d --name orchestrator-tfs --restart unless-stopped --gpus=all -p 9501:8501 -p 8500:8500 "
+        "-e MODEL_NAME=hp2 "
         '-v "$PWD"/model:/models/hp2 -v "$PWD"/monitoring.config:/models/monitoring.config:ro '
         "tensorflow/serving:2.19.0-gpu --monitoring_config_file=/models/monitoring.config --enable_batching"
     )
     checks = e.readiness("203.0.113.6", api_key=False)
+    watch = (
+        "; while polling, is it alive: remote: docker inspect -f '{{.State.Status}}' orchestrator-tfs 2>/dev/null "
+        "| grep -qx running; if it fails, its log: remote: docker logs --tail 80 orchestrator-tfs 2>&1"
+    )
     assert [c.describe() for c in checks] == [
-        "http: GET http://203.0.113.6:9501/v1/models/hp2 expect tfs-available hp2, poll every 2s up to 600s",
-        "http: POST http://203.0.113.6:9501/v1/models/hp2:predict expect tfs-predict, poll every 2s up to 60s",
+        "http: GET http://203.0.113.6:9501/v1/models/hp2 expect tfs-available hp2, poll every 2s up to 600s" + watch,
+        "http: POST http://203.0.113.6:9501/v1/models/hp2:predict expect tfs-predict, poll every 2s up to 60s" + watch,
     ]
     assert json.loads(checks[1].json_body or "") == {"instances": [1.0, 2.0]}
     target = e.scrape_target("203.0.113.6")
@@ -230,3 +240,68 @@ def test_bad_example_input_fails_fast_with_a_hint() -> None:
     with pytest.raises(EngineError) as err:
         run_check(check, {}, client=client)
     assert "Failed to process element" in err.value.message and "example_input" in (err.value.hint or "")
+
+
+def test_fake_docker_takes_restart_policies_as_docker_does(tmp_path: Path) -> None:
+    """The engines' `--restart unless-stopped` reaches the fake docker, which parses and records it like docker."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, MOCKHOST_HOME=str(tmp_path), MOCKCLOUD_PYTHON=sys.executable)
+
+    def docker(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(REPO / "mockcloud" / "hostbin" / "docker"), *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+
+    for args, error in (
+        (["--rm", "--restart", "always"], "docker: conflicting options: cannot specify both --restart and --rm"),
+        (["--restart", "sometimes"], "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', "),
+        (["--restart", "always:3"], "maximum retry count can only be used with 'on-failure'"),
+    ):
+        bad = docker("run", "-d", *args, "busybox", "true")
+        assert bad.returncode == 125 and error in bad.stderr, bad.stderr
+    assert docker("run", "-d", "--name", "kept", "--restart", "unless-stopped", "busybox", "true").returncode == 0
+    assert docker("run", "-d", "--name", "plain", "busybox", "true").returncode == 0
+    policy = "{{json .HostConfig.RestartPolicy}}"
+    assert docker("inspect", "-f", policy, "kept").stdout.strip() == '{"Name":"unless-stopped","MaximumRetryCount":0}'
+    assert docker("inspect", "-f", policy, "plain").stdout.strip() == '{"Name":"no","MaximumRetryCount":0}'
+    assert docker("rm", "-f", "kept", "plain").returncode == 0
+
+
+def test_fake_docker_brings_unless_stopped_containers_back_after_a_reboot(tmp_path: Path) -> None:
+    """The reason for `--restart unless-stopped`: after the mock host reboots, docker starts the container again;
+    one without a policy, or one stopped with `docker stop`, stays exited."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, MOCKHOST_HOME=str(tmp_path), MOCKCLOUD_PYTHON=sys.executable)
+
+    def docker(*args: str) -> str:
+        cmd = [str(REPO / "mockcloud" / "hostbin" / "docker"), *args]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    docker("run", "-d", "--name", "kept", "--restart", "unless-stopped", "busybox", "sleep", "300")
+    docker("run", "-d", "--name", "plain", "busybox", "sleep", "300")
+    docker("run", "-d", "--name", "stopped", "--restart", "unless-stopped", "busybox", "sleep", "300")
+    docker("stop", "-t", "0", "stopped")
+    before = docker("inspect", "-f", "{{.State.Pid}}", "kept")
+    reboot = [sys.executable, str(REPO / "mockcloud" / "hostsys.py"), "__reboot", str(tmp_path)]
+    try:
+        subprocess.run(reboot, env=env, capture_output=True, text=True, timeout=120, check=True)
+        state = "{{.State.Status}}"
+        assert [docker("inspect", "-f", state, n) for n in ("kept", "plain", "stopped")] == [
+            "running",
+            "exited",
+            "exited",
+        ]
+        assert docker("inspect", "-f", "{{.State.Pid}}", "kept") != before  # a new process: it was started again
+    finally:
+        docker("rm", "-f", "kept", "plain", "stopped")

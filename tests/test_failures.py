@@ -173,6 +173,32 @@ poll 2: curl: (56) Recv failure: Connection reset by peer
 poll 3: curl: (52) Empty reply from server
 """
 
+# vLLM issue 27890 (vllm serve from pip on Ubuntu 24.04.3 without python3-dev): Triton's JIT at engine start.
+F17_LOG = """\
+(EngineCore_DP0 pid=4121) INFO 10-31 12:01:07 [gpu_model_runner.py:2653] Model loading took 14.2488 GiB
+/tmp/tmpq3a9x1b2/cuda_utils.c:6:10: fatal error: Python.h: No such file or directory
+    6 | #include <Python.h>
+      |          ^~~~~~~~~~
+compilation terminated.
+(EngineCore_DP0 pid=4121) ERROR 10-31 12:01:09 [core.py:708] EngineCore failed to start.
+(EngineCore_DP0 pid=4121) ERROR 10-31 12:01:09 [core.py:708] subprocess.CalledProcessError: Command \
+'['/usr/bin/gcc', '/tmp/tmpq3a9x1b2/cuda_utils.c', '-O3', '-shared', '-fPIC']' returned non-zero exit status 1.
+"""
+
+# vLLM issue 15329: no compiler at all (triton/runtime/build.py).
+F18_LOG = """\
+ERROR 03-22 09:50:04 [core.py:340]   File "/opt/vllm/lib/python3.12/site-packages/triton/backends/nvidia/\
+driver.py", line 57, in compile_module_from_src
+ERROR 03-22 09:50:04 [core.py:340]     so = _build(name, src_path, tmpdir, library_dirs(), include_dir, libraries)
+ERROR 03-22 09:50:04 [core.py:340]   File "/opt/vllm/lib/python3.12/site-packages/triton/runtime/build.py", \
+line 32, in _build
+ERROR 03-22 09:50:04 [core.py:340]     raise RuntimeError("Failed to find C compiler. Please specify via CC \
+environment variable.")
+ERROR 03-22 09:50:04 [core.py:340] RuntimeError: Failed to find C compiler. Please specify via CC environment \
+variable.
+"""
+
+
 CASES = [
     ("F1", F1_LOG),
     ("F2", F2_LOG),
@@ -195,7 +221,17 @@ CASES = [
     ("F14", F14_LOG),
     ("F15", F15_LOG),
     ("F16", F16_LOG),
+    ("F17", F17_LOG),
+    ("F18", F18_LOG),
 ]
+
+
+def test_jit_failures_say_what_to_install() -> None:
+    for log, code in ((F17_LOG, "F17"), (F18_LOG, "F18")):
+        found = match_failure(log)
+        assert found is not None and found.code == code
+        text = explain(found)
+        assert "python3-dev" in text and "build-essential" in text and "redeploy" in text
 
 
 @pytest.mark.parametrize(("code", "log"), CASES, ids=[f"{c}-{i}" for i, (c, _) in enumerate(CASES)])
@@ -206,7 +242,7 @@ def test_each_failure_is_recognised(code: str, log: str) -> None:
 
 
 def test_catalog_is_complete_and_well_formed() -> None:
-    assert [f.code for f in CATALOG] == [f"F{i}" for i in range(1, 17)]
+    assert [f.code for f in CATALOG] == [f"F{i}" for i in range(1, 19)]
     for f in CATALOG:
         assert f.title and f.why and f.fix and f.patterns
         for p in f.patterns:

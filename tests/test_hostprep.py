@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from mockcloud.cloud import MockCloud
 from orchestrator import hostprep as hp
 from orchestrator import mlstack as ml
 from orchestrator.actions import Action, Connect, Pause, Remote, Result
@@ -16,8 +18,11 @@ from orchestrator.config import DeploymentConfig
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import GpuVerificationError, HostPrepError, OrchestratorError
 from orchestrator.state import Deployment
-from orchestrator.steps.prepare import prepare_host
+from orchestrator.steps.prepare import host_needs, prepare_host
 from tests.conftest import run_cli
+from tests.test_e2e import cloud, env, write_config  # noqa: F401 - shared fixtures (mock cloud, env per test)
+
+needs_sshd = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
 
 SMI_580 = """\
 Fri Nov 28 09:12:44 2025
@@ -258,6 +263,12 @@ OK_SMI = Result(stdout=SMI_580)
 OK_DOCKER = Result(stdout=f"/usr/bin/docker\n28.5.1 {RUNTIMES}\n")
 PLAIN_DOCKER = Result(stdout='/usr/bin/docker\n28.5.1 {"runc":{"path":"runc"}}\n')
 OK_CTK = Result(stdout=CTK)
+BUILD_OK = Result(stdout="build-essential installed\npython3-dev installed\n")
+BUILD_NONE = Result(
+    rc=1,
+    stderr="dpkg-query: no packages found matching build-essential\n"
+    "dpkg-query: no packages found matching python3-dev\n",
+)
 NO_CTK = Result(rc=127, stderr="bash: line 1: nvidia-ctk: command not found\n")
 
 
@@ -296,6 +307,74 @@ def test_step_refuses_to_install_when_told_not_to() -> None:
     assert "(F3)" in (err.value.hint or "") and "nvidia-ctk runtime configure" in (err.value.hint or "")
 
 
+def test_runtime_without_the_toolkit_cli_installs_only_the_toolkit() -> None:
+    """docker lists the nvidia runtime, nvidia-ctk is missing: two facts; the runtime is not 'lacking'."""
+    ctx = context(host={"install_missing": False})
+    with pytest.raises(HostPrepError) as err:
+        drive(prepare_host(ctx), host(OK_SMI, OK_DOCKER, NO_CTK))
+    assert err.value.message == (
+        "the server lacks NVIDIA Container Toolkit (driver 580.95.05 (CUDA 13.0), docker 28.5.1 with nvidia "
+        "runtime, no NVIDIA Container Toolkit CLI (nvidia-ctk)) and host.install_missing is false"
+    )
+    assert "nvidia-ctk runtime configure" not in (err.value.hint or "")
+    respond = host(OK_SMI, OK_DOCKER, NO_CTK, after={"nvidia-ctk --version": OK_CTK})
+    actions, note = drive(prepare_host(context()), respond)
+    commands = [a.command for a in actions if isinstance(a, Remote)]
+    assert any("install -y nvidia-container-toolkit" in c for c in commands)
+    assert not any("runtime configure" in c or "systemctl restart docker" in c for c in commands)
+    assert note == (
+        "installed NVIDIA Container Toolkit; now driver 580.95.05 (CUDA 13.0), docker 28.5.1 with nvidia runtime"
+    )
+
+
+def test_toolkit_without_the_runtime_only_configures_docker() -> None:
+    ctx = context(host={"install_missing": False})
+    with pytest.raises(HostPrepError) as err:
+        drive(prepare_host(ctx), host(OK_SMI, PLAIN_DOCKER, OK_CTK))
+    assert "lacks docker nvidia runtime (driver 580.95.05 (CUDA 13.0), docker 28.5.1 without the nvidia runtime)" in (
+        err.value.message
+    )
+    respond = host(OK_SMI, PLAIN_DOCKER, OK_CTK, after={hp.DOCKER_PROBE.command: OK_DOCKER})
+    actions, note = drive(prepare_host(context()), respond)
+    commands = [a.command for a in actions if isinstance(a, Remote)]
+    assert not any("nvidia-container-toolkit" in c or "apt-get" in c for c in commands)
+    assert "sudo -n nvidia-ctk runtime configure --runtime=docker" in commands
+    assert "sudo -n systemctl restart docker" in commands
+    assert note and note.startswith("installed docker nvidia runtime; now")
+
+
+def test_build_tools_only_for_vllm_from_pip_and_only_what_is_missing() -> None:
+    pip = context(engine={"kind": "vllm", "model": "m", "install": {"method": "pip"}})
+    headers_only = Result(
+        rc=1, stdout="build-essential installed\n", stderr="dpkg-query: no packages found matching python3-dev\n"
+    )
+    respond = host(OK_SMI, OK_DOCKER, OK_CTK, after={hp.BUILD_PROBE.command: BUILD_OK})
+
+    def with_build(action: Action) -> Result:
+        if isinstance(action, Remote) and action.command == hp.BUILD_PROBE.command and not installs:
+            return headers_only
+        if isinstance(action, Remote) and "apt-get" in action.command and "install" in action.command:
+            installs.append(action.command)
+        return respond(action)
+
+    installs: list[str] = []
+    actions, note = drive(prepare_host(pip), with_build)
+    assert installs == [
+        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y python3-dev"
+    ]
+    assert note and note.startswith("installed C compiler and Python headers (python3-dev); now")
+    assert hp.parse_build_packages(0, "build-essential installed\npython3-dev installed\n") == ()
+    assert hp.parse_build_packages(0, "build-essential installed\npython3-dev config-files\n") == ("python3-dev",)
+    docker = context(engine={"kind": "vllm", "model": "m", "install": {"method": "docker"}})
+    actions, _ = drive(prepare_host(docker), host(OK_SMI, OK_DOCKER, OK_CTK))
+    assert not any(isinstance(a, Remote) and a.command == hp.BUILD_PROBE.command for a in actions)
+    compiles = context(
+        engine={"kind": "vllm", "model": "m", "install": {"method": "docker"}},
+        host={"pytorch": {"enabled": True}, "compile_check": True},
+    )
+    assert host_needs(compiles).build_tools and not host_needs(docker).build_tools
+
+
 def test_step_reboots_after_a_driver_install_and_checks_the_boot_time() -> None:
     boots = iter(["2025-11-28 09:00:00", "2025-11-28 09:00:00", "2025-11-28 09:02:30"])
     driver_loaded: list[bool] = []
@@ -309,6 +388,8 @@ def test_step_reboots_after_a_driver_install_and_checks_the_boot_time() -> None:
             if action.command == "sudo -n reboot":
                 driver_loaded.append(True)
                 return Result()
+            if action.command == hp.BUILD_PROBE.command:
+                return BUILD_OK if installed else BUILD_NONE
             if "apt-get" in action.command and "install" in action.command:
                 installed.append(action.command)
         return Result()
@@ -316,11 +397,21 @@ def test_step_reboots_after_a_driver_install_and_checks_the_boot_time() -> None:
     installed: list[str] = []
     ctx = context(engine={"kind": "vllm", "model": "m"}, host={"reboot_timeout": "1m"})
     actions, note = drive(prepare_host(ctx), respond)
+    build = [a.command for a in actions if isinstance(a, Remote) and "build-essential" in a.command]
+    assert build == [
+        hp.BUILD_PROBE.command,
+        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y build-essential "
+        "python3-dev",
+        hp.BUILD_PROBE.command,
+    ]
     kinds = [type(a).__name__ for a in actions]
     assert kinds.count("Connect") == 2, "the first reconnect still saw the old boot, so it waits and tries again"
     assert all(a.fresh for a in actions if isinstance(a, Connect))
     assert any(isinstance(a, Pause) for a in actions)
-    assert note and note.startswith("installed NVIDIA driver 580-server; rebooted; now driver 580.95.05")
+    assert note and note.startswith(
+        "installed NVIDIA driver 580-server, C compiler and Python headers (build-essential, python3-dev); "
+        "rebooted; now driver 580.95.05"
+    )
 
 
 def test_driver_not_loaded_on_arrival_is_a_gpu_error() -> None:
@@ -357,3 +448,92 @@ def test_dry_run_labels_installs_as_conditional(tmp_path: Path) -> None:
     doc = json.loads(run_cli("deploy", str(cfg), "--dry-run", "--json", env=env).stdout)
     prep = next(s for s in doc["steps"] if s["kind"] == "prepare-host")
     assert any("apt-get" in a for a in prep["actions"]) and prep["status"] == "ok"
+
+
+# ---------------------------------------------------------------- on mock hosts (real sshd, recorded installs)
+
+
+def _deploy_on_mock(cloud: MockCloud, tmp_path: Path, env: dict[str, str], name: str, **cfg: Any) -> Any:
+    """Deploy with docker (or cfg's engine install) and host settings; returns the process."""
+    path = write_config(cloud, tmp_path, None, name=name, **cfg.pop("engine", {}))
+    data = yaml.safe_load(path.read_text())
+    data["host"] = cfg.pop("host", {})
+    data["engine"]["health"] = {"timeout": "60s", "interval": "0.3s", "completion_check": False}
+    path.write_text(yaml.safe_dump(data))
+    return run_cli("deploy", str(path), env=env)
+
+
+def _installed(cloud: MockCloud) -> list[str]:
+    logs = [h.home / "installed.log" for h in cloud.hosts]
+    return [line for log in logs if log.exists() for line in log.read_text().splitlines()]
+
+
+DOCKER_ENGINE = {"install": {"method": "docker", "image": "vllm/vllm-openai:v0.11.0"}}
+
+
+@needs_sshd
+def test_mock_host_with_the_runtime_but_no_ctk_gets_only_the_toolkit(
+    cloud: MockCloud,  # noqa: F811
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    for h in cloud.hosts:
+        h.set_knobs(no_ctk_cli=True)
+    refused = _deploy_on_mock(cloud, tmp_path, env, "noctk", engine=DOCKER_ENGINE, host={"install_missing": False})
+    assert refused.returncode == 7, refused.stderr
+    assert "the server lacks NVIDIA Container Toolkit (driver 580.95.05 (CUDA 13.0), docker 28.5.1 with nvidia " \
+        "runtime, no NVIDIA Container Toolkit CLI (nvidia-ctk))" in refused.stderr
+    assert "docker nvidia runtime" not in refused.stderr and _installed(cloud) == []
+    proc = _deploy_on_mock(cloud, tmp_path, env, "noctk", engine=DOCKER_ENGINE)
+    assert proc.returncode == 0, proc.stderr
+    log = _installed(cloud)
+    assert "apt-get install nvidia-container-toolkit" in log
+    assert not any(line.startswith(("nvidia-ctk runtime", "systemctl restart docker")) for line in log), log
+    assert run_cli("teardown", "noctk", "--yes", env=env).returncode == 0
+
+
+@needs_sshd
+def test_mock_host_with_the_toolkit_but_no_runtime_only_configures_docker(
+    cloud: MockCloud,  # noqa: F811
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    for h in cloud.hosts:
+        h.set_knobs(no_runtime=True)
+    proc = _deploy_on_mock(cloud, tmp_path, env, "nort", engine=DOCKER_ENGINE)
+    assert proc.returncode == 0, proc.stderr
+    log = _installed(cloud)
+    assert log == ["nvidia-ctk runtime configure --runtime=docker", "systemctl restart docker"]
+    assert run_cli("teardown", "nort", "--yes", env=env).returncode == 0
+
+
+@needs_sshd
+def test_mock_host_without_build_tools_gets_them_for_vllm_from_pip(
+    cloud: MockCloud,  # noqa: F811
+    env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    for h in cloud.hosts:
+        h.set_knobs(no_build_tools=True)
+    proc = _deploy_on_mock(cloud, tmp_path, env, "nocc", engine={"install": {"method": "pip"}})
+    assert proc.returncode == 0, proc.stderr
+    assert _installed(cloud) == ["apt-get update", "apt-get install build-essential python3-dev"]
+    assert "installed C compiler and Python headers (build-essential, python3-dev)" in proc.stderr
+    assert run_cli("teardown", "nocc", "--yes", env=env).returncode == 0
+
+
+def test_one_sudo_decision_for_installs_and_the_auto_stop_timer() -> None:
+    """hostprep.sudo decides for every step: root runs commands as they are, others through `sudo -n`."""
+    from orchestrator.steps.autostop import auto_stop
+
+    for user, poweroff in (("ubuntu", "sudo -n shutdown -h now"), ("root", "shutdown -h now")):
+        cfg = DeploymentConfig.model_validate(
+            {"name": "ttl", "ssh": {"user": user, "private_key": "/keys/id"}, "provider": {"ttl": "8h"},
+             "engine": {"kind": "vllm", "model": "m"}}
+        )
+        ctx = StepContext(cfg=cfg, dep=Deployment(name="ttl", config_path="/x.yaml"), store=None)
+        actions, _ = drive(auto_stop(ctx), lambda a: Result.unknown())
+        (timer,) = [a for a in actions if isinstance(a, Remote)]
+        assert f"; {poweroff}'" in timer.command and hp.sudo(["shutdown", "-h", "now"], user) == poweroff
+        if user == "root":
+            assert "sudo" not in timer.command

@@ -68,3 +68,12 @@ class Supervised(Protocol):
     def use_supervisor(self, supervisor: str, home: str) -> None:
         """Called with the probe's answer before start()/stop() plans are built."""
         ...
+
+
+@runtime_checkable
+class MultiGpu(Protocol):
+    """Optional capability: an engine that spreads one model over every GPU of the server (vLLM tensor parallel)."""
+
+    def use_gpus(self, count: int) -> None:
+        """Called with the server's GPU count before start() plans are built."""
+        ...

@@ -1,4 +1,8 @@
-"""Plan pieces shared by the docker-only engines (Triton, TF Serving): image, container, uploads, start script."""
+"""The docker engine code every containerised engine uses (Triton, TF Serving, vLLM's docker method).
+
+Image, container, uploads, start script; containers restart with docker (``--restart unless-stopped``), so the
+engine is back after a reboot of the server without the orchestrator.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from orchestrator.model_files import dirs_under, files_under
 class DockerEngine:
     """One container ``orchestrator-<name>`` from ``image``, started by ``<run_dir>/start.sh``.
 
-    Subclasses set ``kind``/``label`` and build ``uploads()`` and ``run_words()``; model files are uploaded
+    Subclasses set ``kind``/``label`` and build ``uploads()`` and ``run_words()`` (both get the run's secrets,
+    by name: values go only into secret uploads, never into argv or the script); model files are uploaded
     into ``<run_dir>/<folder>`` (a staging folder, then one rename, so no stale file survives a redeploy)
     and mounted from there.
     """
@@ -22,6 +27,7 @@ class DockerEngine:
     kind = "docker"
     label = "engine"
     method = "docker"
+    restart_policy = "unless-stopped"  # back after a reboot (docker starts it), gone after `docker rm -f`
 
     def __init__(self, cfg: DeploymentConfig, image: str) -> None:
         self.cfg = cfg
@@ -56,12 +62,16 @@ class DockerEngine:
         )
         return actions
 
-    def uploads(self) -> list[StartAction]:
+    def uploads(self, secrets: dict[str, str] | None = None) -> list[StartAction]:
         return []
 
-    def run_words(self) -> str:
+    def run_words(self, secrets: dict[str, str] | None = None) -> str:
         """The ``docker run`` line of start.sh (shell text; every value quoted)."""
         raise NotImplementedError
+
+    def script_prelude(self) -> list[str]:
+        """Shell lines of start.sh before the container is (re)created."""
+        return []
 
     def docker_run(
         self,
@@ -71,9 +81,15 @@ class DockerEngine:
         args: list[str],
         env: tuple[str, ...] = (),
         flags: tuple[str, ...] = (),
+        volumes: tuple[str, ...] = (),
     ) -> str:
-        """``docker run -d``: ports are (host, container); mounts are (folder under run_dir, container path)."""
-        words = ["docker", "run", "-d", "--name", self.container, "--gpus=all", *flags]
+        """``docker run -d``: ports are (host, container); mounts are (folder under run_dir, container path).
+
+        ``env`` entries are NAME=VALUE for plain values or a bare NAME, which docker takes from start.sh's
+        environment (secrets: never in argv). ``volumes`` are ready shell words for ``-v`` (e.g. under $HOME).
+        """
+        words = ["docker", "run", "-d", "--name", self.container, "--restart", self.restart_policy, "--gpus=all"]
+        words += list(flags)
         for host, container in ports:
             words += ["-p", f"{host}:{container}"]
         for pair in env:
@@ -81,15 +97,18 @@ class DockerEngine:
         line = shlex.join(words)
         for folder, target in mounts:
             line += ' -v "$PWD"/' + shlex.quote(f"{folder}:{target}")
+        for volume in volumes:
+            line += f" -v {volume}"
         return line + " " + shlex.join([self.image, *args])
 
-    def start_script(self) -> str:
+    def start_script(self, secrets: dict[str, str] | None = None) -> str:
         lines = [
             "#!/bin/sh",
             f"# written by orchestrator for deployment {self.cfg.name}",
             'cd "$(dirname "$0")" || exit 1',
+            *self.script_prelude(),
             f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1",
-            self.run_words(),
+            self.run_words(secrets),
         ]
         return "\n".join(lines) + "\n"
 
@@ -98,8 +117,8 @@ class DockerEngine:
         return [
             self.stop(),
             Remote(f"mkdir -p {rd} && chmod 700 {rd}", "run directory on the host"),
-            *self.uploads(),
-            Upload(f"{self.run_dir}/start.sh", self.start_script(), 0o700),
+            *self.uploads(secrets),
+            Upload(f"{self.run_dir}/start.sh", self.start_script(secrets), 0o700),
             Remote(
                 f'out=$(sh {rd}/start.sh 2>&1); rc=$?; printf "%s\\n" "$out" | tail -n 20; exit $rc',
                 f"start the {self.label} container",

@@ -33,13 +33,13 @@ class TfServingEngine(DockerEngine):
         self.e = cfg.engine
         self.model = cfg.engine.served
 
-    def uploads(self) -> list[StartAction]:
+    def uploads(self, secrets: dict[str, str] | None = None) -> list[StartAction]:
         return [
             *self.upload_dir(Path(self.e.saved_model).expanduser(), "model"),
             Upload(f"{self.run_dir}/monitoring.config", monitoring_config(), 0o644),
         ]
 
-    def run_words(self) -> str:
+    def run_words(self, secrets: dict[str, str] | None = None) -> str:
         e = self.e
         # The image runs tensorflow_model_server --model_name=$MODEL_NAME --model_base_path=/models/$MODEL_NAME
         # and appends these arguments.

@@ -41,10 +41,10 @@ class TritonEngine(DockerEngine):
             args += ["--model-control-mode=explicit", *(f"--load-model={m}" for m in self.e.models)]
         return args + list(self.e.extra_args)
 
-    def uploads(self) -> list[StartAction]:
+    def uploads(self, secrets: dict[str, str] | None = None) -> list[StartAction]:
         return self.upload_dir(self.repository, "models")
 
-    def run_words(self) -> str:
+    def run_words(self, secrets: dict[str, str] | None = None) -> str:
         e = self.e
         return self.docker_run(
             ports=[(e.http_port, HTTP), (e.grpc_port, GRPC), (e.metrics_port, METRICS)],

@@ -7,13 +7,47 @@ import shlex
 
 from orchestrator.actions import HttpCheck, Remote, Upload
 from orchestrator.config import DeploymentConfig, EngineConfig
+from orchestrator.engines.base import StartAction
+from orchestrator.engines.docker import DockerEngine
 from orchestrator.monitoring import ScrapeTarget, job_name
 from orchestrator.secrets import API_KEY, HF_TOKEN
+
+TP_FLAGS = ("--tensor-parallel-size", "-tp")
 
 
 def home_path(path: str) -> str:
     """A shell word for a host path; relative paths live under the login user's home."""
     return shlex.quote(path) if path.startswith("/") else '"$HOME"/' + shlex.quote(path)
+
+
+class VllmContainer(DockerEngine):
+    """vLLM's docker method: the vllm/vllm-openai image (entrypoint `vllm serve`), through the docker engine code."""
+
+    kind = "vllm"
+    label = "vLLM"
+
+    def __init__(self, owner: VllmEngine) -> None:
+        super().__init__(owner.cfg, owner.e.install.image)
+        self.owner = owner
+
+    def script_prelude(self) -> list[str]:
+        return ["set -a; . ./engine.env; set +a"]
+
+    def uploads(self, secrets: dict[str, str] | None = None) -> list[StartAction]:
+        return [Upload(f"{self.run_dir}/engine.env", self.owner.env_file(secrets or {}), 0o600, secret=True)]
+
+    def run_words(self, secrets: dict[str, str] | None = None) -> str:
+        e = self.owner.e
+        have = secrets or {}
+        names = tuple(var for name, var in ((HF_TOKEN, "HF_TOKEN"), (API_KEY, "VLLM_API_KEY")) if name in have)
+        return self.docker_run(
+            ports=[(e.port, e.port)],
+            mounts=[],
+            env=names,  # bare names: docker takes the values from start.sh's environment, never from argv
+            flags=("--ipc=host",),  # PyTorch shares tensors between processes through /dev/shm
+            volumes=('"$HOME/.cache/huggingface:/root/.cache/huggingface"',),
+            args=["--model", e.model, *self.owner.engine_args()],
+        )
 
 
 class VllmEngine:
@@ -25,12 +59,13 @@ class VllmEngine:
         self.cfg = cfg
         self.e = cfg.engine
         self.run_dir = f".orchestrator/{cfg.name}"
-        self.container = f"orchestrator-{cfg.name}"
         self.method = self.e.install.method
         self.unit = f"orchestrator-{cfg.name}.service"
         # Until the probe answers (dry-run), assume what a fresh UpCloud server gives: root with systemd.
         self.supervisor = "systemd" if cfg.ssh.user == "root" and self.method != "docker" else "nohup"
         self.home = "/root" if cfg.ssh.user == "root" else "<home>"
+        self.gpu_count = cfg.gpu.count or 1
+        self.docker = VllmContainer(self) if self.method == "docker" else None
 
     # -- install ---------------------------------------------------------------------------------
     @property
@@ -39,13 +74,21 @@ class VllmEngine:
         return self.method == "docker"
 
     @property
+    def needs_build_tools(self) -> bool:
+        """vLLM from pip compiles kernels at engine start (Triton JIT): a C compiler and Python headers (F17/F18)."""
+        return self.method == "pip"
+
+    def use_gpus(self, count: int) -> None:
+        """The server's GPU count (verify-gpu, else the plan's gpu_amount): vLLM shards the model over all of them."""
+        self.gpu_count = max(count, 1)
+
+    @property
     def _venv(self) -> str:
         return home_path(self.e.install.venv)
 
     def install_probe(self) -> Remote:
-        if self.method == "docker":
-            image = shlex.quote(self.e.install.image)
-            return Remote(f"docker image inspect --format '{{{{.Id}}}}' {image}", "is the vLLM image present?")
+        if self.docker is not None:
+            return self.docker.install_probe()
         if self.method == "none":
             return Remote("command -v vllm && vllm --version", "is vllm on PATH?")
         want = self.e.install.version
@@ -55,8 +98,8 @@ class VllmEngine:
         return Remote(check, "is vLLM installed in the venv?")
 
     def install(self) -> list[Remote]:
-        if self.method == "docker":
-            return [Remote(f"docker pull {shlex.quote(self.e.install.image)}", "pull the vLLM image", timeout=3600)]
+        if self.docker is not None:
+            return self.docker.install()
         if self.method == "none":
             return []
         pkg = "vllm" + (f"=={self.e.install.version}" if self.e.install.version else "")
@@ -75,6 +118,9 @@ class VllmEngine:
             args += ["--max-model-len", str(e.max_model_len)]
         if e.dtype != "auto":
             args += ["--dtype", e.dtype]
+        explicit = any(a in TP_FLAGS or a.startswith(tuple(f + "=" for f in TP_FLAGS)) for a in e.extra_args)
+        if self.gpu_count > 1 and not explicit:  # vLLM's default is 1 GPU; an explicit extra_args value wins
+            args += ["--tensor-parallel-size", str(self.gpu_count)]
         return args + list(e.extra_args)
 
     def env_file(self, secrets: dict[str, str]) -> str:
@@ -87,57 +133,29 @@ class VllmEngine:
         return "\n".join(lines) + "\n"
 
     def start_script(self, secrets: dict[str, str]) -> str:
-        head = [
+        if self.docker is not None:
+            return self.docker.start_script(secrets)
+        vllm = f"{self._venv}/bin/vllm" if self.method == "pip" else "vllm"
+        lines = [
             "#!/bin/sh",
             f"# written by orchestrator for deployment {self.cfg.name}",
             'cd "$(dirname "$0")" || exit 1',
             "set -a; . ./engine.env; set +a",
+            f"exec {vllm} serve {shlex.quote(self.e.model)} {shlex.join(self.engine_args())}",
         ]
-        if self.method == "docker":
-            port = str(self.e.port)
-            run = [
-                "docker",
-                "run",
-                "-d",
-                "--name",
-                self.container,
-                "--gpus",
-                "all",
-                "--ipc=host",
-                "-p",
-                f"{port}:{port}",
-            ]
-            for name, var in ((HF_TOKEN, "HF_TOKEN"), (API_KEY, "VLLM_API_KEY")):
-                if name in secrets:
-                    run += ["-e", var]  # value taken from this script's environment, not argv
-            run += [self.e.install.image, "--model", self.e.model, *self.engine_args()]
-            cache = '-v "$HOME/.cache/huggingface:/root/.cache/huggingface"'
-            split = run.index("--gpus")
-            body = [
-                f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1",
-                shlex.join(run[:split]) + f" {cache} " + shlex.join(run[split:]),
-            ]
-        else:
-            vllm = f"{self._venv}/bin/vllm" if self.method == "pip" else "vllm"
-            body = [f"exec {vllm} serve {shlex.quote(self.e.model)} {shlex.join(self.engine_args())}"]
-        return "\n".join(head + body) + "\n"
+        return "\n".join(lines) + "\n"
 
-    def start(self, secrets: dict[str, str]) -> list[Remote | Upload]:
+    def start(self, secrets: dict[str, str]) -> list[StartAction]:
+        if self.docker is not None:
+            return self.docker.start(secrets)
         rd = shlex.quote(self.run_dir)
-        steps: list[Remote | Upload] = [
+        steps: list[StartAction] = [
             self.stop(),
             Remote(f"mkdir -p {rd} && chmod 700 {rd}", "run directory on the host"),
             Upload(f"{self.run_dir}/engine.env", self.env_file(secrets), 0o600, secret=True),
             Upload(f"{self.run_dir}/start.sh", self.start_script(secrets), 0o700),
         ]
-        if self.method == "docker":
-            steps.append(
-                Remote(
-                    f'out=$(sh {rd}/start.sh 2>&1); rc=$?; printf "%s\\n" "$out" | tail -n 20; exit $rc',
-                    "start the vLLM container",
-                )
-            )
-        elif self.supervisor == "systemd":
+        if self.supervisor == "systemd":
             unit = shlex.quote(self.unit)
             steps.append(Upload(f"/etc/systemd/system/{self.unit}", self.unit_file(), 0o644))
             steps.append(
@@ -210,18 +228,13 @@ class VllmEngine:
         )
 
     def running_probe(self) -> Remote:
-        if self.method == "docker":
-            name = shlex.quote(self.container)
-            return Remote(
-                f"docker inspect -f '{{{{.State.Status}}}}' {name} 2>/dev/null | grep -qx running",
-                "is the vLLM container running?",
-                timeout=30,
-            )
+        if self.docker is not None:
+            return self.docker.running_probe()
         return Remote(f"{{ {self._systemd_active()}; }} || {{ {self._pid_alive()}; }}", "is vLLM running?", timeout=30)
 
     def stop(self) -> Remote:
-        if self.method == "docker":
-            return Remote(f"docker rm -f {shlex.quote(self.container)} >/dev/null 2>&1; true", "stop vLLM")
+        if self.docker is not None:
+            return self.docker.stop()
         pidf = shlex.quote(f"{self.run_dir}/engine.pid")
         # The engine leads its own session (setsid): signal the whole group, so its workers go too.
         systemd_stop = f"{{ [ -d /run/systemd/system ] && systemctl stop {shlex.quote(self.unit)} 2>/dev/null; }}; "
@@ -236,8 +249,8 @@ class VllmEngine:
         )
 
     def log_tail(self, lines: int = 80) -> Remote:
-        if self.method == "docker":
-            return Remote(f"docker logs --tail {lines} {shlex.quote(self.container)} 2>&1", "engine log tail")
+        if self.docker is not None:
+            return self.docker.log_tail(lines)
         return Remote(f"tail -n {lines} {shlex.quote(self.run_dir + '/engine.log')}", "engine log tail")
 
     # -- health / monitoring ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ from orchestrator.actions import Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.durations import format_duration
 from orchestrator.errors import HostPrepError
+from orchestrator.hostprep import sudo
 
 
 def auto_stop(ctx: StepContext) -> StepGen:
@@ -22,11 +23,11 @@ def auto_stop(ctx: StepContext) -> StepGen:
         deadline = time.time() + ttl
     left = max(int(deadline - time.time()), 1)
     rd = shlex.quote(f".orchestrator/{ctx.cfg.name}")
-    sudo = "" if ctx.cfg.ssh.user == "root" else "sudo -n "
+    poweroff = sudo(["shutdown", "-h", "now"], ctx.cfg.ssh.user)
     # A stopped UpCloud GPU server is not billed for its plan; `shutdown -h` from inside stops it.
     r = yield Remote(
         f'mkdir -p {rd} && chmod 700 {rd}; old=$(cat {rd}/ttl.pid 2>/dev/null) && kill "$old" 2>/dev/null; '
-        f"setsid nohup sh -c {shlex.quote(f'sleep {left}; {sudo}shutdown -h now')} > {rd}/ttl.log 2>&1 < /dev/null "
+        f"setsid nohup sh -c {shlex.quote(f'sleep {left}; {poweroff}')} > {rd}/ttl.log 2>&1 < /dev/null "
         f"& echo $! > {rd}/ttl.pid; cat {rd}/ttl.pid",
         f"power off in {format_duration(left)} (provider.ttl)",
     )

@@ -8,7 +8,7 @@ import time
 
 from orchestrator.actions import Connect, Remote
 from orchestrator.context import StepContext, StepGen
-from orchestrator.engines.base import Supervised
+from orchestrator.engines.base import MultiGpu, Supervised
 from orchestrator.errors import EngineError, OrchestratorError
 from orchestrator.secrets import API_KEY
 from orchestrator.state import EngineRecord, HealthRecord
@@ -31,6 +31,8 @@ def start_engine(ctx: StepContext) -> StepGen:
         if r.ok:
             answer = r.stdout.split("\n")
             engine.use_supervisor(answer[0].strip(), answer[1].strip() if len(answer) > 1 else "")
+    if isinstance(engine, MultiGpu):
+        engine.use_gpus(gpu_count(ctx))
     actions = engine.start(ctx.secrets)
     last = None
     for action in actions:
@@ -60,6 +62,15 @@ def start_engine(ctx: StepContext) -> StepGen:
     )
     ctx.save()
     return f"started (pid {pid})" if pid else "started"
+
+
+def gpu_count(ctx: StepContext) -> int:
+    """What verify-gpu counted, else the plan's gpu_amount recorded at provision, else gpu.count, else 1."""
+    seen = ctx.facts.get("gpu_count")
+    if isinstance(seen, int) and seen > 0:
+        return seen
+    srv = ctx.dep.server
+    return (srv.gpu_amount if srv and srv.gpu_amount else 0) or ctx.cfg.gpu.count or 1
 
 
 def _metrics_url(ctx: StepContext) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from orchestrator import known_hosts
-from orchestrator.actions import Connect, Remote
+from orchestrator.actions import Connect, HomeProbe, Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import HostPrepError
 from orchestrator.gpu import check_gpus, explain_nvidia_smi_failure, parse_query, query_argv
@@ -25,6 +25,7 @@ def connect(ctx: StepContext) -> StepGen:
         passphrase_env=ssh.passphrase_env,
         keepalive=ssh.keepalive,
     )
+    yield HomeProbe()  # the executor keeps the answer: relative uploads land under $HOME
     if not r.known or ctx.dep.server is None:
         yield from known_hosts.record(ctx.cfg.name, ctx.ip, ssh.port, pinned or "<key-type> <host key>")
         return None
@@ -50,6 +51,7 @@ def verify_gpu(ctx: StepContext) -> StepGen:
     count = ctx.cfg.gpu.count or (srv.gpu_amount if srv and srv.gpu_amount else 1)
     model = ctx.cfg.gpu.model or (srv.gpu_model if srv and srv.gpu_model else "NVIDIA L40S")
     check_gpus(gpus, count, model)
+    ctx.facts["gpu_count"] = len(gpus)
     first = gpus[0]
     mem = f", {first.memory_total_mib} MiB" if first.memory_total_mib else ""
     return f"{len(gpus)}x {first.name}, driver {first.driver}{mem}"

@@ -24,7 +24,12 @@ def host_needs(ctx: StepContext) -> hp.Needs:
     docker = flag if isinstance(flag, bool) else method == "docker" or engine.kind in ("triton", "tfserving")
     h = ctx.cfg.host
     venv = method == "pip" or h.pytorch.enabled or h.tensorflow.enabled
-    return hp.Needs(docker=docker, python_venv=venv, driver_branch=h.driver_branch, user=ctx.cfg.ssh.user)
+    # vLLM from pip (Triton JIT at engine start) and host.compile_check (torch.compile / XLA) compile C on the host.
+    compiles = h.compile_check and (h.pytorch.enabled or h.tensorflow.enabled)
+    build = getattr(engine, "needs_build_tools", False) is True or compiles
+    return hp.Needs(
+        docker=docker, python_venv=venv, driver_branch=h.driver_branch, user=ctx.cfg.ssh.user, build_tools=build
+    )
 
 
 def detect(ctx: StepContext, needs: hp.Needs) -> FactsGen:
@@ -36,6 +41,10 @@ def detect(ctx: StepContext, needs: hp.Needs) -> FactsGen:
     if needs.python_venv:
         r = yield hp.VENV_PROBE
         known, venv = known and r.known, r.rc == 0
+    build: tuple[str, ...] | None = None
+    if needs.build_tools:
+        r = yield hp.BUILD_PROBE
+        known, build = known and r.known, hp.parse_build_packages(r.rc, r.stdout)
     docker: hp.Docker | None = None
     toolkit: hp.Toolkit | None = None
     if needs.docker:
@@ -46,7 +55,7 @@ def detect(ctx: StepContext, needs: hp.Needs) -> FactsGen:
             docker = hp.with_root_view(docker, r.rc, r.stdout + r.stderr)
         r = yield hp.CTK_PROBE
         known, toolkit = known and r.known, hp.parse_ctk(r.rc, r.stdout + r.stderr)
-    return hp.HostFacts(driver, docker, toolkit, venv) if known else None
+    return hp.HostFacts(driver, docker, toolkit, venv, build) if known else None
 
 
 def refuse_broken(facts: hp.HostFacts, *, after_reboot: bool = False) -> None:
@@ -93,6 +102,8 @@ def _missing_error(facts: hp.HostFacts, plan: list[hp.Install]) -> HostPrepError
     hint = f"set host.install_missing: true, or install them yourself: {hp.manual_commands(plan)}"
     if any(item.key == "runtime" for item in plan):
         hint = f"{explain(by_code('F3'))}\n{hint}"
+    if any(item.key == "build-tools" for item in plan):
+        hint = f"{explain(by_code('F17'))}\n{hint}"
     return HostPrepError(
         f"the server lacks {', '.join(names)} ({hp.summary(facts)}) and host.install_missing is false", hint
     )

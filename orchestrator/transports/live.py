@@ -7,6 +7,7 @@ import time
 from orchestrator.actions import (
     Action,
     Connect,
+    HomeProbe,
     HttpCheck,
     Local,
     LockLocal,
@@ -56,7 +57,10 @@ class LiveExecutor:
         if isinstance(action, Connect):
             return Result(stdout=self.ssh.connect(action))
         if isinstance(action, Remote):
-            return self.ssh.run(action.command, action.timeout)
+            result = self.ssh.run(action.command, action.timeout)
+            if isinstance(action, HomeProbe) and result.rc == 0:
+                self.ssh.home = result.stdout.strip() or None
+            return result
         if isinstance(action, Upload):
             self.ssh.put(action.dest, action.content, action.mode)
             return Result()

@@ -146,7 +146,7 @@ class SshSession:
         self._target: tuple[str, int, str] | None = None
         self._last: Connect | None = None  # what to reconnect to after a reset, with the key pinned then
         self.host_key: str | None = None
-        self.home: str | None = None
+        self.home: str | None = None  # the login $HOME, learnt from the plan's HomeProbe; prefixes relative uploads
         self.on_retry = on_retry
 
     @property
@@ -173,8 +173,6 @@ class SshSession:
         self._transport = call_with_retries(attempt, deadline=action.deadline, on_retry=note)
         self._target = target
         self._last = dataclasses.replace(action, pinned_host_key=self.host_key)
-        # Relative upload paths mean "under the login shell's $HOME", exactly as for remote commands.
-        self.home = self.run('printf %s "$HOME"', 30).stdout.strip() or None
         assert self.host_key is not None
         return self.host_key
 

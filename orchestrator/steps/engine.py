@@ -6,12 +6,13 @@ import hashlib
 import json
 import time
 
-from orchestrator.actions import Connect, Remote
+from orchestrator.actions import Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.engines.base import MultiGpu, Supervised
 from orchestrator.errors import EngineError, OrchestratorError
 from orchestrator.secrets import API_KEY
 from orchestrator.state import EngineRecord, HealthRecord
+from orchestrator.steps.host import connect_action
 
 
 def engine_config_hash(ctx: StepContext) -> str:
@@ -104,11 +105,8 @@ def stop_engine(ctx: StepContext) -> StepGen:
     srv = ctx.dep.server
     if srv is None or not srv.ip or ctx.dep.engine is None:
         return "no engine recorded"
-    ssh = ctx.cfg.ssh
     try:
-        yield Connect(
-            srv.ip, ssh.port, ssh.user, str(ssh.private_key_path), srv.host_key, deadline=20.0, auth_grace=0.0
-        )
+        yield connect_action(ctx, 20.0, host=srv.ip, pinned_host_key=srv.host_key, auth_grace=0.0)
         r = yield ctx.engine.stop()
     except OrchestratorError as exc:
         ctx.notify(f"could not stop the engine cleanly ({exc.message}); deleting the server stops it anyway")

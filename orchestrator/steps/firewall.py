@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from orchestrator.actions import Connect, Local, Remote
+from orchestrator.actions import Local, Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import HostKeyMismatch, ProviderError, SSHError
 from orchestrator.providers.base import FirewallRule
 from orchestrator.providers.upctl_parse import parse_firewall_rules
+from orchestrator.steps.host import connect_action
 from orchestrator.steps.provision import checked
 
 EPHEMERAL = (32768, 60999)  # Linux net.ipv4.ip_local_port_range default
@@ -193,19 +194,7 @@ def firewall_access(ctx: StepContext) -> StepGen:
     sources = _ssh_allow_sources(existing, ssh.port)
     if not sources:
         return "no SSH allow rule on the server yet: nothing to check"
-    pinned = ctx.dep.server.host_key if ctx.dep.server else None
-    probe = Connect(
-        ctx.ip,
-        ssh.port,
-        ssh.user,
-        str(ssh.private_key_path),
-        pinned,
-        PROBE_SECONDS,
-        auth_grace=0.0,
-        public_key_file=str(ssh.public_key_path),
-        passphrase_env=ssh.passphrase_env,
-        keepalive=ssh.keepalive,
-    )
+    probe = connect_action(ctx, PROBE_SECONDS, auth_grace=0.0)
     try:
         yield probe
         return "SSH answers through the firewall"

@@ -11,20 +11,28 @@ from orchestrator.errors import HostPrepError
 from orchestrator.gpu import check_gpus, explain_nvidia_smi_failure, parse_query, query_argv
 
 
+def connect_action(ctx: StepContext, deadline: float, **overrides: object) -> Connect:
+    """The one way a step builds its SSH connection: the deployment's key, agent/passphrase, keepalive, pin."""
+    ssh = ctx.cfg.ssh
+    fields: dict[str, object] = {
+        "host": ctx.ip,
+        "port": ssh.port,
+        "user": ssh.user,
+        "key_file": str(ssh.private_key_path),
+        "pinned_host_key": ctx.dep.server.host_key if ctx.dep.server else None,
+        "deadline": deadline,
+        "public_key_file": str(ssh.public_key_path),
+        "passphrase_env": ssh.passphrase_env,
+        "keepalive": ssh.keepalive,
+    }
+    fields.update(overrides)
+    return Connect(**fields)  # type: ignore[arg-type]
+
+
 def connect(ctx: StepContext) -> StepGen:
     ssh = ctx.cfg.ssh
     pinned = ctx.dep.server.host_key if ctx.dep.server else None
-    r = yield Connect(
-        ctx.ip,
-        ssh.port,
-        ssh.user,
-        str(ssh.private_key_path),
-        pinned,
-        ssh.connect_timeout,
-        public_key_file=str(ssh.public_key_path),
-        passphrase_env=ssh.passphrase_env,
-        keepalive=ssh.keepalive,
-    )
+    r = yield connect_action(ctx, ssh.connect_timeout)
     yield HomeProbe()  # the executor keeps the answer: relative uploads land under $HOME
     if not r.known or ctx.dep.server is None:
         yield from known_hosts.record(ctx.cfg.name, ctx.ip, ssh.port, pinned or "<key-type> <host key>")

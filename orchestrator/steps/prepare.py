@@ -11,6 +11,7 @@ from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import CommandFailed, GpuVerificationError, HostKeyMismatch, HostPrepError, SSHError
 from orchestrator.failures import by_code, explain
 from orchestrator.gpu import explain_nvidia_smi_failure
+from orchestrator.steps.host import connect_action
 
 FactsGen = Generator[Action, Result, hp.HostFacts | None]
 FlagGen = Generator[Action, Result, bool]
@@ -110,9 +111,7 @@ def _missing_error(facts: hp.HostFacts, plan: list[hp.Install]) -> HostPrepError
 
 
 def _reconnect(ctx: StepContext, deadline: float) -> Connect:
-    ssh = ctx.cfg.ssh
-    pinned = ctx.dep.server.host_key if ctx.dep.server else None
-    return Connect(ctx.ip, ssh.port, ssh.user, str(ssh.private_key_path), pinned, deadline, auth_grace=0.0, fresh=True)
+    return connect_action(ctx, deadline, auth_grace=0.0, fresh=True)
 
 
 def reboot(ctx: StepContext) -> StepGen:

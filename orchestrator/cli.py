@@ -34,8 +34,31 @@ app = typer.Typer(
 )
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print every action a real run would take; change nothing.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout instead of a summary.")]
+JsonOut = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='Print one JSON document on stdout (errors too: {"ok": false, "error", "hint", "exit_code"}).',
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and every action.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from orchestrator import installed_version
+
+        typer.echo(f"orchestrator {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
 
 
 def _sigterm_as_interrupt() -> None:
@@ -62,7 +85,7 @@ def deploy(
     debug: Debug = False,
 ) -> None:
     """Provision (or resume), prepare the host, start the engine, prove it serves, wire up Prometheus."""
-    with guard(debug):
+    with guard(debug, as_json=as_json):
         cfg = _load(config)
     from orchestrator.session import run_playbooks
 
@@ -87,7 +110,7 @@ def redeploy(
     debug: Debug = False,
 ) -> None:
     """Restart the engine with the current config on the existing server (--recreate: a new server)."""
-    with guard(debug):
+    with guard(debug, as_json=as_json):
         cfg = _load(config)
     books = ["teardown", "deploy"] if recreate else ["redeploy"]
     from orchestrator.session import run_playbooks
@@ -123,7 +146,7 @@ def teardown(
 
         teardown_orphans(yes=yes, dry_run=dry_run, debug=debug)
         return
-    with guard(debug):
+    with guard(debug, as_json=as_json):
         if target is None:
             raise ConfigError("name a deployment (or its config file), or use --orphans")
         if target.endswith((".yaml", ".yml")) or Path(target).is_file():
@@ -211,7 +234,7 @@ def status(
                     console.out(line)
                 console.out(f"{len(found)} orphaned server(s); remove them with `orchestrator teardown --orphans`")
         return
-    with guard(debug) as console:
+    with guard(debug, as_json=as_json) as console:
         store = StateStore()
         deps: list[Deployment]
         if name:
@@ -232,21 +255,56 @@ def status(
 
 
 def _public(dep: Deployment) -> dict[str, object]:
+    """A deployment for `status --json`: the state document without the config snapshot, times in ISO-8601 UTC."""
     data = dep.model_dump(mode="json")
     data.pop("config", None)
-    return data
+    result = _iso_times(data)
+    assert isinstance(result, dict)
+    return result
+
+
+def _iso_times(value: object, key: str = "") -> object:
+    """Every `*_at` field (created_at, updated_at, auto_stop_at, health.checked_at, steps.*.finished_at, ...),
+    stored as Unix seconds, becomes e.g. "2026-05-04T12:00:00Z"."""
+    if isinstance(value, dict):
+        return {k: _iso_times(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_iso_times(v) for v in value]
+    if key.endswith("_at") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
 
 
 @app.command()
-def validate(config: Annotated[str, typer.Argument(help="Deployment config YAML.")], debug: Debug = False) -> None:
+def validate(
+    config: Annotated[str, typer.Argument(help="Deployment config YAML.")],
+    as_json: JsonOut = False,
+    debug: Debug = False,
+) -> None:
     """Check the config and the playbooks without touching anything."""
     from orchestrator.engines import engine_for
     from orchestrator.playbook import load_playbook
 
-    with guard(debug) as console:
+    with guard(debug, as_json=as_json) as console:
         cfg = _load(config)
         books = [load_playbook(n) for n in ("deploy", "redeploy", "teardown")]
         engine_for(cfg)
+        if as_json:
+            doc = {
+                "ok": True,
+                "config": config,
+                "deployment": cfg.name,
+                "engine": cfg.engine.kind,
+                "served": cfg.engine.served,
+                "model": cfg.engine.model,
+                "plan": cfg.provider.plan,
+                "zone": cfg.provider.zone,
+                "playbooks": {b.name: len(b.steps) for b in books},
+            }
+            console.out(json.dumps(doc, indent=2))
+            return
         console.out(
             f"{config}: OK — deployment {cfg.name}, {cfg.engine.kind} serving {cfg.engine.served} "
             f"({cfg.engine.model}) on plan {cfg.provider.plan} in {cfg.provider.zone}; playbooks "

@@ -313,12 +313,34 @@ def validate(
         )
 
 
+def _run_app() -> int:
+    """The typer app, with its usage errors (unknown option, missing argument: exit 2) under the --json contract."""
+    from typer.main import get_command
+
+    try:
+        code = get_command(app).main(standalone_mode=False)
+    except typer.Abort:
+        Console().err("Aborted!")
+        return 1
+    except Exception as exc:
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if not callable(show) or not isinstance(exit_code, int):  # not a usage error: a bug, shown as such
+            raise
+        show()  # click's own usage message on stderr
+        if "--json" in sys.argv[1:] and exit_code != 0:
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            hint = "see `orchestrator --help` (or COMMAND --help)"
+            print(json.dumps({"ok": False, "error": message, "hint": hint, "exit_code": exit_code}, indent=2))
+        return exit_code
+    return code if isinstance(code, int) else 0
+
+
 def main() -> None:
     """Run the CLI: Ctrl-C and SIGTERM raise KeyboardInterrupt, which the commands turn into exit 130."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _sigterm_as_interrupt()
     try:
-        app()
+        raise SystemExit(_run_app())
     except SystemExit as exc:
         # The work is over: a late signal must not turn a finished run into a crash at exit.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

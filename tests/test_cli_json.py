@@ -217,3 +217,19 @@ def test_version_and_help_are_plain(argv: list[str]) -> None:
         assert proc.stdout == f"orchestrator {orchestrator.__version__}\n"
     else:
         assert "--json" in proc.stdout
+
+
+def test_usage_errors_follow_the_json_contract(tmp_path: Path) -> None:
+    proc = run_cli("deploy", str(config(tmp_path)), "--no-such-flag", "--json")
+    assert proc.returncode == 2
+    assert error_doc(proc) == {
+        "ok": False,
+        "error": "No such option: --no-such-flag",
+        "hint": "see `orchestrator --help` (or COMMAND --help)",
+        "exit_code": 2,
+    }
+    assert "Error: No such option: --no-such-flag" in proc.stderr  # click's usage message, as without --json
+    missing = run_cli("validate", "--json")
+    assert missing.returncode == 2 and error_doc(missing)["error"] == "Missing argument 'config'."
+    plain = run_cli("deploy", "--no-such-flag")
+    assert plain.returncode == 2 and plain.stdout == ""

@@ -233,3 +233,17 @@ def test_usage_errors_follow_the_json_contract(tmp_path: Path) -> None:
     assert missing.returncode == 2 and error_doc(missing)["error"] == "Missing argument 'config'."
     plain = run_cli("deploy", "--no-such-flag")
     assert plain.returncode == 2 and plain.stdout == ""
+
+
+def test_version_loads_no_heavy_module() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "orchestrator", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("orchestrator ")
+    loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "importlib.metadata" in loaded  # the installed version is asked for ...
+    assert not {"typer", "pydantic", "paramiko", "httpx", "yaml"} & loaded  # ... and nothing heavy is loaded

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer  # noqa: E402
 
-from orchestrator.console import Console, confirm, guard, interrupt_reported  # noqa: E402
+from orchestrator.console import Console, confirm, guard, interrupt_reported, report_error  # noqa: E402
 
 if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
@@ -347,7 +347,7 @@ def main() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if exc.code == 130:
             if not interrupt_reported():
-                Console().err("error: interrupted; nothing was changed")
+                report_error(Console(), 130, "interrupted; nothing was changed", None)
             # CPython may re-deliver a caught Ctrl-C as death-by-SIGINT at exit; the documented code is 130.
             sys.stdout.flush()
             sys.stderr.flush()

@@ -59,6 +59,12 @@ def _note_interrupt_reported() -> None:
 
 def _exit(console: Console, code: int, message: str, hint: str | None, details: str | None = None) -> NoReturn:
     """The one way a command fails: stderr lines, the JSON object (with --json), and the process exit code."""
+    report_error(console, code, message, hint, details)
+    raise typer.Exit(code)
+
+
+def report_error(console: Console, code: int, message: str, hint: str | None, details: str | None = None) -> None:
+    """Say that the command failed with `code`: only for a caller that then exits with that code (see _exit)."""
     console.err(f"error: {message}")
     if details:
         tail = details.strip().splitlines()[-25:]
@@ -71,7 +77,6 @@ def _exit(console: Console, code: int, message: str, hint: str | None, details: 
     if _json_mode:
         doc = {"ok": False, **console.report, "error": message, "hint": hint, "exit_code": code}
         console.out(json.dumps(doc, indent=2))
-    raise typer.Exit(code)
 
 
 def _traceback(console: Console) -> None:

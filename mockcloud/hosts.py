@@ -222,7 +222,7 @@ def _setup_lock(timeout: float = 60.0) -> Iterator[None]:
         sock.close()
 
 
-def _usable_by_others(path: Path) -> bool:
+def usable_by_others(path: Path) -> bool:
     """True when users other than the owner can traverse to ``path`` and read it."""
     path = path.resolve()
     for part in [*reversed(path.parents), path]:
@@ -330,10 +330,10 @@ def host_runtime(root: Path, *, other_user: bool, package_dir: Path = PACKAGE_DI
         return here
     prom_dir = Path(prometheus_client.__file__).parent
     needed = (Path(sys.executable), Path(os.__file__).parent, prom_dir, package_dir, package_dir / "hostbin")
-    if all(_usable_by_others(p) for p in needed):
+    if all(usable_by_others(p) for p in needed):
         return here
     system = next((p for p in ("/usr/local/bin/python3", "/usr/bin/python3") if os.path.exists(p)), None)
-    if system is None or not _usable_by_others(Path(system)):
+    if system is None or not usable_by_others(Path(system)):
         raise MockHostError(f"no python usable by the mock host user: {sys.executable} is private, no /usr/bin/python3")
     hostlib = root / "hostlib"
     skip = shutil.ignore_patterns("__pycache__")
@@ -346,7 +346,7 @@ def host_runtime(root: Path, *, other_user: bool, package_dir: Path = PACKAGE_DI
             path = os.path.join(folder, file)
             os.chmod(path, os.stat(path).st_mode | 0o444)
     runtime = HostRuntime(system, str(hostlib), hostlib / "mockcloud" / "hostbin")
-    if not _usable_by_others(runtime.hostbin):
+    if not usable_by_others(runtime.hostbin):
         raise MockHostError(f"{hostlib} is not reachable by the mock host user: a parent directory is private")
     return runtime
 
@@ -435,7 +435,7 @@ class MockHosts:
             _ensure_login_user()
             if self.root.stat().st_uid == os.getuid():
                 self.root.chmod(0o755)
-            if not _usable_by_others(self.root):
+            if not usable_by_others(self.root):
                 raise MockHostError(
                     f"{self.root} is not reachable by the login user {self.user}: a parent directory is not "
                     "world-traversable (pytest's tmp_path is 0700); use mockcloud.hosts.new_root() instead"

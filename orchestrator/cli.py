@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Annotated
 os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer  # noqa: E402
 
-from orchestrator.console import Console, confirm, guard, interrupt_reported, report_error  # noqa: E402
+from orchestrator.console import (  # noqa: E402
+    Console,
+    confirm,
+    guard,
+    interrupt_reported,
+    report_error,
+    set_json_errors,
+)
 
 if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
@@ -141,6 +148,8 @@ def teardown(
     """Stop the engine, remove the scrape job, delete the server and its storages, confirm, forget."""
     from orchestrator.errors import ConfigError, StateError
 
+    set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
+
     if orphans:
         from orchestrator.session import teardown_orphans
 
@@ -200,6 +209,8 @@ def status(
 ) -> None:
     """Deployments from local state: server, IP, plan, engine, endpoint, last health result."""
     from orchestrator.errors import StateError
+
+    set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
     from orchestrator.progress import status_rows
     from orchestrator.state import StateStore
 

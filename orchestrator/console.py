@@ -27,8 +27,14 @@ def interrupt_reported() -> bool:
 
 
 def json_mode() -> bool:
-    """Whether this command was run with --json (set by its first guard(as_json=...))."""
+    """Whether this command was run with --json (set by its first guard(as_json=...) or set_json_errors())."""
     return _json_mode
+
+
+def set_json_errors(enabled: bool) -> None:
+    """From now on, every guard's failure also prints the JSON error object (the command's --json)."""
+    global _json_mode
+    _json_mode = enabled
 
 
 class Console:
@@ -100,9 +106,8 @@ def guard(debug: bool, console: Console | None = None, *, as_json: bool | None =
     `as_json` switches JSON errors on (or off) for the rest of the command, so nested guards (session.py) need
     not be told again; left out, the command's setting holds.
     """
-    global _json_mode
     if as_json is not None:
-        _json_mode = as_json
+        set_json_errors(as_json)
     c = console or Console()
     try:
         yield c

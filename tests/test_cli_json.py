@@ -247,3 +247,13 @@ def test_version_loads_no_heavy_module() -> None:
     loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "importlib.metadata" in loaded  # the installed version is asked for ...
     assert not {"typer", "pydantic", "paramiko", "httpx", "yaml"} & loaded  # ... and nothing heavy is loaded
+
+
+def test_orphan_commands_json_errors(tmp_path: Path) -> None:
+    """The mechanism is the error boundary's, not each command's: the --orphans branches follow it too."""
+    env = {"ORCHESTRATOR_UPCTL": str(tmp_path / "no-such-upctl")}
+    for argv in (["status", "--orphans", "--json"], ["teardown", "--orphans", "--yes", "--json"]):
+        proc = run_cli(*argv, env=env)
+        assert proc.returncode == 3, proc.stderr
+        doc = error_doc(proc)
+        assert (doc["exit_code"], doc["error"]) == (3, f"{tmp_path / 'no-such-upctl'}: command not found")

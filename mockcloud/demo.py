@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from mockcloud.cloud import MockCloud
+from mockcloud.hosts import new_root, usable_by_others
 from mockcloud.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,10 +42,20 @@ def orchestrator(args: list[str], env: dict[str, str], *, show: bool = True) -> 
     return proc
 
 
+def cloud_root() -> Path:
+    """.demo/cloud, unless the mock hosts' login user (gpuops, when root) cannot enter the checkout (a clone in a
+    0700 dir such as /root or `mktemp -d`): then a new world-traversable dir in /tmp, removed at the end."""
+    if os.geteuid() != 0 or usable_by_others(DEMO):
+        return DEMO / "cloud"
+    return new_root("orchestrator-demo-")
+
+
 def demo_config(cloud: MockCloud, prom: Prometheus | None) -> Path:
     """configs/demo.yaml as is when the mock cloud matches it; otherwise a copy with the local differences."""
     data = yaml.safe_load(CONFIG.read_text())
     changes: dict[str, object] = {}
+    if cloud.client_key != (CONFIG.parent / data["ssh"]["private_key"]).resolve():
+        changes["ssh.private_key"] = data["ssh"]["private_key"] = str(cloud.client_key)
     if cloud.user != data["ssh"]["user"]:
         changes["ssh.user"] = data["ssh"]["user"] = cloud.user
     if cloud.ssh_port != data["ssh"].get("port", 22):
@@ -83,7 +94,16 @@ def main() -> int:
     env["VLLM_API_KEY"] = "demo-key-" + os.urandom(6).hex()
     failures: list[str] = []
     banner("starting the local mock GPU cloud (fake upctl + a real sshd per mock host)")
-    with MockCloud(DEMO / "cloud", hosts=1) as cloud:
+    root = cloud_root()
+    try:
+        return _run(root, env, failures)
+    finally:
+        if not root.is_relative_to(DEMO):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(root: Path, env: dict[str, str], failures: list[str]) -> int:
+    with MockCloud(root, hosts=1) as cloud:
         env.update(cloud.env())
         prom: Prometheus | None = None
         if Prometheus.available():

@@ -225,7 +225,7 @@ def _setup_lock(timeout: float = 60.0) -> Iterator[None]:
         sock.close()
 
 
-def _usable_by_others(path: Path) -> bool:
+def usable_by_others(path: Path) -> bool:
     """True when users other than the owner can traverse to ``path`` and read it."""
     path = path.resolve()
     for part in [*reversed(path.parents), path]:
@@ -297,6 +297,87 @@ def new_root(prefix: str = "mockcloud-") -> Path:
     return root
 
 
+# ---------------------------------------------------------------- what host commands run with
+
+SHIMS = tuple(sorted(p.name for p in HOSTBIN.iterdir() if not p.name.startswith(".")))
+HOST_SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class HostRuntime:
+    """A mock host's python, import path and shims (mockcloud/hostbin), all usable by the host's login user."""
+
+    python: str
+    path: str  # PYTHONPATH: where `mockcloud` (and, for a system python, prometheus_client) is imported from
+    hostbin: Path
+
+    def env(self, home: Path) -> dict[str, str]:
+        """The environment every command on the host starts with: the shims come before any real tool."""
+        return {
+            "PATH": f"{self.hostbin}:{HOST_SYSTEM_PATH}",
+            "HOME": str(home),
+            "MOCKCLOUD_PYTHON": self.python,
+            "MOCKHOST_HOME": str(home),
+            "PYTHONPATH": self.path,
+        }
+
+
+def host_runtime(root: Path, *, other_user: bool, package_dir: Path = PACKAGE_DIR) -> HostRuntime:
+    """What the host's commands run with. When the login user is another account (we are root) and cannot read
+    this python (root's pyenv), prometheus_client or the checkout (a clone in a 0700 dir), the system python runs
+    copies of mockcloud and prometheus_client put in ``root/hostlib``, which the login user can read."""
+    import prometheus_client
+
+    here = HostRuntime(sys.executable, str(package_dir.parent), package_dir / "hostbin")
+    if not other_user:
+        return here
+    prom_dir = Path(prometheus_client.__file__).parent
+    needed = (Path(sys.executable), Path(os.__file__).parent, prom_dir, package_dir, package_dir / "hostbin")
+    if all(usable_by_others(p) for p in needed):
+        return here
+    system = next((p for p in ("/usr/local/bin/python3", "/usr/bin/python3") if os.path.exists(p)), None)
+    if system is None or not usable_by_others(Path(system)):
+        raise MockHostError(f"no python usable by the mock host user: {sys.executable} is private, no /usr/bin/python3")
+    hostlib = root / "hostlib"
+    skip = shutil.ignore_patterns("__pycache__")
+    for src, name in ((prom_dir, "prometheus_client"), (package_dir, "mockcloud")):
+        if not (hostlib / name).exists():
+            shutil.copytree(src, hostlib / name, ignore=skip)
+    for folder, _, files in os.walk(hostlib):
+        os.chmod(folder, 0o755)
+        for file in files:
+            path = os.path.join(folder, file)
+            os.chmod(path, os.stat(path).st_mode | 0o444)
+    runtime = HostRuntime(system, str(hostlib), hostlib / "mockcloud" / "hostbin")
+    if not usable_by_others(runtime.hostbin):
+        raise MockHostError(f"{hostlib} is not reachable by the mock host user: a parent directory is private")
+    return runtime
+
+
+def check_shims(runtime: HostRuntime, user: str | None) -> None:
+    """Every shimmed tool must resolve to the shim for the host's user: a mock host never reaches a real docker,
+    nvidia-smi, systemctl or apt-get (this machine may have them in /usr/local/bin or /usr/bin)."""
+    script = 'for n in "$@"; do p=$(command -v "$n") || p="(not found)"; printf "%s %s\\n" "$n" "$p"; done'
+    proc = subprocess.run(
+        ["/bin/sh", "-c", script, "sh", *SHIMS],
+        capture_output=True,
+        text=True,
+        env=runtime.env(Path("/")),
+        user=user,
+        cwd="/",
+        timeout=30,
+        check=False,
+    )
+    found = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    wrong = [f"{n} -> {found.get(n, '(no answer)')}" for n in SHIMS if found.get(n) != str(runtime.hostbin / n)]
+    if proc.returncode != 0 or wrong:
+        raise MockHostError(
+            f"mock host tools do not resolve to the shims in {runtime.hostbin} for user {user or 'this user'}: "
+            + ", ".join(wrong)
+            + (f" ({proc.stderr.strip()})" if proc.stderr.strip() else "")
+        )
+
+
 # ---------------------------------------------------------------- the hosts
 
 
@@ -324,9 +405,10 @@ class MockHosts:
         self.suffix = secrets.token_hex(3)
         self.user = LOGIN_USER_WHEN_ROOT if self.is_root else pwd.getpwuid(os.getuid()).pw_name
         self.mode_used: Literal["netns", "loopback"] | None = None
-        self.host_python = sys.executable
-        self.hostbin = HOSTBIN
-        self.pythonpath = str(REPO_ROOT)
+        self.runtime = HostRuntime(sys.executable, str(REPO_ROOT), HOSTBIN)  # host_runtime() decides in start()
+        self.host_python = self.runtime.python
+        self.hostbin = self.runtime.hostbin
+        self.pythonpath = self.runtime.path
         self.hosts: list[MockHost] = []
         self._bridge: str | None = None
         self._namespaces: list[str] = []
@@ -356,12 +438,14 @@ class MockHosts:
             _ensure_login_user()
             if self.root.stat().st_uid == os.getuid():
                 self.root.chmod(0o755)
-            if not _usable_by_others(self.root):
+            if not usable_by_others(self.root):
                 raise MockHostError(
                     f"{self.root} is not reachable by the login user {self.user}: a parent directory is not "
                     "world-traversable (pytest's tmp_path is 0700); use mockcloud.hosts.new_root() instead"
                 )
-            self._pick_host_runtime()
+        self.runtime = host_runtime(self.root, other_user=self.is_root)
+        check_shims(self.runtime, self.user if self.is_root else None)
+        self.host_python, self.hostbin, self.pythonpath = self.runtime.python, self.runtime.hostbin, self.runtime.path
         from mockcloud.wheelhouse import ensure_wheelhouse
 
         wheelhouse = ensure_wheelhouse(self.root / "wheelhouse")
@@ -378,35 +462,6 @@ class MockHosts:
             self.stop()
             raise
         return self.hosts
-
-    def _pick_host_runtime(self) -> None:
-        """When the login user cannot read this python (root's pyenv), use the system one + copied libs."""
-        import prometheus_client
-
-        prom_dir = Path(prometheus_client.__file__).parent
-        if all(_usable_by_others(p) for p in (Path(sys.executable), Path(os.__file__).parent, prom_dir, HOSTBIN)):
-            return
-        system = next((p for p in ("/usr/local/bin/python3", "/usr/bin/python3") if os.path.exists(p)), None)
-        if system is None or not _usable_by_others(Path(system)):
-            raise MockHostError(
-                f"no python usable by {self.user}: {sys.executable} is private and /usr/bin/python3 absent"
-            )
-        hostlib = self.root / "hostlib"
-        paths = [str(REPO_ROOT), str(hostlib)]
-        skip = shutil.ignore_patterns("__pycache__")
-        if not (hostlib / "prometheus_client").exists():
-            shutil.copytree(prom_dir, hostlib / "prometheus_client", ignore=skip)
-        if not _usable_by_others(HOSTBIN):
-            if not (hostlib / "mockcloud").exists():
-                shutil.copytree(PACKAGE_DIR, hostlib / "mockcloud", ignore=skip)
-            paths = [str(hostlib)]
-            self.hostbin = hostlib / "mockcloud" / "hostbin"
-        for folder, _, files in os.walk(hostlib):
-            os.chmod(folder, 0o755)
-            for file in files:
-                path = os.path.join(folder, file)
-                os.chmod(path, os.stat(path).st_mode | 0o444)
-        self.host_python, self.pythonpath = system, ":".join(paths)
 
     def _network_up(self) -> tuple[list[_Slot], int]:
         if self.mode in ("auto", "netns") and self.is_root and shutil.which("ip"):
@@ -506,13 +561,9 @@ class MockHosts:
             for path in (home, home / "run", home / "run" / "pids", home / "containers"):
                 os.chown(path, user.pw_uid, user.pw_gid)
         env = {
-            "PATH": f"{self.hostbin}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home),
-            "MOCKCLOUD_PYTHON": self.host_python,
-            "MOCKHOST_HOME": str(home),
+            **self.runtime.env(home),
             "MOCKHOST_IP": slot.ipv4,
             "MOCKHOST_NAME": slot.name,
-            "PYTHONPATH": self.pythonpath,
             # The host's "PyPI" is a local simple index; an explicit --index-url (PyTorch's) replaces it.
             "PIP_INDEX_URL": f"file://{wheelhouse}/simple/",
             "PIP_CONFIG_FILE": os.devnull,  # this machine's pip.conf is not the host's

@@ -250,7 +250,11 @@ def _session_pids() -> list[int]:
             parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             break
-        if comm.startswith("sshd") and b"-D" not in cmdline:
+        if comm.startswith("sshd"):
+            # sshd rewrites its title ("sshd: /usr/sbin/sshd -D ... [listener] ..."): one string, not argv words.
+            # The listener must survive (a real reboot brings sshd back); as root it is out of reach anyway.
+            if b"[listener]" in b" ".join(cmdline) or b"-D" in cmdline:
+                break
             found.append(pid)
         pid = parent
     return found

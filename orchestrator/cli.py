@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Annotated
 os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer  # noqa: E402
 
-from orchestrator.console import Console, confirm, guard, interrupt_reported  # noqa: E402
+from orchestrator.console import (  # noqa: E402
+    Console,
+    confirm,
+    guard,
+    interrupt_reported,
+    report_error,
+    set_json_errors,
+)
 
 if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
@@ -34,8 +41,31 @@ app = typer.Typer(
 )
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print every action a real run would take; change nothing.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout instead of a summary.")]
+JsonOut = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='Print one JSON document on stdout (errors too: {"ok": false, "error", "hint", "exit_code"}).',
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and every action.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from orchestrator import installed_version
+
+        typer.echo(f"orchestrator {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
 
 
 def _sigterm_as_interrupt() -> None:
@@ -62,7 +92,7 @@ def deploy(
     debug: Debug = False,
 ) -> None:
     """Provision (or resume), prepare the host, start the engine, prove it serves, wire up Prometheus."""
-    with guard(debug):
+    with guard(debug, as_json=as_json):
         cfg = _load(config)
     from orchestrator.session import run_playbooks
 
@@ -92,7 +122,7 @@ def redeploy(
 
     A recorded server that no longer exists is an error (exit 11): redeploy never creates one without --recreate.
     """
-    with guard(debug):
+    with guard(debug, as_json=as_json):
         cfg = _load(config)
     books = ["teardown", "deploy"] if recreate else ["redeploy"]
     from orchestrator.session import run_playbooks
@@ -134,6 +164,8 @@ def teardown(
     """Stop the engine, remove the scrape job, delete the server and its storages, confirm, forget."""
     from orchestrator.errors import ConfigError, StateError
 
+    set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
+
     if orphans:
         from orchestrator.session import teardown_orphans
 
@@ -142,9 +174,9 @@ def teardown(
         )
         return
     if include_foreign:
-        with guard(debug):
+        with guard(debug, as_json=as_json):
             raise ConfigError("--include-foreign only goes with --orphans")
-    with guard(debug):
+    with guard(debug, as_json=as_json):
         if target is None:
             raise ConfigError("name a deployment (or its config file), or use --orphans")
         if target.endswith((".yaml", ".yml")) or Path(target).is_file():
@@ -202,26 +234,22 @@ def status(
 ) -> None:
     """Deployments from local state: server, IP, plan, engine, endpoint, last health result."""
     from orchestrator.errors import StateError
+
+    set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
     from orchestrator.progress import status_rows
     from orchestrator.state import StateStore
 
     if orphans:
-        from orchestrator.errors import OrchestratorError
-        from orchestrator.session import describe_orphans, find_orphans, json_failure, orphans_document
+        from orchestrator.session import describe_orphans, find_orphans, orphans_document
 
-        with guard(debug) as console:
-            try:
-                owner, found = find_orphans()
-            except OrchestratorError as exc:
-                if as_json:
-                    json_failure(console, exc)
-                raise
+        with guard(debug, as_json=as_json) as console:
+            owner, found = find_orphans()
             if as_json:
                 console.out(json.dumps(orphans_document(owner, found), indent=2))
             else:
                 describe_orphans(console, owner, found)
         return
-    with guard(debug) as console:
+    with guard(debug, as_json=as_json) as console:
         store = StateStore()
         deps: list[Deployment]
         if name:
@@ -242,21 +270,56 @@ def status(
 
 
 def _public(dep: Deployment) -> dict[str, object]:
+    """A deployment for `status --json`: the state document without the config snapshot, times in ISO-8601 UTC."""
     data = dep.model_dump(mode="json")
     data.pop("config", None)
-    return data
+    result = _iso_times(data)
+    assert isinstance(result, dict)
+    return result
+
+
+def _iso_times(value: object, key: str = "") -> object:
+    """Every `*_at` field (created_at, updated_at, auto_stop_at, health.checked_at, steps.*.finished_at, ...),
+    stored as Unix seconds, becomes e.g. "2026-05-04T12:00:00Z"."""
+    if isinstance(value, dict):
+        return {k: _iso_times(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_iso_times(v) for v in value]
+    if key.endswith("_at") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
 
 
 @app.command()
-def validate(config: Annotated[str, typer.Argument(help="Deployment config YAML.")], debug: Debug = False) -> None:
+def validate(
+    config: Annotated[str, typer.Argument(help="Deployment config YAML.")],
+    as_json: JsonOut = False,
+    debug: Debug = False,
+) -> None:
     """Check the config and the playbooks without touching anything."""
     from orchestrator.engines import engine_for
     from orchestrator.playbook import load_playbook
 
-    with guard(debug) as console:
+    with guard(debug, as_json=as_json) as console:
         cfg = _load(config)
         books = [load_playbook(n) for n in ("deploy", "redeploy", "teardown")]
         engine_for(cfg)
+        if as_json:
+            doc = {
+                "ok": True,
+                "config": config,
+                "deployment": cfg.name,
+                "engine": cfg.engine.kind,
+                "served": cfg.engine.served,
+                "model": cfg.engine.model,
+                "plan": cfg.provider.plan,
+                "zone": cfg.provider.zone,
+                "playbooks": {b.name: len(b.steps) for b in books},
+            }
+            console.out(json.dumps(doc, indent=2))
+            return
         console.out(
             f"{config}: OK — deployment {cfg.name}, {cfg.engine.kind} serving {cfg.engine.served} "
             f"({cfg.engine.model}) on plan {cfg.provider.plan} in {cfg.provider.zone}; playbooks "
@@ -265,19 +328,41 @@ def validate(config: Annotated[str, typer.Argument(help="Deployment config YAML.
         )
 
 
+def _run_app() -> int:
+    """The typer app, with its usage errors (unknown option, missing argument: exit 2) under the --json contract."""
+    from typer.main import get_command
+
+    try:
+        code = get_command(app).main(standalone_mode=False)
+    except typer.Abort:
+        Console().err("Aborted!")
+        return 1
+    except Exception as exc:
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if not callable(show) or not isinstance(exit_code, int):  # not a usage error: a bug, shown as such
+            raise
+        show()  # click's own usage message on stderr
+        if "--json" in sys.argv[1:] and exit_code != 0:
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            hint = "see `orchestrator --help` (or COMMAND --help)"
+            print(json.dumps({"ok": False, "error": message, "hint": hint, "exit_code": exit_code}, indent=2))
+        return exit_code
+    return code if isinstance(code, int) else 0
+
+
 def main() -> None:
     """Run the CLI: Ctrl-C and SIGTERM raise KeyboardInterrupt, which the commands turn into exit 130."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _sigterm_as_interrupt()
     try:
-        app()
+        raise SystemExit(_run_app())
     except SystemExit as exc:
         # The work is over: a late signal must not turn a finished run into a crash at exit.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if exc.code == 130:
             if not interrupt_reported():
-                Console().err("error: interrupted; nothing was changed")
+                report_error(Console(), 130, "interrupted; nothing was changed", None)
             # CPython may re-deliver a caught Ctrl-C as death-by-SIGINT at exit; the documented code is 130.
             sys.stdout.flush()
             sys.stderr.flush()

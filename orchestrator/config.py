@@ -12,6 +12,7 @@ from orchestrator.durations import Duration
 from orchestrator.engine_config import DockerEngineConfig, TfServingConfig, TritonConfig
 from orchestrator.errors import ConfigError
 from orchestrator.model_files import ModelFilesError
+from orchestrator.state import orchestrator_home
 from orchestrator.yamlpos import load_with_lines, nearest_line
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
@@ -167,8 +168,8 @@ AnyEngineConfig = Annotated[EngineConfig | TritonConfig | TfServingConfig, Field
 
 class MonitoringConfig(Strict):
     prometheus_config: str | None = Field(
-        default="~/.orchestrator/prometheus/prometheus.yml",
-        description="prometheus.yml to merge the job into",
+        default_factory=lambda: str(orchestrator_home() / "prometheus" / "prometheus.yml"),
+        description="prometheus.yml to merge the job into (default: $ORCHESTRATOR_HOME/prometheus/prometheus.yml)",
     )
     file_sd_dir: str | None = Field(default=None, description="also write a file_sd JSON target file here")
     scrape_interval: str = "15s"

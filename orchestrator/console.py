@@ -1,22 +1,40 @@
-"""User-facing output and the error boundary: `error:` / `hint:` lines, documented exit codes, masked secrets."""
+"""User-facing output and the error boundary: `error:` / `hint:` lines, documented exit codes, masked secrets.
+
+Every failure of a command leaves through `_exit()`: it prints `error:`/`hint:` on stderr, in JSON mode one
+`{"ok": false, "error", "hint", "exit_code"}` object on stdout, and raises `typer.Exit` with that same code, so the
+exit status a script sees and the `exit_code` it reads cannot differ.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
 from typing import NoReturn
 
 import typer
 
-from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.errors import EXIT_CODES, ConfigError, OrchestratorError
 
 _interrupt_reported = False
+_json_mode = False
 
 
 def interrupt_reported() -> bool:
     """Whether an interrupt was already explained to the user (the CLI's exit path checks this)."""
     return _interrupt_reported
+
+
+def json_mode() -> bool:
+    """Whether this command was run with --json (set by its first guard(as_json=...) or set_json_errors())."""
+    return _json_mode
+
+
+def set_json_errors(enabled: bool) -> None:
+    """From now on, every guard's failure also prints the JSON error object (the command's --json)."""
+    global _json_mode
+    _json_mode = enabled
 
 
 class Console:
@@ -25,6 +43,8 @@ class Console:
     def __init__(self, secrets: dict[str, str] | None = None, verbose: bool = False) -> None:
         self.secrets = [s for s in (secrets or {}).values() if s]
         self.verbose = verbose
+        # A --json command's document so far (steps, server...): a failure's JSON object carries it.
+        self.report: dict[str, object] = {}
 
     def mask(self, text: str) -> str:
         for s in self.secrets:
@@ -43,28 +63,51 @@ def _note_interrupt_reported() -> None:
     _interrupt_reported = True
 
 
-def fail(console: Console, exc: OrchestratorError, debug: bool) -> NoReturn:
-    if exc.exit_code == 130:
-        _note_interrupt_reported()
-    console.err(f"error: {exc.message}")
-    if exc.details:
-        tail = exc.details.strip().splitlines()[-25:]
+def _exit(console: Console, code: int, message: str, hint: str | None, details: str | None = None) -> NoReturn:
+    """The one way a command fails: stderr lines, the JSON object (with --json), and the process exit code."""
+    report_error(console, code, message, hint, details)
+    raise typer.Exit(code)
+
+
+def report_error(console: Console, code: int, message: str, hint: str | None, details: str | None = None) -> None:
+    """Say that the command failed with `code`: only for a caller that then exits with that code (see _exit)."""
+    console.err(f"error: {message}")
+    if details:
+        tail = details.strip().splitlines()[-25:]
         console.err("\n".join("  | " + line for line in tail))
-    if exc.hint:
-        lines = exc.hint.splitlines()
+    if hint:
+        lines = hint.splitlines()
         console.err("hint: " + lines[0])
         for line in lines[1:]:
             console.err("      " + line)
-    if debug:
-        import traceback
+    if _json_mode:
+        doc = {"ok": False, **console.report, "error": message, "hint": hint, "exit_code": code}
+        console.out(json.dumps(doc, indent=2))
 
-        traceback.print_exc()
-    raise typer.Exit(exc.exit_code)
+
+def _traceback(console: Console) -> None:
+    import traceback
+
+    console.err(traceback.format_exc().rstrip("\n"))  # through the console: masked like every other line
+
+
+def fail(console: Console, exc: OrchestratorError, debug: bool) -> NoReturn:
+    if exc.exit_code == EXIT_CODES["interrupted"]:
+        _note_interrupt_reported()
+    if debug:
+        _traceback(console)
+    _exit(console, exc.exit_code, exc.message, exc.hint, exc.details)
 
 
 @contextlib.contextmanager
-def guard(debug: bool, console: Console | None = None) -> Iterator[Console]:
-    """Map every exception to the documented exit code; a traceback only with --debug."""
+def guard(debug: bool, console: Console | None = None, *, as_json: bool | None = None) -> Iterator[Console]:
+    """Map every exception to the documented exit code; a traceback only with --debug.
+
+    `as_json` switches JSON errors on (or off) for the rest of the command, so nested guards (session.py) need
+    not be told again; left out, the command's setting holds.
+    """
+    if as_json is not None:
+        set_json_errors(as_json)
     c = console or Console()
     try:
         yield c
@@ -74,21 +117,20 @@ def guard(debug: bool, console: Console | None = None) -> Iterator[Console]:
         raise
     except KeyboardInterrupt:
         _note_interrupt_reported()
-        c.err("error: interrupted (no step was running)")
-        raise typer.Exit(130) from None
+        _exit(c, EXIT_CODES["interrupted"], "interrupted (no step was running)", None)
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: no traceback without --debug
-        c.err(f"error: internal error: {type(exc).__name__}: {exc}")
-        c.err("hint: rerun with --debug and report the traceback")
         if debug:
-            import traceback
-
-            traceback.print_exc()
-        raise typer.Exit(1) from None
+            _traceback(c)
+        _exit(
+            c,
+            EXIT_CODES["error"],
+            f"internal error: {type(exc).__name__}: {exc}",
+            "rerun with --debug and report the traceback",
+        )
 
 
 def confirm(question: str) -> None:
     if not sys.stdin.isatty():
         raise ConfigError("this deletes servers: confirm with --yes when not interactive")
     if not typer.confirm(question, err=True):
-        Console().err("aborted; nothing was changed")
-        raise typer.Exit(1)
+        _exit(Console(), EXIT_CODES["error"], "aborted; nothing was changed", None)

@@ -16,6 +16,11 @@ def main() -> None:
     # Until the CLI is loaded, Ctrl-C / SIGTERM just stop (no traceback from half-done imports).
     signal.signal(signal.SIGINT, _quiet_exit)
     signal.signal(signal.SIGTERM, _quiet_exit)
+    if sys.argv[1:] == ["--version"]:  # answered before typer loads (the option is also in --help)
+        from orchestrator import installed_version
+
+        print(f"orchestrator {installed_version()}")
+        return
     from orchestrator.cli import main as cli_main
 
     cli_main()

@@ -1,4 +1,5 @@
-"""Playbooks: YAML step lists (playbooks/*.yaml) with per-step timeout and retries, validated with file:line."""
+"""Playbooks: YAML step lists (orchestrator/playbooks/*.yaml, shipped as package data) with per-step timeout and
+retries, validated with file:line."""
 
 from __future__ import annotations
 
@@ -50,10 +51,14 @@ class Playbook(BaseModel):
 
 
 def playbook_dir() -> Path:
+    """$ORCHESTRATOR_PLAYBOOKS when set, else the playbooks installed with the package (wheel or checkout)."""
     env = os.environ.get("ORCHESTRATOR_PLAYBOOKS")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "playbooks"
+        return Path(env).expanduser()
+    from importlib.resources import files
+
+    # setuptools installs packages as plain directories, so the resource is a real path on disk.
+    return Path(str(files("orchestrator").joinpath("playbooks")))
 
 
 def load_playbook(name_or_path: str) -> Playbook:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 class Printer(Protocol):
     verbose: bool
+    report: dict[str, object]
 
     def err(self, text: str) -> None: ...
     def out(self, text: str) -> None: ...
@@ -84,17 +85,15 @@ class ProgressReporter:
                     for o in outcomes
                 ],
             }
-            if failure is not None:
-                doc["error"] = {
-                    "message": failure.message,
-                    "hint": failure.hint,
-                    "exit_code": failure.exit_code,
-                }
             if not self.dry_run:
                 doc["server"] = dep.server.model_dump(mode="json") if dep.server else None
                 doc["endpoint"] = dep.engine.endpoint if dep.engine else None
                 doc["metrics_url"] = dep.engine.metrics_url if dep.engine else None
                 doc["prometheus_config"] = dep.monitoring.prometheus_config
+            if failure is not None:
+                # The error boundary (console.py) prints it, with the error and the exit code it exits with.
+                self.c.report = doc
+                return
             self.c.out(json.dumps(doc, indent=2))
             return
         if self.dry_run:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from orchestrator.config import DeploymentConfig
 from orchestrator.errors import ConfigError
-from orchestrator.state import orchestrator_home
+from orchestrator.state import ensure_home, orchestrator_home
 
 API_KEY = "engine_api_key"  # names the runner's secret store uses
 HF_TOKEN = "hf_token"
@@ -53,6 +53,7 @@ def _generated_key(name: str, create: bool) -> str | None:
     if not create:
         return None
     key = pysecrets.token_urlsafe(32)
+    ensure_home()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -288,16 +288,6 @@ def orphans_document(owner: Owner | None, found: Scan) -> dict[str, object]:
     }
 
 
-def json_failure(console: Console, exc: OrchestratorError, doc: dict[str, object] | None = None) -> NoReturn:
-    """--json: the error as one JSON document on stdout (and the documented exit code)."""
-    import typer
-
-    out = dict(doc or {})
-    out.update({"ok": False, "error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
-    console.out(json.dumps(out, indent=2))
-    raise typer.Exit(exc.exit_code)
-
-
 def describe_orphans(console: Console, owner: Owner | None, found: Scan) -> None:
     who = f"owner {owner.name} (id {owner.id})" if owner else "this installation (no owner id yet: no server made)"
     if not found.orphans:
@@ -320,20 +310,13 @@ def describe_orphans(console: Console, owner: Owner | None, found: Scan) -> None
 def teardown_orphans(
     *, yes: bool, dry_run: bool, debug: bool, as_json: bool = False, include_foreign: bool = False
 ) -> None:
-    with guard(debug) as console:
+    with guard(debug, as_json=as_json) as console:
         reporter = ProgressReporter(console, dry_run=dry_run, as_json=as_json)
         executor: Executor = RecordingExecutor() if dry_run else LiveExecutor({}, notify=reporter.info)
-        doc: dict[str, object] = {
-            "command": "teardown --orphans",
-            "dry_run": dry_run,
-            "include_foreign": include_foreign,
-        }
+        doc = console.report  # a failure's JSON object carries what was done so far
+        doc.update({"command": "teardown --orphans", "dry_run": dry_run, "include_foreign": include_foreign})
         try:
             _teardown_orphans(console, reporter, executor, doc, yes=yes, dry_run=dry_run, include=include_foreign)
-        except OrchestratorError as exc:
-            if as_json:
-                json_failure(console, exc, doc)
-            raise
         finally:
             executor.close()
         if as_json:

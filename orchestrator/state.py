@@ -20,7 +20,24 @@ KIND = "orchestrator/deployment"
 
 
 def orchestrator_home() -> Path:
-    return Path(os.environ.get("ORCHESTRATOR_HOME") or Path.home() / ".orchestrator").expanduser()
+    """Where everything local lives (state, secrets, scrape config...): $ORCHESTRATOR_HOME, else ~/.orchestrator.
+
+    The one place that decides it; it creates nothing (dry-run and `status` write no files): ensure_home() does.
+    """
+    return Path(os.environ.get("ORCHESTRATOR_HOME") or Path.home() / ".orchestrator").expanduser().absolute()
+
+
+def ensure_home(home: Path | None = None) -> Path:
+    """The home, created mode 0700 when missing (its parents with the usual mode). Every writer calls this first.
+
+    An existing directory keeps its mode: $ORCHESTRATOR_HOME may point at a folder the user manages.
+    """
+    home = home or orchestrator_home()
+    if not home.is_dir():
+        home.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # a concurrent run made it first
+            home.mkdir(mode=0o700)
+    return home
 
 
 class Record(BaseModel):
@@ -96,6 +113,10 @@ class StateStore:
         self.home = home or orchestrator_home()
         self.dir = self.home / "deployments"
 
+    def _make_dir(self) -> None:
+        ensure_home(self.home)
+        self.dir.mkdir(exist_ok=True, mode=0o700)
+
     def path(self, name: str) -> Path:
         return self.dir / f"{name}.json"
 
@@ -134,7 +155,7 @@ class StateStore:
         path = self.path(dep.name)
         text = json.dumps(dep.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
         try:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._make_dir()
             write_atomic(path, text, 0o600)
         except OSError as exc:
             raise StateError(
@@ -151,7 +172,7 @@ class StateStore:
         import socket
 
         try:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._make_dir()
             fh = open(self.dir / f"{name}.lock", "a+")  # noqa: SIM115 - held for the whole with-block
         except OSError as exc:
             raise StateError(f"cannot create lock file in {self.dir}: {exc.strerror}") from None

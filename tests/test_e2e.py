@@ -187,7 +187,7 @@ def test_deploy_status_redeploy_teardown(
     operator = rules[0]["source_address_start"]
     assert operator.startswith(srv["ip"].rsplit(".", 1)[0] + ".")  # the address the server saw SSH come from
     assert [(r["destination_port_start"], r["source_address_end"]) for r in rules[:2]] == [
-        ("22", operator),
+        (str(cloud.ssh_port), operator),  # 22 in network namespaces (root), 2222-style on loopback
         ("8000", operator),
     ]
     assert rules[-1]["action"] == "drop" and "family" not in rules[-1]

@@ -154,6 +154,31 @@ def test_cloud_describes_hosts_for_the_fake_upctl(cloud: MockCloud) -> None:
     assert cloud.ssh_port == cloud.hosts[0].ssh_port and cloud.user == cloud.hosts[0].user
 
 
+@needs_sshd
+def test_reboot_drops_the_session_and_sshd_comes_back(cloud: MockCloud, knobs: list[MockHost]) -> None:
+    """As on a real host: `sudo reboot` ends the SSH session, and the host answers SSH again afterwards. Run as a
+    normal user, the host's sshd listener is the login user's own process: the reboot must spare it."""
+    host = knobs[1]
+    client = connect(host, cloud.client_key)
+    _, booted, _ = sh(client, "uptime -s")
+    rc, _, _ = sh(client, "sudo -n reboot && sleep 30", timeout=20)
+    client.close()
+    assert rc == -1  # no exit status: the connection went down under the command
+    wait_for(lambda: pid_alive(host.sshd_pid) and _booted_again(host, cloud.client_key, booted), what="SSH back")
+    assert pid_alive(host.sshd_pid)
+
+
+def _booted_again(host: MockHost, key: Path, booted: str) -> bool:
+    try:
+        again = connect(host, key)
+    except (OSError, paramiko.SSHException):
+        return False
+    try:
+        return sh(again, "uptime -s")[1] != booted
+    finally:
+        again.close()
+
+
 # ---------------------------------------------------------------- nvidia-smi
 
 

@@ -16,10 +16,14 @@ import pytest
 
 from mockcloud.hosts import (
     DEFAULT_KNOBS,
-    HOSTBIN,
     LOGIN_USER_WHEN_ROOT,
-    REPO_ROOT,
+    PACKAGE_DIR,
+    SHIMS,
+    HostRuntime,
+    MockHostError,
     _ensure_login_user,
+    check_shims,
+    host_runtime,
     new_root,
     poweroff_host,
     write_knobs,
@@ -58,18 +62,17 @@ def knobs(home: Path, **values: object) -> None:
     write_knobs(home / "knobs.json", dict(DEFAULT_KNOBS) | values)
 
 
+def runtime(home: Path) -> HostRuntime:
+    """What MockHosts gives the host's commands (a host-readable copy of mockcloud when the checkout is private)."""
+    return host_runtime(home.parent, other_user=AS_ROOT)
+
+
 def sh(home: Path, command: str) -> subprocess.CompletedProcess[str]:
     """Run a shell command as the mock host would (its user, PATH and MOCKHOST_HOME; never this process's env)."""
-    env = {
-        "PATH": f"{HOSTBIN}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "MOCKHOST_HOME": str(home),
-        "MOCKCLOUD_PYTHON": "/usr/bin/python3" if AS_ROOT else sys.executable,
-        "PYTHONPATH": str(REPO_ROOT),
-    }
     user = LOGIN_USER_WHEN_ROOT if AS_ROOT else None
     return subprocess.run(
-        ["sh", "-c", command], capture_output=True, text=True, env=env, timeout=60, user=user, cwd=home
+        ["sh", "-c", command], capture_output=True, text=True, env=runtime(home).env(home), timeout=60, user=user,
+        cwd=home,
     )
 
 
@@ -146,3 +149,52 @@ def test_new_driver_loads_after_a_reboot(home: Path) -> None:
         time.sleep(0.2)
     assert sh(home, "uptime -s").stdout != booted
     assert log(home)[-1] == "reboot"
+
+
+# ---------------------------------------------------------------- no fall-through to this machine's real tools
+
+
+def test_every_shim_resolves_for_the_host_user(home: Path) -> None:
+    """`command -v` on the host finds each shim, never a real tool (this machine may have /usr/local/bin/docker)."""
+    shims = runtime(home).hostbin
+    names = " ".join(SHIMS)
+    found = sh(home, f'for n in {names}; do command -v "$n" || echo "$n missing"; done').stdout.splitlines()
+    assert found == [str(shims / n) for n in SHIMS]
+    assert {"docker", "nvidia-smi", "systemctl", "apt-get", "sudo"} <= set(SHIMS)
+
+
+def test_private_checkout_runs_from_a_host_readable_copy(home: Path, tmp_path: Path) -> None:
+    """A clone in a 0700 dir: the host user's commands use a copy under the hosts' root, and still the shims."""
+    private = tmp_path / "clone"
+    private.mkdir(mode=0o700)
+    shutil.copytree(PACKAGE_DIR, private / "mockcloud", ignore=shutil.ignore_patterns("__pycache__"))
+    rt = host_runtime(home.parent, other_user=True, package_dir=private / "mockcloud")
+    assert rt.hostbin == home.parent / "hostlib" / "mockcloud" / "hostbin" and not rt.path.startswith(str(private))
+    check_shims(rt, LOGIN_USER_WHEN_ROOT if AS_ROOT else None)
+    knobs(home, no_docker=True)
+    user = LOGIN_USER_WHEN_ROOT if AS_ROOT else None
+    gone = subprocess.run(["sh", "-c", "docker ps"], capture_output=True, text=True, env=rt.env(home), user=user)
+    assert gone.returncode == 127 and "docker: command not found" in gone.stderr  # the shim, not a real docker
+
+
+def test_a_fall_through_to_a_real_tool_is_refused(tmp_path: Path) -> None:
+    """A shim dir the host cannot use (here: one that lacks docker and systemctl) fails loudly at setup."""
+    partial = tmp_path / "hostbin"
+    partial.mkdir()
+    for name in SHIMS:
+        if name not in ("docker", "systemctl"):
+            shutil.copy2(PACKAGE_DIR / "hostbin" / name, partial / name)
+    with pytest.raises(MockHostError, match=r"docker -> .*systemctl -> ") as err:
+        check_shims(HostRuntime(sys.executable, str(PACKAGE_DIR.parent), partial), None)
+    assert "apt-get ->" not in str(err.value)
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="another login user exists only when the tests run as root")
+def test_a_private_shim_dir_is_refused_for_the_host_user(tmp_path: Path) -> None:
+    """The bug this guards: gpuops cannot enter a 0700 clone, so `docker` was the real /usr/local/bin/docker."""
+    _ensure_login_user()
+    private = tmp_path / "clone"
+    private.mkdir(mode=0o700)
+    shutil.copytree(PACKAGE_DIR / "hostbin", private / "hostbin")
+    with pytest.raises(MockHostError, match=r"for user gpuops: .*docker -> "):
+        check_shims(HostRuntime("/usr/bin/python3", str(private), private / "hostbin"), LOGIN_USER_WHEN_ROOT)

@@ -21,7 +21,7 @@ FAULTS_FILE = "faults.json"
 HOSTS_FILE = "hosts.json"
 STATE_VERSION = 1
 POWEROFF_TIMEOUT_S = 30.0
-FAIL_KINDS = ("5xx", "capacity", "quota", "timeout")
+FAIL_KINDS = ("5xx", "capacity", "quota", "timeout", "auth", "ratelimit")
 
 
 class WorldError(Exception):
@@ -177,6 +177,13 @@ def take_failure(state: dict[str, Any], faults: dict[str, Any], command: str) ->
     kind = str(spec.get("kind", "5xx"))
     timeout = float(spec.get("timeout_seconds", faults.get("timeout_seconds", 2)))
     return FailSpec(kind if kind in FAIL_KINDS else "5xx", timeout)
+
+
+def return_failure(state: dict[str, Any], command: str) -> None:
+    """An injected failure the invocation never reached (e.g. its name did not resolve) stays pending."""
+    remaining = state.get("fail_remaining") or {}
+    if command in remaining:
+        remaining[command] = int(remaining[command]) + 1
 
 
 def bind_host(pool: list[HostEntry], servers: list[dict[str, Any]]) -> HostEntry | None:

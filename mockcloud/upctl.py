@@ -20,7 +20,8 @@ Run it as ``python -m mockcloud.upctl ...`` or through ``mockcloud/bin/upctl``. 
     (409); timeout → sleep ``timeout_seconds`` (default 2) then a Go ``context deadline exceeded`` error;
     auth → the credentials are rejected (exit 103, as if the token was revoked meanwhile); ratelimit → 429.
     Each failing target counts in the exit code; counters live in state.json, restarted when ``fail`` changes.
-    An invocation that never reaches the API call (its server name does not resolve) leaves the failure pending.
+    An invocation that never reaches the API call (its server name does not resolve) leaves the failure pending;
+    ``"skip": N`` lets the first N invocations of the command succeed before the failures start.
     ``wait_timeout``: true — ``--wait`` never sees the target state: ``! ...`` + ``  Error: context deadline
     exceeded`` on stderr, exit 0; the server is still maintenance (create) / started (stop) and settles after
     ``boot_polls`` further ``server show`` calls.

@@ -169,6 +169,11 @@ def take_failure(state: dict[str, Any], faults: dict[str, Any], command: str) ->
     if state.get("fail_signature") != signature:
         state["fail_signature"] = signature
         state["fail_remaining"] = {name: int(spec.get("times", 1)) for name, spec in fail.items()}
+        state["fail_skip"] = {name: int(spec.get("skip", 0)) for name, spec in fail.items()}
+    skip = state.setdefault("fail_skip", {})
+    if int(skip.get(command, 0)) > 0:  # `skip`: the first N invocations of the command still succeed
+        skip[command] = int(skip[command]) - 1
+        return None
     remaining = int(state["fail_remaining"].get(command, 0))
     if remaining <= 0:
         return None

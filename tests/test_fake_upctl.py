@@ -523,6 +523,8 @@ def test_fail_kinds_auth_and_ratelimit(upctl: Run, home: Path, key_file: Path) -
     proc = upctl("server", "show", uuid, "-o", "json")
     assert (proc.returncode, proc.stdout, proc.stderr) == (103, "", BAD_CREDS)
     assert upctl("server", "show", uuid).returncode == 0
+    set_faults(home, fail={"server show": {"times": 1, "kind": "auth", "skip": 2}})
+    assert [upctl("server", "show", uuid).returncode for _ in range(4)] == [0, 0, 103, 0]
     set_faults(home, fail={"zone list": {"times": 1, "kind": "ratelimit"}})
     proc = upctl("zone", "list", "-o", "json")
     assert proc.returncode == 1

@@ -136,7 +136,7 @@ DEPLOY_FAULTS: list[tuple[str, dict[str, Any], dict[str, dict[str, Any]], int, s
     ),
     (
         "credentials rejected after create (token revoked mid-deploy)",
-        {"fail": {"server show": {"times": 1, "kind": "auth"}}},
+        {"fail": {"server show": {"times": 1, "kind": "auth", "skip": 1}}},  # the adoption probe still passes
         {},
         4,
         "error: UpCloud rejected the credentials\nhint: check UPCLOUD_TOKEN",

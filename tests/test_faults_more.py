@@ -253,7 +253,12 @@ def test_engine_killed_during_health(scenario: Scenario, tmp_path: Path) -> None
 # ------------------------------------------------------------------ faults during teardown
 
 TEARDOWN_FAULTS: list[tuple[str, dict[str, Any], int, str]] = [
-    ("stop --wait times out in teardown (exit 0, still stopping)", {"wait_timeout": True, "boot_polls": 2}, 0, ""),
+    (
+        "stop --wait times out in teardown (exit 0, still stopping)",
+        {"wait_timeout": True, "boot_polls": 2},
+        0,
+        "and its storages deleted (confirmed)",
+    ),
     ("server delete 5xx once in teardown", {"fail": {"server delete": {"times": 1}}}, 0, "transient"),
     (
         "server stop keeps failing in teardown",

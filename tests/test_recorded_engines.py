@@ -15,6 +15,7 @@ from orchestrator.health import (
     expect_openai_model,
     expect_tfs_available,
     expect_tfs_predict,
+    expect_triton_ready,
 )
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
@@ -53,6 +54,16 @@ def test_tfs_model_status_available() -> None:
 def test_tfs_predict_answers(name: str) -> None:
     verdict = expect_tfs_predict(response(f"tensorflow-serving/{name}"), "")
     assert verdict.ready and verdict.detail == "predict answered"
+
+
+# ------------------------------------------------------------------ Triton
+
+
+def test_triton_unknown_model_is_fatal() -> None:
+    """A 400 naming an unknown model will not turn into 'ready' by waiting: the check stops at once."""
+    verdict = expect_triton_ready(response("triton/unknown_model_400.json", 400), "ensemble")
+    assert not verdict.ready and verdict.fatal
+    assert verdict.detail == "HTTP 400: Request for unknown model: '/models::ensemble' is not found"
 
 
 # ------------------------------------------------------------------ nvidia-smi

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -18,7 +22,9 @@ from orchestrator.health import (
     expect_triton_ready,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+L40S_CAPTURE = "linux-x86_64__nvidia-l40s__595.80.query-gpu.csv"
 
 
 def response(path: str, status: int = 200) -> httpx.Response:
@@ -86,7 +92,7 @@ def recorded_query(capture: str, *, units: bool) -> str:
 
 @pytest.mark.parametrize("units", [False, True], ids=["nounits", "with-units"])
 def test_parse_query_on_recorded_l40s(units: bool) -> None:
-    [gpu] = parse_query(recorded_query("linux-x86_64__nvidia-l40s__595.80.query-gpu.csv", units=units))
+    [gpu] = parse_query(recorded_query(L40S_CAPTURE, units=units))
     assert (gpu.index, gpu.name, gpu.driver, gpu.memory_total_mib, gpu.memory_used_mib) == (
         0,
         "NVIDIA L40S",
@@ -109,3 +115,20 @@ def test_parse_query_on_other_recorded_gpus(capture: str, name: str, total: int)
     assert (gpu.name, gpu.driver, gpu.memory_total_mib) == (name, "590.48.01", total)
     with pytest.raises(Exception, match="L40S"):
         check_gpus([gpu], 1, "NVIDIA L40S")
+
+
+def test_mock_nvidia_smi_prints_what_the_real_one_prints(tmp_path: Path) -> None:
+    """The mock host's nvidia-smi (default knobs: one L40S): same header cells and value formats as the recording."""
+    argv = [str(REPO / "mockcloud" / "hostbin" / "nvidia-smi"), "--query-gpu=" + ",".join(QUERY_FIELDS), "--format=csv"]
+    env = {"PATH": os.environ["PATH"], "MOCKHOST_HOME": str(tmp_path), "MOCKCLOUD_PYTHON": sys.executable}
+    fake = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    rows = list(csv.reader(io.StringIO(fake), skipinitialspace=True))
+    real = list(csv.reader(io.StringIO((RECORDED / "nvidia-smi" / L40S_CAPTURE).read_text()), skipinitialspace=True))
+    real_cells = dict(zip(real[0], real[1], strict=True))
+    wanted = [h for f in QUERY_FIELDS for h in real[0] if h.split(" [")[0] == f]
+    assert rows[0] == wanted  # e.g. "memory.total [MiB]"
+    fake_cells = dict(zip(rows[0], rows[1], strict=True))
+    assert fake_cells["name"] == real_cells["name"] == "NVIDIA L40S"
+    assert fake_cells["memory.total [MiB]"] == real_cells["memory.total [MiB]"] == "46068 MiB"
+    assert re.fullmatch(r"\d+ MiB", fake_cells["memory.used [MiB]"])
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", fake_cells["driver_version"])

@@ -13,17 +13,23 @@ Run it as ``python -m mockcloud.upctl ...`` or through ``mockcloud/bin/upctl``. 
     the server really stops) and ``server delete`` run ``poweroff``; delete also empties ``authorized_keys``.
     Without the file, public IPv4s are invented in 94.237.0.0/16.
 ``faults.json`` (optional; write it with :func:`set_faults`), a JSON object with these keys:
-    ``fail``: ``{"server create": {"times": N, "kind": "5xx"|"capacity"|"quota"|"timeout"|"response_lost",
+    ``fail``: ``{"server create": {"times": N, "kind": "5xx"|"capacity"|"quota"|"timeout"|"response_lost"|"auth"|
+    "ratelimit",
     "timeout_seconds": 2}}`` — the next N invocations of that command (its canonical path, e.g.
     ``"server stop"``) fail at their API call: 5xx → ``Internal server error (type=INTERNAL_ERROR,
     status=500)``; capacity → ``SERVER_RESOURCES_UNAVAILABLE`` (409); quota → ``RESOURCE_LIMIT_EXCEEDED``
     (409); timeout → sleep ``timeout_seconds`` (default 2) then a Go ``context deadline exceeded`` error;
     response_lost (``server create`` only) → the server *is* created, then the same timeout error: the API
     did the work but the client never got the answer (an interrupted create).
+    auth → the credentials are rejected (exit 103, as if the token was revoked meanwhile); ratelimit → 429.
     Each failing target counts in the exit code; counters live in state.json, restarted when ``fail`` changes.
+    An invocation that never reaches the API call (its server name does not resolve) leaves the failure pending;
+    ``"skip": N`` lets the first N invocations of the command succeed before the failures start.
     ``wait_timeout``: true — ``--wait`` never sees the target state: ``! ...`` + ``  Error: context deadline
     exceeded`` on stderr, exit 0; the server is still maintenance (create) / started (stop) and settles after
     ``boot_polls`` further ``server show`` calls.
+    ``wait_seconds``: N — ``server create --wait`` / ``server stop --wait`` sleep N seconds after the API call
+    (the server already exists / is already stopping), like upctl's polling.
     ``boot_polls``: N (default 1) — a server created without ``--wait`` shows ``maintenance`` for the next N
     ``server show`` calls, then ``started``. With ``--wait`` it is ``started`` before the command returns.
     ``stuck_state``: "maintenance"|"error" — servers created meanwhile stay in that state for good
@@ -58,7 +64,15 @@ from mockcloud.upctl_exec import (
     run_without_arguments,
 )
 from mockcloud.upctl_output import Progress, go_json, go_yaml
-from mockcloud.upctl_world import World, WorldError, home_from_env, read_state, set_faults, take_failure
+from mockcloud.upctl_world import (
+    World,
+    WorldError,
+    home_from_env,
+    read_state,
+    return_failure,
+    set_faults,
+    take_failure,
+)
 
 __all__ = ["main", "read_state", "set_faults"]
 
@@ -201,7 +215,12 @@ def _main(args: list[str]) -> int:
         if ctx.command in (ctx.faults.get("fail") or {}):
             with world.transaction() as state:
                 ctx.fail = take_failure(state, ctx.faults, ctx.command)
+            if ctx.fail is not None and ctx.fail.kind == "auth":  # the API refused the token on the first call
+                return _fail(INVALID_CREDENTIALS, 103)
         outcomes = _dispatch(ctx)
+        if ctx.fail is not None and not ctx.fail_used:
+            with world.transaction() as state:
+                return_failure(state, ctx.command)
     except WorldError as exc:
         return _fail(str(exc), 100)
     return render(ctx, outcomes)

@@ -11,7 +11,7 @@ from typing import Any
 
 from mockcloud import upctl_firewall
 from mockcloud import upctl_seed as seed
-from mockcloud.upctl_exec import CAPACITY_TITLE, ApiError, CommandError, Ctx, Result
+from mockcloud.upctl_exec import CAPACITY_TITLE, ApiError, CommandError, Ctx, Result, simulated_wait
 from mockcloud.upctl_output import details, go_quote
 from mockcloud.upctl_render import server_details
 from mockcloud.upctl_world import (
@@ -223,6 +223,7 @@ def create(ctx: Ctx) -> Result:
     response = server_details(record, storages, state="maintenance", password=password)
     if p.enabled("wait"):
         ctx.progress.update(msg, f"Waiting for server {record['uuid']} to be in started state")
+        simulated_wait(ctx)
         if record["state"] != "started":
             ctx.progress.warning(msg, "context deadline exceeded")
         else:

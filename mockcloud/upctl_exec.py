@@ -16,6 +16,8 @@ from mockcloud.upctl_world import FailSpec, World
 API_BASE = "https://api.upcloud.com/1.3"
 CAPACITY_TITLE = "There are not enough resources available to fulfil the request"
 QUOTA_TITLE = "The request would exceed the account resource limits for GPUs"
+# 429: the status is what counts (go-api renders it the same way as any API error); the code is not recorded.
+RATE_LIMIT_TITLE = "Too many requests"
 
 
 class CommandError(Exception):
@@ -81,17 +83,21 @@ class Ctx:
     username: str
     command: str
     fail: FailSpec | None = None
+    fail_used: bool = False
 
     def api(self, method: str, path: str) -> None:
         """Marks the point where the real upctl calls the API; an injected failure surfaces here."""
         if self.fail is None or self.fail.kind == "response_lost":
             return
+        self.fail_used = True
         if self.fail.kind == "timeout":
             self.timed_out(method, path)
         if self.fail.kind == "capacity":
             raise ApiError(CAPACITY_TITLE, "SERVER_RESOURCES_UNAVAILABLE", 409)
         if self.fail.kind == "quota":
             raise ApiError(QUOTA_TITLE, "RESOURCE_LIMIT_EXCEEDED", 409)
+        if self.fail.kind == "ratelimit":
+            raise ApiError(RATE_LIMIT_TITLE, "TOO_MANY_REQUESTS", 429)
         raise ApiError("Internal server error", "INTERNAL_ERROR", 500)
 
     def timed_out(self, method: str, path: str) -> None:
@@ -111,6 +117,11 @@ class Ctx:
         """HandleError: mark progress line `key` failed and return the error to raise."""
         self.progress.error(key, str(exc))
         return Handled(str(exc))
+
+
+def simulated_wait(ctx: Ctx) -> None:
+    """faults.json ``wait_seconds``: `--wait` takes this long (upctl polls every 5 s) after the API call succeeded."""
+    time.sleep(max(0.0, float(ctx.faults.get("wait_seconds") or 0)))
 
 
 def resolve_server(servers: list[dict[str, Any]], arg: str) -> list[str]:

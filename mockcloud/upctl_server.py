@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mockcloud import upctl_firewall
-from mockcloud.upctl_exec import ApiError, CommandError, Ctx, Result, server_not_found
+from mockcloud.upctl_exec import ApiError, CommandError, Ctx, Result, server_not_found, simulated_wait
 from mockcloud.upctl_output import details, table
 from mockcloud.upctl_render import (
     FIREWALL_FIELDS,
@@ -146,6 +146,7 @@ def _stop(ctx: Ctx, uuid: str, stop_type: str, wait: bool) -> dict[str, Any]:
         power_off(ctx.world.host_for(server.get("pool_ipv4")))
     if wait:
         ctx.progress.update(msg, f"Waiting for server {uuid} to be in stopped state")
+        simulated_wait(ctx)
         if timed_out:
             ctx.progress.warning(msg, "context deadline exceeded")
             return out

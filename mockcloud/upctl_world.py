@@ -21,7 +21,7 @@ FAULTS_FILE = "faults.json"
 HOSTS_FILE = "hosts.json"
 STATE_VERSION = 1
 POWEROFF_TIMEOUT_S = 30.0
-FAIL_KINDS = ("5xx", "capacity", "quota", "timeout", "response_lost")
+FAIL_KINDS = ("5xx", "capacity", "quota", "timeout", "response_lost", "auth", "ratelimit")
 
 
 class WorldError(Exception):
@@ -171,6 +171,11 @@ def take_failure(state: dict[str, Any], faults: dict[str, Any], command: str) ->
     if state.get("fail_signature") != signature:
         state["fail_signature"] = signature
         state["fail_remaining"] = {name: int(spec.get("times", 1)) for name, spec in fail.items()}
+        state["fail_skip"] = {name: int(spec.get("skip", 0)) for name, spec in fail.items()}
+    skip = state.setdefault("fail_skip", {})
+    if int(skip.get(command, 0)) > 0:  # `skip`: the first N invocations of the command still succeed
+        skip[command] = int(skip[command]) - 1
+        return None
     remaining = int(state["fail_remaining"].get(command, 0))
     if remaining <= 0:
         return None
@@ -179,6 +184,13 @@ def take_failure(state: dict[str, Any], faults: dict[str, Any], command: str) ->
     kind = str(spec.get("kind", "5xx"))
     timeout = float(spec.get("timeout_seconds", faults.get("timeout_seconds", 2)))
     return FailSpec(kind if kind in FAIL_KINDS else "5xx", timeout)
+
+
+def return_failure(state: dict[str, Any], command: str) -> None:
+    """An injected failure the invocation never reached (e.g. its name did not resolve) stays pending."""
+    remaining = state.get("fail_remaining") or {}
+    if command in remaining:
+        remaining[command] = int(remaining[command]) + 1
 
 
 def bind_host(pool: list[HostEntry], servers: list[dict[str, Any]]) -> HostEntry | None:

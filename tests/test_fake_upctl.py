@@ -9,6 +9,7 @@ import stat
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -514,6 +515,52 @@ def test_fail_kinds_capacity_quota_timeout(upctl: Run, home: Path, key_file: Pat
     proc = upctl("server", "stop", uuid, "-o", "json")
     assert proc.returncode == 1
     assert as_json(proc)["error"].endswith("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")
+
+
+def test_fail_kinds_auth_and_ratelimit(upctl: Run, home: Path, key_file: Path) -> None:
+    uuid = as_json(create(upctl, key_file, "revoked", "--wait"))["uuid"]
+    set_faults(home, fail={"server show": {"times": 1, "kind": "auth"}})
+    proc = upctl("server", "show", uuid, "-o", "json")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (103, "", BAD_CREDS)
+    assert upctl("server", "show", uuid).returncode == 0
+    set_faults(home, fail={"server show": {"times": 1, "kind": "auth", "skip": 2}})
+    assert [upctl("server", "show", uuid).returncode for _ in range(4)] == [0, 0, 103, 0]
+    set_faults(home, fail={"zone list": {"times": 1, "kind": "ratelimit"}})
+    proc = upctl("zone", "list", "-o", "json")
+    assert proc.returncode == 1
+    assert as_json(proc) == {"error": "Too many requests (type=TOO_MANY_REQUESTS, status=429)"}
+
+
+def test_failure_stays_pending_until_the_api_call_is_reached(upctl: Run, home: Path, key_file: Path) -> None:
+    """A name that does not resolve never reaches GET /server/{uuid}: the injected failure hits the next call."""
+    uuid = as_json(create(upctl, key_file, "pending", "--wait"))["uuid"]
+    set_faults(home, fail={"server show": {"times": 1}})
+    missing = upctl("server", "show", "nope", "-o", "json")
+    assert missing.returncode == 1
+    assert as_json(missing) == {"error": "cannot resolve argument: nothing found matching 'nope'"}
+    failed = upctl("server", "show", uuid, "-o", "json")
+    assert failed.returncode == 1
+    assert as_json(failed)["error"] == "Internal server error (type=INTERNAL_ERROR, status=500)"
+    assert upctl("server", "show", uuid).returncode == 0
+
+
+def test_wait_seconds_after_the_server_exists(home: Path, base_env: dict[str, str], key_file: Path) -> None:
+    """`wait_seconds`: create --wait has stored the server (others see it) while the command still waits."""
+    set_faults(home, wait_seconds=60)
+    proc = subprocess.Popen(
+        [str(UPCTL), "server", "create", "--hostname", "waiting", "--zone", "fi-hel2", "--plan", GPU_PLAN,
+         "--os-storage-size", "50", "--ssh-keys", str(key_file), "--wait", "-o", "json"],
+        env=base_env | {"UPCLOUD_TOKEN": "test-token"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not read_state(home).get("servers") and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert [s["hostname"] for s in read_state(home)["servers"]] == ["waiting"]
+        assert proc.poll() is None, "upctl must still be waiting"
+    finally:
+        proc.kill()
+        proc.communicate()
 
 
 def test_wait_timeout_warns_but_exits_zero(upctl: Run, home: Path, key_file: Path) -> None:

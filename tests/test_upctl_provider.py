@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from orchestrator.providers.base import (
     DEPLOYMENT_LABEL_KEY,
     OUR_LABEL,
     CreateSpec,
+    FirewallRule,
     PlanInfo,
     ServerInfo,
     TemplateInfo,
@@ -33,6 +35,7 @@ from orchestrator.providers.upctl_parse import (
     select_plan,
 )
 from orchestrator.retry import is_transient
+from orchestrator.transports.local import run_local
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upctl"
 SERVER_UUID = "00a1b2c3-4d5e-4f60-8a7b-9c0d1e2f3a4b"
@@ -157,10 +160,51 @@ def test_create_rejects_bad_specs(overrides: dict[str, object]) -> None:
         CMD.create(spec(**overrides))
 
 
-def test_no_secrets_in_argv(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("UPCLOUD_TOKEN", "ucat_secret_value")
-    everything = [*CMD.create(spec()), *CMD.show("x"), *CMD.account()]
-    assert not any("ucat_secret_value" in a or "token" in a.lower() for a in everything)
+CREDENTIALS = {
+    "UPCLOUD_TOKEN": "ucat_01planted0secret0token",
+    "UPCLOUD_USERNAME": "planted-api-user",
+    "UPCLOUD_PASSWORD": "planted-Passw0rd",
+}
+
+
+def every_argv(cmd: UpctlCommands) -> list[list[str]]:
+    """One argv from each builder (the create with every optional part set)."""
+    rule = FirewallRule("in", "accept", "IPv4", "tcp", "198.51.100.7/32", (22, 22), None, "ssh from me")
+    return [
+        cmd.version(), cmd.account(), cmd.plans(), cmd.zones(), cmd.zone_devices(), cmd.templates(),
+        cmd.create(spec(user_data="#cloud-config\n")), cmd.show("x"), cmd.list_servers(), cmd.stop("x"),
+        cmd.delete("x"), cmd.start("x"), cmd.firewall_rules("x"), cmd.firewall_create("x", rule),
+        cmd.firewall_delete("x", 1), cmd.enable_firewall("x"),
+    ]  # fmt: skip
+
+
+def test_credentials_reach_upctl_only_through_its_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With credentials set, no argv carries them (nor a credential flag), and upctl receives them in its env."""
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    log = tmp_path / "calls.jsonl"
+    recorder = tmp_path / "upctl"
+    script = (
+        "import json, os, sys\n"
+        "record = {'argv': sys.argv[1:], 'env': {k: os.environ.get(k) for k in KEYS}}\n"
+        "with open(LOG, 'a') as f:\n"
+        "    f.write(json.dumps(record) + '\\n')\n"
+    )
+    script = script.replace("KEYS", repr(sorted(CREDENTIALS))).replace("LOG", repr(str(log)))
+    recorder.write_text(f"#!{sys.executable}\n{script}")
+    recorder.chmod(0o755)
+    argvs = every_argv(UpctlCommands(str(recorder)))
+    words = [a for argv in argvs for a in argv]
+    for secret in CREDENTIALS.values():
+        assert not any(secret in a for a in words), secret
+    assert not any(a.lstrip("-").startswith(("token", "username", "password")) for a in words)
+    for argv in argvs:
+        assert run_local(argv, 30).rc == 0
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["argv"] for c in calls] == [argv[1:] for argv in argvs]
+    assert all(c["env"] == CREDENTIALS for c in calls)
 
 
 # ------------------------------------------------------------------------------------------ plans

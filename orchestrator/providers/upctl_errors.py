@@ -32,6 +32,11 @@ _AUTH = re.compile(r"AUTHENTICATION_FAILED|INVALID_CREDENTIALS|invalid user cred
 _HINTS: tuple[tuple[str, str], ...] = (
     ("INSUFFICIENT_CREDITS", "add credits to the UpCloud account"),
     (
+        r"RESOURCE_LIMIT_EXCEEDED|exceed the account resource limits",
+        "the account's resource limits (e.g. GPUs) do not allow another server: see `upctl account show`, "
+        "delete servers you no longer need, or ask UpCloud support to raise the limit",
+    ),
+    (
         r"multiple storages matched|no storage with uuid, name or title",
         "set the OS template to an exact UUID (see `upctl storage list --public --template`)",
     ),
@@ -74,7 +79,9 @@ def _stderr_errors(stderr: str, *, indented_only: bool) -> list[str]:
 
 
 def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(i for i in items if i))
+    """Distinct messages; a stderr detail that upctl wrapped onto several lines is a prefix of the stdout one."""
+    distinct = list(dict.fromkeys(i for i in items if i))
+    return [m for m in distinct if not any(o != m and o.startswith(m) for o in distinct)]
 
 
 def _command(argv: Sequence[str]) -> str:

@@ -13,9 +13,8 @@ Run it as ``python -m mockcloud.upctl ...`` or through ``mockcloud/bin/upctl``. 
     the server really stops) and ``server delete`` run ``poweroff``; delete also empties ``authorized_keys``.
     Without the file, public IPv4s are invented in 94.237.0.0/16.
 ``faults.json`` (optional; write it with :func:`set_faults`), a JSON object with these keys:
-    ``fail``: ``{"server create": {"times": N, "kind": "5xx"|"capacity"|"quota"|"timeout"|"response_lost"|"auth"|
-    "ratelimit",
-    "timeout_seconds": 2}}`` — the next N invocations of that command (its canonical path, e.g.
+    ``fail``: ``{"server create": {"times": N, "kind": "5xx"|"capacity"|"quota"|"timeout"|"response_lost"|"auth"
+    |"ratelimit", "timeout_seconds": 2}}`` — the next N invocations of that command (its canonical path, e.g.
     ``"server stop"``) fail at their API call: 5xx → ``Internal server error (type=INTERNAL_ERROR,
     status=500)``; capacity → ``SERVER_RESOURCES_UNAVAILABLE`` (409); quota → ``RESOURCE_LIMIT_EXCEEDED``
     (409); timeout → sleep ``timeout_seconds`` (default 2) then a Go ``context deadline exceeded`` error;

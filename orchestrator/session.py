@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from orchestrator.actions import Action, Result
 from orchestrator.config import DeploymentConfig

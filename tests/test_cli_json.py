@@ -171,7 +171,8 @@ def test_debug_traceback_is_masked(tmp_path: Path) -> None:
 
 
 def _cli_umask_022(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ORCHESTRATOR_HOME": str(home), "ORCH_TEST_API_KEY": SECRET}
+    # HOME without ~/.ssh: the deploy stops at the missing key, whatever this machine's own keys are
+    env = {**os.environ, "ORCHESTRATOR_HOME": str(home), "ORCH_TEST_API_KEY": SECRET, "HOME": str(cwd / "user")}
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *args],
         capture_output=True,
@@ -191,7 +192,7 @@ def test_orchestrator_home_is_created_0700(tmp_path: Path) -> None:
     assert not home.exists(), "a dry run creates nothing, not even the home"
     # a real deploy: generates the API key, takes the lock, then stops at the missing SSH key (exit 2)
     proc = _cli_umask_022("deploy", str(cfg), home=home, cwd=tmp_path)
-    assert proc.returncode == 2 and "SSH private key not found" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "SSH public key not found" in proc.stderr, proc.stderr
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "secrets").stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "deployments").stat().st_mode) == 0o700

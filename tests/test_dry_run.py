@@ -98,7 +98,7 @@ def test_dry_run_real_config_needs_no_credentials(tmp_path: Path) -> None:
         "http: GET http://<server.ip>:8000/health",
         "/v1/models",
         "POST http://<server.ip>:8000/v1/completions",
-        "write: ",
+        "prometheus.yml (mode",
     ]
     positions = [out.find(s) for s in order]
     assert all(p >= 0 for p in positions), list(zip(order, positions, strict=True))

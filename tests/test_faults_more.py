@@ -409,3 +409,21 @@ def test_prometheus_reload_url_down(scenario: Scenario, tmp_path: Path) -> None:
         come_back()
         down = run_cli("teardown", "noreload", "--yes", env=e)
         assert down.returncode == 0, down.stderr
+
+
+def test_teardown_waits_out_maintenance(scenario: Scenario, tmp_path: Path) -> None:  # noqa: F811
+    """A server still in 'maintenance' cannot be stopped (UpCloud refuses): teardown waits until maintenance ends
+    (bounded), then stops and deletes it, instead of failing with the server left billing."""
+    c, e = scenario
+    set_faults(c.upctl_home, stuck_state="maintenance")
+    proc = run_cli("deploy", str(config(c, tmp_path, "maint", {"provider": {"wait_started": "2s"}})), env=e)
+    assert proc.returncode == 3 and "is still 'maintenance' after 2s" in proc.stderr, proc.stderr
+    set_faults(c.upctl_home)
+    with World(c.upctl_home).transaction() as state:  # maintenance ends after three more polls
+        for server in state["servers"]:
+            server["stuck"], server["pending"] = None, {"to": "started", "polls": 3}
+    down = run_cli("teardown", "maint", "--yes", env=e)
+    assert down.returncode == 0, down.stderr
+    assert "is in 'maintenance': waiting for it to end before stopping it" in down.stderr
+    assert cloud_uuids(c) == set()
+    check_invariant("teardown of a server still in maintenance", c, e)

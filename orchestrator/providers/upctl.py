@@ -100,6 +100,9 @@ class UpctlCommands:
     def list_servers(self) -> list[str]:
         return self._json("server", "list")
 
+    def list_storages(self) -> list[str]:
+        return self._json("storage", "list")
+
     def stop(self, server: str, wait: bool = True) -> list[str]:
         args = ["server", "stop", _check_name("server", server), "--type", "soft"]
         return self._json(*args, *(["--wait"] if wait else []))

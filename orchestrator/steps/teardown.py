@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Generator
 
 from orchestrator import known_hosts
-from orchestrator.actions import Local, Pause, RemoveLocal
+from orchestrator.actions import Action, Local, Pause, RemoveLocal, Result
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import TeardownIncomplete
 from orchestrator.providers.upctl_errors import ServerNotFound, map_failure
@@ -45,6 +46,9 @@ def destroy_server(ctx: StepContext) -> StepGen:
         storages = _storages(r.stdout)
     else:
         state = "started"
+    if state == "maintenance":
+        # UpCloud refuses to stop a server under maintenance (being created or changed): wait it out, bounded.
+        state = yield from _wait_out_maintenance(ctx, show)
     if state not in ("stopped", "error"):  # a server in 'error' cannot be stopped; deleting it is the way out
         stop = Local(tuple(up.stop(srv.uuid, wait=True)), "stop the server", timeout=1200, mutates=True)
         checked(ctx, stop, (yield stop))
@@ -90,7 +94,7 @@ def destroy_server(ctx: StepContext) -> StepGen:
         ctx.dep.server = None  # confirmed gone; a record kept for local leftovers must not point at it
         ctx.save()
     if storages:
-        listing = Local((up.binary, "storage", "list", "-o", "json"), "confirm storages gone")
+        listing = Local(tuple(up.list_storages()), "confirm storages gone")
         r = yield listing
         if r.ok:
             left = [s for s in storages if s in r.stdout]
@@ -100,6 +104,28 @@ def destroy_server(ctx: StepContext) -> StepGen:
                     f"delete them with `upctl storage delete {' '.join(left)}`",
                 )
     return f"server {srv.uuid} and its storages deleted (confirmed)"
+
+
+MAINTENANCE_WAIT_S = 900.0
+
+
+def _wait_out_maintenance(ctx: StepContext, show: Local) -> Generator[Action, Result, str]:
+    srv = ctx.server_ref
+    ctx.notify(f"server {srv} is in 'maintenance': waiting for it to end before stopping it")
+    deadline = time.monotonic() + MAINTENANCE_WAIT_S
+    while True:
+        yield Pause(5.0, "waiting for 'maintenance' to end")
+        r = checked(ctx, show, (yield show))
+        state = parse_server(r.stdout).state if r.known else "started"
+        if state != "maintenance":
+            return state
+        if time.monotonic() > deadline:
+            raise TeardownIncomplete(
+                f"server {srv} is still in 'maintenance' after {MAINTENANCE_WAIT_S / 60:.0f} minutes: "
+                "UpCloud refuses to stop or delete it until that ends",
+                f"it may be billing: retry `orchestrator teardown {ctx.cfg.name}` later, "
+                f"or check `upctl server show {srv}`",
+            )
 
 
 def forget(ctx: StepContext) -> StepGen:

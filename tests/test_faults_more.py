@@ -136,7 +136,7 @@ DEPLOY_FAULTS: list[tuple[str, dict[str, Any], dict[str, dict[str, Any]], int, s
     ),
     (
         "credentials rejected after create (token revoked mid-deploy)",
-        {"fail": {"server show": {"times": 1, "kind": "auth", "skip": 1}}},  # the adoption probe still passes
+        {"fail": {"server show": {"times": 1, "kind": "auth"}}},  # the first show after create: wait_started
         {},
         4,
         "error: UpCloud rejected the credentials\nhint: check UPCLOUD_TOKEN",
@@ -264,13 +264,13 @@ TEARDOWN_FAULTS: list[tuple[str, dict[str, Any], int, str]] = [
         "server stop keeps failing in teardown",
         {"fail": {"server stop": {"times": 9}}},
         10,
-        f"error: teardown incomplete: upctl server stop failed: {FIVE_XX} (server ",
+        f"still exists (billing); teardown incomplete: upctl server stop failed: {FIVE_XX}\n",
     ),
     (
         "credentials rejected in teardown",
         {"fail": {"server stop": {"times": 1, "kind": "auth"}}},
         10,
-        "error: teardown incomplete: UpCloud rejected the credentials (server ",
+        "still exists (billing); teardown incomplete: UpCloud rejected the credentials\n",
     ),
 ]
 

@@ -45,6 +45,23 @@ def connection_sshds(listener: int) -> list[int]:
     return found
 
 
+def reset_connections(listener: int) -> list[int]:
+    """A connection reset: freeze each per-connection sshd (so none forks a child that would outlive its killed
+    parent, re-parented to init and still holding the socket), then SIGKILL the whole frozen tree."""
+    frozen: list[int] = []
+    for _ in range(3):  # a child forked between the scan and the stop is found by the next scan
+        for pid in connection_sshds(listener):
+            if pid not in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    frozen.append(pid)
+        time.sleep(0.05)
+    for pid in reversed(frozen):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return frozen
+
+
 def wait_for_step(state: Path, step: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -64,11 +81,7 @@ def test_ssh_reset_mid_deploy_reconnects_and_reruns_the_step(
     wait_for_step(state, "verify-gpu")
     ip = json.loads(state.read_text())["server"]["ip"]
     host = next(h for h in c.hosts if h.ipv4 == ip)
-    killed = connection_sshds(host.sshd_pid)
-    assert killed, "no open SSH connection to reset"
-    for pid in killed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    assert reset_connections(host.sshd_pid), "no open SSH connection to reset"
     out, err = p.communicate(timeout=240)
     assert p.returncode == 0, err
     assert "was lost; reconnecting (pinned host key)" in err

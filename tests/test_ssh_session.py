@@ -3,11 +3,8 @@ and a host that answers with another key is refused on reconnect."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from mockcloud.hosts import SSHD, new_root
 from orchestrator.actions import Connect
 from orchestrator.errors import HostKeyMismatch
 from orchestrator.transports.ssh import SshSession
-from tests.test_faults_sshfw import connection_sshds
+from tests.test_faults_sshfw import reset_connections
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +40,8 @@ def action(c: MockCloud, pinned: str | None = None) -> Connect:
 
 
 def reset(c: MockCloud, s: SshSession) -> None:
-    """Kill the connection's sshd processes and wait until paramiko has seen the connection go."""
-    killed = connection_sshds(c.hosts[0].sshd_pid)
-    assert killed
-    for pid in killed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    """Reset the connection (its sshd processes killed) and wait until paramiko has seen it go."""
+    assert reset_connections(c.hosts[0].sshd_pid)
     deadline = time.monotonic() + 20
     while s.connected and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -161,7 +161,7 @@ def test_create_rejects_bad_specs(overrides: dict[str, object]) -> None:
 
 
 CREDENTIALS = {
-    "UPCLOUD_TOKEN": "ucat_01planted0secret0token",
+    "UPCLOUD_TOKEN": "planted-upcloud-token-0secret0",
     "UPCLOUD_USERNAME": "planted-api-user",
     "UPCLOUD_PASSWORD": "planted-Passw0rd",
 }

@@ -36,7 +36,7 @@ app = typer.Typer(
     "6 GPU verification, 7 host preparation, 8 engine start/health, 9 monitoring, 10 teardown incomplete, "
     "11 state, 130 interrupted.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (shell-specific; no extra imports)
     pretty_exceptions_enable=False,
 )
 
@@ -328,12 +328,54 @@ def validate(
         )
 
 
+@app.command()
+def schema(debug: Debug = False) -> None:
+    """Print the config file's JSON Schema (for editors: `orchestrator schema > orchestrator.schema.json`)."""
+    with guard(debug) as console:
+        from orchestrator.commands.schema import config_schema
+
+        console.out(json.dumps(config_schema(), indent=2))
+
+
+def _engines() -> list[str]:
+    from orchestrator.commands.init import ENGINES
+
+    return list(ENGINES)
+
+
+@app.command()
+def init(
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine", help="Serving engine of the starter config: vllm, triton or tfserving.", autocompletion=_engines
+        ),
+    ] = "vllm",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file (default: stdout); never overwrites.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Write a commented starter config (an L40S in fi-hel2; every key with its default) to stdout or --output."""
+    from orchestrator.commands.init import starter_config, write_starter
+
+    with guard(debug) as console:
+        if output is None:
+            console.out(starter_config(engine).rstrip("\n"))
+            return
+        path = write_starter(engine, output, force=force)
+        console.err(f"wrote {path}; check it with `orchestrator validate {path}`")
+
+
 def _run_app() -> int:
     """The typer app, with its usage errors (unknown option, missing argument: exit 2) under the --json contract."""
     from typer.main import get_command
 
     try:
-        code = get_command(app).main(standalone_mode=False)
+        # One program name however it was started (`python -m orchestrator` too): usage lines, and the shell
+        # completion script's function and its _ORCHESTRATOR_COMPLETE variable.
+        code = get_command(app).main(standalone_mode=False, prog_name="orchestrator")
     except typer.Abort:
         Console().err("Aborted!")
         return 1

@@ -168,3 +168,28 @@ def test_installed_cli_validates_and_dry_runs_every_config(installed: Installed,
     assert f"--label orchestrator_deployment={name}" in dry.stdout
     assert re.search(r"Dry run complete: \d+ actions in \d+ steps; nothing was changed\.", dry.stdout)
     assert not home.exists(), "validate and a dry run write nothing"
+
+
+def test_installed_init_writes_starter_configs_that_validate(installed: Installed) -> None:
+    work = installed.tmp / "work-init"
+    work.mkdir()
+    home = installed.tmp / "home-init"
+    examples = {"triton": ("model_repository", "examples/triton/model_repository"),
+                "tfserving": ("saved_model", "examples/tfserving/half_plus_two")}  # fmt: skip
+    for engine in ("vllm", "triton", "tfserving"):
+        assert f"orchestrator/templates/{engine}.yaml" in installed.names
+        out = work / engine / "orchestrator.yaml"
+        out.parent.mkdir()
+        made = installed.run("init", "--engine", engine, "--output", str(out), cwd=installed.tmp, home=home)
+        assert made.returncode == 0, made.stderr
+        assert out.read_text() == (REPO / "orchestrator" / "templates" / f"{engine}.yaml").read_text()
+        if engine in examples:
+            where, example = examples[engine]
+            shutil.copytree(REPO / example, out.parent / where)
+        valid = installed.run("validate", str(out), cwd=installed.tmp, home=home)
+        assert valid.returncode == 0, valid.stderr
+        assert f"OK — deployment my-{engine}, {engine} serving" in valid.stdout
+    schema = installed.run("schema", cwd=installed.tmp, home=home)
+    assert schema.returncode == 0, schema.stderr
+    assert '"title": "orchestrator deployment config"' in schema.stdout
+    assert not home.exists(), "init, validate and schema write no state"

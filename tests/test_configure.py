@@ -184,3 +184,12 @@ def test_schema_checks_each_engine_kind_by_its_own_model(validator: jsonschema.p
     vllm = yaml.safe_load((REPO / "configs" / "vllm-l40s.yaml").read_text())
     del vllm["engine"]["kind"]  # the loader's default engine
     assert _errors(validator, vllm) == []
+
+
+def test_init_has_a_template_for_every_engine_the_config_accepts() -> None:
+    from orchestrator.commands.init import ENGINES as INIT_ENGINES
+    from orchestrator.commands.init import template_dir
+    from orchestrator.config import ENGINE_KINDS
+
+    assert INIT_ENGINES == ENGINE_KINDS
+    assert sorted(p.stem for p in template_dir().glob("*.yaml")) == sorted(ENGINE_KINDS)

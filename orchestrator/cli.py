@@ -36,7 +36,7 @@ app = typer.Typer(
     "6 GPU verification, 7 host preparation, 8 engine start/health, 9 monitoring, 10 teardown incomplete, "
     "11 state, 130 interrupted.",
     no_args_is_help=True,
-    add_completion=True,  # --install-completion / --show-completion (shell-specific; no extra imports)
+    add_completion=True,  # --install-completion / --show-completion; --help pays nothing measurable (bench/)
     pretty_exceptions_enable=False,
 )
 
@@ -352,12 +352,13 @@ def init(
         ),
     ] = "vllm",
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write to this file (default: stdout); never overwrites.")
+        str | None,
+        typer.Option("--output", "-o", help="Write to this file (default: stdout); an existing one only with --force."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
     debug: Debug = False,
 ) -> None:
-    """Write a commented starter config (an L40S in fi-hel2; every key with its default) to stdout or --output."""
+    """Write a commented starter config (an L40S in fi-hel2; keys with their defaults) to stdout or --output."""
     from orchestrator.commands.init import starter_config, write_starter
 
     with guard(debug) as console:

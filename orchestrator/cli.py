@@ -293,6 +293,33 @@ def _iso_times(value: object, key: str = "") -> object:
 
 
 @app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="The deployment to load-test.")],
+    concurrency: Annotated[str, typer.Option(help="Concurrency levels, comma-separated, run in turn.")] = "1,4,16",
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level.")] = 64,
+    input_tokens: Annotated[int, typer.Option(help="Prompt length per request (words).")] = 128,
+    output_tokens: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).")] = 128,
+    timeout: Annotated[float, typer.Option(help="Seconds each level may take (and each request).")] = 300.0,
+    as_json: JsonOut = False,
+    debug: Debug = False,
+) -> None:
+    """Load-test the endpoint from here: TTFT, TPOT, ITL, e2e latency p50/p95/p99, tokens/s, cost per 1M tokens."""
+    from orchestrator.commands.bench import bench as run_bench
+
+    with guard(debug, as_json=as_json) as console:
+        run_bench(
+            console,
+            name,
+            concurrency=concurrency,
+            requests=requests,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            timeout=timeout,
+            as_json=as_json,
+        )
+
+
+@app.command()
 def validate(
     config: Annotated[str, typer.Argument(help="Deployment config YAML.")],
     as_json: JsonOut = False,

@@ -1,0 +1,142 @@
+"""`orchestrator bench`: figures computed as `vllm bench serve` does, checked against the mock engine's delays."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mockcloud.hosts import DEFAULT_KNOBS, write_knobs
+from mockcloud.prometheus import free_port
+from orchestrator import bench
+from tests.conftest import REPO, run_cli
+
+TTFT = 0.2
+PER_TOKEN = 0.02
+KEY = "sk-bench-planted-key-3c1d"
+
+
+def within(value: float | None, expected: float, tolerance: float = 0.10) -> bool:
+    return value is not None and abs(value - expected) <= tolerance * expected
+
+
+# ---------------------------------------------------------------- the arithmetic
+
+
+def test_percentile_is_numpys_linear_interpolation() -> None:
+    values = [4.0, 1.0, 3.0, 2.0]
+    assert [bench.percentile(values, q) for q in (0, 50, 95, 99, 100)] == pytest.approx([1.0, 2.5, 3.85, 3.97, 4.0])
+    assert bench.percentile([7.0], 99) == 7.0
+
+
+def test_summary_follows_vllm_definitions_and_prices_a_million_tokens() -> None:
+    results = [
+        bench.RequestResult(ok=True, ttft=0.5, itl=[0.1, 0.1, 0.3], latency=1.0, output_tokens=4),
+        bench.RequestResult(ok=True, ttft=0.3, itl=[0.2], latency=0.5, output_tokens=2),
+        bench.RequestResult(ok=False, error="HTTP 401: Unauthorized"),
+    ]
+    s = bench.summarize(results, duration=2.0, concurrency=2)
+    assert (s["completed"], s["failed"], s["errors"]) == (2, 1, ["HTTP 401: Unauthorized"])
+    assert s["request_throughput"] == 1.0 and s["output_tokens_per_s"] == 3.0
+    # TPOT per request: (e2e - ttft) / (tokens - 1) = 0.5/3 and 0.2/1; ITL pools every gap of every request.
+    assert s["tpot_s"]["mean"] == pytest.approx((0.5 / 3 + 0.2) / 2)
+    assert s["itl_s"]["p50"] == pytest.approx(0.15) and s["ttft_s"]["p50"] == pytest.approx(0.4)
+    # 1.92 per hour at 3 tokens/s: 10800 tokens an hour, so 1M tokens cost 1.92 * 1e6 / 10800.
+    assert bench.cost_per_million(3.0, 1.92) == pytest.approx(177.777, rel=1e-4)
+    assert bench.cost_per_million(3.0, None) is None
+
+
+# ---------------------------------------------------------------- against the mock engine on loopback
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("bench-engine")
+    (home / "run" / "pids").mkdir(parents=True)
+    write_knobs(home / "knobs.json", DEFAULT_KNOBS | {"engine_startup_delay": 0.1})
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO),
+        "MOCKHOST_HOME": str(home),
+        "VLLM_API_KEY": KEY,
+    }
+    with open(home / "engine.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mockcloud.engine", "serve", "m", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, (home / "engine.log").read_text()
+            time.sleep(0.1)
+        # The delays are read per request: set after start-up, as a test on a deployed host does.
+        write_knobs(home / "knobs.json", DEFAULT_KNOBS | {"engine_ttft": TTFT, "engine_token_delay": PER_TOKEN})
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_mock_engine_streams_with_usage_like_vllm(engine: str) -> None:
+    body = bench.payload("m", 3, 20)
+    with httpx.stream(
+        "POST", f"{engine}/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=10
+    ) as resp:
+        events = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    # ignore_eos: exactly max_tokens tokens, past the end of the canned reply; then the finish, then usage alone.
+    assert sum(1 for c in chunks if c["choices"] and c["choices"][0]["text"]) == 20
+    assert all(c["usage"] is None for c in chunks[:-1]) and chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 20, "total_tokens": 23}
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+
+
+def test_figures_match_the_configured_delays_at_each_level(engine: str) -> None:
+    levels = bench.run(
+        f"{engine}/v1", "m", KEY, levels=[1, 4], requests=8, input_tokens=5, output_tokens=10, timeout=60,
+        price_per_hour=2.0,
+    )
+    assert [lv["concurrency"] for lv in levels] == [1, 4]
+    for lv in levels:
+        assert (lv["completed"], lv["output_tokens"]) == (8, 80), lv["errors"]
+        assert within(lv["ttft_s"]["p50"], TTFT), lv["ttft_s"]
+        assert within(lv["itl_s"]["p50"], PER_TOKEN), lv["itl_s"]
+        assert within(lv["tpot_s"]["p50"], PER_TOKEN), lv["tpot_s"]
+        assert within(lv["e2e_latency_s"]["p50"], TTFT + 9 * PER_TOKEN), lv["e2e_latency_s"]
+        assert lv["cost_per_1m_output_tokens"] == pytest.approx(2.0 / (lv["output_tokens_per_s"] * 3600) * 1e6)
+    # Four at a time: about four times the output tokens per second of one at a time.
+    assert levels[1]["output_tokens_per_s"] > 2.5 * levels[0]["output_tokens_per_s"]
+
+
+def test_wrong_key_fails_every_request_with_the_reason(engine: str) -> None:
+    (lv,) = bench.run(f"{engine}/v1", "m", "wrong", levels=[2], requests=3, input_tokens=1, output_tokens=2, timeout=10)
+    assert (lv["completed"], lv["failed"]) == (0, 3)
+    assert lv["errors"] and lv["errors"][0].startswith("HTTP 401")
+
+
+def test_bench_unknown_deployment_and_bad_levels_exit_cleanly(tmp_path: Path) -> None:
+    env = {"ORCHESTRATOR_HOME": str(tmp_path / "home")}
+    missing = run_cli("bench", "nope", "--json", env=env)
+    assert missing.returncode == 11 and "no deployment named 'nope'" in json.loads(missing.stdout)["error"]
+    bad = run_cli("bench", "nope", "--concurrency", "1,x", env=env)
+    assert bad.returncode == 2 and "--concurrency" in bad.stderr

@@ -271,8 +271,18 @@ def status(
 
 def _public(dep: Deployment) -> dict[str, object]:
     """A deployment for `status --json`: the state document without the config snapshot, times in ISO-8601 UTC."""
+    import time
+
+    from orchestrator.cost import cost_so_far, price_of
+
     data = dep.model_dump(mode="json")
     data.pop("config", None)
+    price, currency = price_of(dep.config)
+    data["cost"] = {
+        "price_per_hour": price,
+        "currency": currency if price is not None else None,
+        "so_far": round(cost_so_far(price, dep.created_at, time.time()), 4) if price and dep.server else None,
+    }
     result = _iso_times(data)
     assert isinstance(result, dict)
     return result

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from mockcloud.hosts import DEFAULT_KNOBS, write_knobs
 from mockcloud.prometheus import free_port
@@ -140,3 +141,66 @@ def test_bench_unknown_deployment_and_bad_levels_exit_cleanly(tmp_path: Path) ->
     assert missing.returncode == 11 and "no deployment named 'nope'" in json.loads(missing.stdout)["error"]
     bad = run_cli("bench", "nope", "--concurrency", "1,x", env=env)
     assert bad.returncode == 2 and "--concurrency" in bad.stderr
+
+
+# ---------------------------------------------------------------- on the mock cloud: deploy, bench, teardown
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
+    """One vLLM deployment on a one-host mock cloud, the generated API key, TTFT/per-token knobs set."""
+    if not Path("/usr/sbin/sshd").exists():
+        pytest.skip("needs openssh-server (make setup)")
+    from mockcloud.cloud import MockCloud
+    from mockcloud.hosts import new_root
+    from tests.test_e2e import write_config
+
+    root = new_root("orch-bench-")
+    tmp = tmp_path_factory.mktemp("bench-e2e")
+    try:
+        with MockCloud(root, hosts=1) as cloud:
+            env = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp / "home")}
+            host = cloud.hosts[0]
+            host.reset_knobs()
+            host.set_knobs(engine_startup_delay=0.3, engine_ttft=TTFT, engine_token_delay=PER_TOKEN)
+            cfg = write_config(cloud, tmp, None, name="bench")
+            data = yaml.safe_load(cfg.read_text())
+            data["provider"] |= {"price_per_hour": 1.92, "currency": "EUR"}
+            cfg.write_text(yaml.safe_dump(data))
+            proc = run_cli("deploy", str(cfg), env=env)
+            assert proc.returncode == 0, proc.stderr
+            try:
+                yield env, tmp / "home"
+            finally:
+                run_cli("teardown", "bench", "--yes", env=env)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_bench_on_the_mock_cloud_matches_the_engine_delays(deployed: tuple[dict[str, str], Path]) -> None:
+    env, home = deployed
+    proc = run_cli(
+        "bench", "bench", "--json", "--concurrency", "1,4", "--requests", "8", "--output-tokens", "10", env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [lv["concurrency"] for lv in doc["levels"]] == [1, 4]
+    for lv in doc["levels"]:
+        assert (lv["completed"], lv["output_tokens"]) == (8, 80), lv["errors"]  # the generated key was sent
+        assert within(lv["ttft_s"]["p50"], TTFT), lv
+        assert within(lv["itl_s"]["p50"], PER_TOKEN), lv
+        assert within(lv["tpot_s"]["p50"], PER_TOKEN), lv
+        assert lv["cost_per_1m_output_tokens"] == pytest.approx(1.92 / (lv["output_tokens_per_s"] * 3600) * 1e6)
+    saved = Path(doc["saved"])
+    assert saved.parent == home / "bench" and saved.name.startswith("bench-")
+    assert json.loads(saved.read_text())["levels"] == doc["levels"]
+    key = (home / "secrets" / "bench.api_key").read_text().strip()
+    assert key not in proc.stdout + proc.stderr + saved.read_text()
+
+
+def test_teardown_summary_totals_the_lifetime_cost(deployed: tuple[dict[str, str], Path]) -> None:
+    env, _home = deployed
+    proc = run_cli("teardown", "bench", "--yes", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "  cost:     ≈ 1.92 EUR for " in proc.stdout
+    assert "(1 started hour(s) at 1.92 EUR per hour)" in proc.stdout

@@ -229,10 +229,16 @@ def status(
             help="Ask the cloud for untracked servers with our labels: this installation's, and others' apart.",
         ),
     ] = False,
+    live_check: Annotated[
+        bool,
+        typer.Option("--live", help="With NAME: also ask the cloud (server state) and the engine (a health probe)."),
+    ] = False,
     as_json: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Deployments from local state: server, IP, plan, engine, endpoint, last health result."""
+    """Deployments from local state: server, IP, plan, engine, endpoint, last health result, cost.
+
+    With NAME and --live it also asks the cloud (server state) and the engine (one health probe)."""
     from orchestrator.errors import StateError
 
     set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
@@ -259,13 +265,27 @@ def status(
             deps = [one]
         else:
             deps = store.all()
+        docs = [_public(d) for d in deps] if as_json else []
+        live_doc = None
+        if live_check and not name:
+            from orchestrator.errors import ConfigError
+
+            raise ConfigError("--live needs a deployment NAME", "orchestrator status NAME --live")
+        if name and live_check:
+            from orchestrator.commands.status import live, live_lines
+
+            live_doc = live(deps[0])
+            if as_json:
+                docs[0]["live"] = _iso_times(live_doc)
         if as_json:
-            console.out(json.dumps([_public(d) for d in deps], indent=2))
+            console.out(json.dumps(docs, indent=2))
             return
         if not deps:
             console.out(f"no deployments in {store.dir}")
             return
         for line in status_rows(deps):
+            console.out(line)
+        for line in live_lines(live_doc) if live_doc else []:
             console.out(line)
 
 

@@ -204,3 +204,40 @@ def test_teardown_summary_totals_the_lifetime_cost(deployed: tuple[dict[str, str
     assert proc.returncode == 0, proc.stderr
     assert "  cost:     ≈ 1.92 EUR for " in proc.stdout
     assert "(1 started hour(s) at 1.92 EUR per hour)" in proc.stdout
+
+
+def test_status_live_probes_the_engine_and_says_what_it_could_not_check(engine: str, tmp_path: Path) -> None:
+    from orchestrator.config import DeploymentConfig
+    from orchestrator.state import Deployment, EngineRecord, ServerRecord, StateStore
+
+    port = int(engine.rsplit(":", 1)[1])
+    cfg = DeploymentConfig.model_validate(
+        {
+            "name": "live",
+            "provider": {"price_per_hour": 1.5},
+            "engine": {"kind": "vllm", "model": "m", "served_name": "m", "port": port},
+        }
+    )
+    home = tmp_path / "home"
+    server = ServerRecord(uuid="00bb", plan="GPU-8xCPU-64GB-1xL40S", zone="fi-hel2", ip="127.0.0.1", state="started")
+    record = EngineRecord(
+        kind="vllm", model="m", served_name="m", endpoint=f"{engine}/v1", metrics_url=f"{engine}/metrics", method="pip"
+    )
+    StateStore(home).save(
+        Deployment(
+            name="live", config_path="/x.yaml", status="deployed", server=server, engine=record,
+            config=cfg.model_dump(mode="json"),
+        )
+    )
+    env = {"ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_UPCTL": str(tmp_path / "no-upctl"), "VLLM_API_KEY": KEY}
+    proc = run_cli("status", "live", "--live", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    live = json.loads(proc.stdout)[0]["live"]
+    assert live["server"] == {"checked": False, "state": None, "error": f"{tmp_path / 'no-upctl'}: command not found"}
+    assert live["engine_health"]["checked"] is True and live["engine_health"]["ok"] is True
+    assert (live["price_per_hour"], live["currency"], live["cost_so_far"]) == (1.5, "EUR", 1.5)
+    wrong = run_cli("status", "live", "--live", env=env | {"VLLM_API_KEY": "wrong"})
+    assert wrong.returncode == 0, wrong.stderr
+    assert "  server:  not checked: " in wrong.stdout
+    assert "  engine:  UNHEALTHY: " in wrong.stdout and "401" in wrong.stdout
+    assert "live:" not in run_cli("status", "live", env=env).stdout  # the plain local path asks nobody

@@ -116,7 +116,7 @@ async def _level(
         async with gate:
             return await _one(client, url, body, headers)
 
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, trust_env=False) as client:
         start = time.perf_counter()
         tasks = [asyncio.create_task(gated(client)) for _ in range(requests)]
         done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -181,6 +181,84 @@ def run(
         figures["cost_per_1m_output_tokens"] = cost_per_million(figures["output_tokens_per_s"], price_per_hour)
         out.append(figures)
     return out
+
+
+async def _infer_one(client: Any, url: str, body: str, headers: dict[str, str]) -> RequestResult:
+    import httpx
+
+    start = time.perf_counter()
+    try:
+        resp = await client.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return RequestResult(ok=False, error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    latency = time.perf_counter() - start
+    if resp.status_code != 200:
+        return RequestResult(ok=False, error=f"HTTP {resp.status_code}: {resp.text[:200]}")
+    return RequestResult(ok=True, latency=latency)
+
+
+async def _infer_level(
+    url: str, body: str, headers: dict[str, str], concurrency: int, requests: int, timeout: float
+) -> tuple[list[RequestResult], float]:
+    import httpx
+
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def gated(client: httpx.AsyncClient) -> RequestResult:
+        async with gate:
+            return await _infer_one(client, url, body, headers)
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, trust_env=False) as client:
+        start = time.perf_counter()
+        tasks = [asyncio.create_task(gated(client)) for _ in range(requests)]
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        duration = time.perf_counter() - start
+    results = [t.result() for t in tasks if t in done]
+    results += [RequestResult(ok=False, error=f"not finished within {timeout:g}s") for t in tasks if t in pending]
+    return results, duration
+
+
+def run_inference(
+    url: str, body: str, *, levels: Sequence[int], requests: int, timeout: float
+) -> list[dict[str, Any]]:
+    """Triton/TF Serving style: one JSON inference request repeated; inferences/s and latency percentiles."""
+    headers = {"Content-Type": "application/json"}
+    out = []
+    for level in levels:
+        results, duration = asyncio.run(_infer_level(url, body, headers, level, requests, timeout))
+        good = [r for r in results if r.ok]
+        out.append(
+            {
+                "concurrency": level,
+                "requests": len(results),
+                "completed": len(good),
+                "failed": len(results) - len(good),
+                "errors": sorted({r.error for r in results if not r.ok})[:5],
+                "duration_s": duration,
+                "inferences_per_s": len(good) / duration if duration > 0 else None,
+                "latency_s": _stats([r.latency for r in good]),
+            }
+        )
+    return out
+
+
+def inference_table(levels: Sequence[dict[str, Any]]) -> list[str]:
+    lines = []
+    for lv in levels:
+        st = lv["latency_s"]
+        lines.append(
+            f"concurrency {lv['concurrency']}: {lv['completed']}/{lv['requests']} ok in {lv['duration_s']:.2f}s, "
+            f"{lv['inferences_per_s'] or 0:.1f} inferences/s"
+        )
+        lines.append(
+            f"  latency ms  mean {_ms(st['mean'])}  p50 {_ms(st['p50'])}  p95 {_ms(st['p95'])}  p99 {_ms(st['p99'])}"
+        )
+        for err in lv["errors"]:
+            lines.append(f"  error {err}")
+    return lines
 
 
 def _ms(value: float | None) -> str:

@@ -241,3 +241,23 @@ def test_status_live_probes_the_engine_and_says_what_it_could_not_check(engine: 
     assert "  server:  not checked: " in wrong.stdout
     assert "  engine:  UNHEALTHY: " in wrong.stdout and "401" in wrong.stdout
     assert "live:" not in run_cli("status", "live", env=env).stdout  # the plain local path asks nobody
+
+
+def test_tfserving_inferences_per_second_and_latency(tmp_path: Path) -> None:
+    from tests.test_mock_engines import SAVED_MODEL, Engine
+
+    (tmp_path / "run" / "pids").mkdir(parents=True)
+    write_knobs(tmp_path / "knobs.json", DEFAULT_KNOBS | {"engine_startup_delay": 0.1})
+    tfs = Engine(tmp_path, "mockcloud.engine_tfserving", [], [8501], [[str(SAVED_MODEL), "/models/half_plus_two"]])
+    try:
+        tfs.available()
+        url = f"http://127.0.0.1:{tfs.port[8501]}/v1/models/half_plus_two:predict"
+        levels = bench.run_inference(url, json.dumps({"instances": [1.0, 2.0]}), levels=[1, 3], requests=6, timeout=30)
+        assert [(lv["concurrency"], lv["completed"], lv["failed"]) for lv in levels] == [(1, 6, 0), (3, 6, 0)]
+        for lv in levels:
+            assert lv["inferences_per_s"] == pytest.approx(6 / lv["duration_s"])
+            assert 0 < lv["latency_s"]["p50"] <= lv["latency_s"]["p99"] <= lv["duration_s"]
+        (bad,) = bench.run_inference(url, json.dumps({"instances": ["a"]}), levels=[2], requests=2, timeout=30)
+        assert bad["completed"] == 0 and bad["errors"][0].startswith("HTTP 400")
+    finally:
+        tfs.stop()

@@ -34,6 +34,7 @@ def bench(
 ) -> None:
     from orchestrator import bench as load
     from orchestrator.config import DeploymentConfig
+    from orchestrator.engine_config import TfServingConfig
     from orchestrator.secrets import API_KEY, load_secrets
     from orchestrator.state import StateStore, ensure_home
 
@@ -46,26 +47,33 @@ def bench(
         raise StateError(f"no deployment named {name!r} in {store.dir}", "see `orchestrator status`")
     if dep.engine is None or dep.status != "deployed":
         raise StateError(f"deployment {name!r} has no running engine (status: {dep.status})", "deploy it first")
-    if dep.engine.kind != "vllm":
-        raise ConfigError(
-            f"bench measures vLLM's OpenAI API; {name!r} runs {dep.engine.kind}",
-            "Triton and TF Serving are not benchmarked yet",
-        )
     cfg = DeploymentConfig.model_validate(dep.config) if dep.config else None
-    api_key = load_secrets(cfg, create_api_key=False)[0].get(API_KEY) if cfg else None
     price = cfg.provider.price_per_hour if cfg else None
     currency = cfg.provider.currency if cfg else "EUR"
-    figures = load.run(
-        dep.engine.endpoint,
-        dep.engine.served_name,
-        api_key,
-        levels=levels,
-        requests=requests,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        timeout=timeout,
-        price_per_hour=price,
-    )
+    kind = dep.engine.kind
+    if kind == "vllm":
+        api_key = load_secrets(cfg, create_api_key=False)[0].get(API_KEY) if cfg else None
+        figures = load.run(
+            dep.engine.endpoint,
+            dep.engine.served_name,
+            api_key,
+            levels=levels,
+            requests=requests,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            timeout=timeout,
+            price_per_hour=price,
+        )
+    elif cfg is not None and isinstance(cfg.engine, TfServingConfig) and cfg.engine.example_body is not None:
+        body = cfg.engine.example_body
+        figures = load.run_inference(
+            dep.engine.endpoint + ":predict", body, levels=levels, requests=requests, timeout=timeout
+        )
+    else:
+        raise ConfigError(
+            f"bench knows no inference request for {name!r} ({kind})",
+            "TF Serving needs engine.example_input; Triton is not benchmarked yet",
+        )
     started = time.time()
     doc: dict[str, Any] = {
         "name": name,
@@ -73,8 +81,9 @@ def bench(
         "model": dep.engine.served_name,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "requests_per_level": requests,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
+        "engine": kind,
+        "input_tokens": input_tokens if kind == "vllm" else None,
+        "output_tokens": output_tokens if kind == "vllm" else None,
         "price_per_hour": price,
         "currency": currency if price is not None else None,
         "levels": figures,
@@ -88,7 +97,7 @@ def bench(
     if as_json:
         console.out(json.dumps(doc, indent=2))
     else:
-        for line in load.table(figures, currency):
+        for line in load.table(figures, currency) if kind == "vllm" else load.inference_table(figures):
             console.out(line)
         console.out(f"saved {path}")
     if all(lv["completed"] == 0 for lv in figures):

@@ -198,6 +198,15 @@ def test_bench_on_the_mock_cloud_matches_the_engine_delays(deployed: tuple[dict[
     assert key not in proc.stdout + proc.stderr + saved.read_text()
 
 
+def test_bench_with_a_refused_key_exits_8_with_one_json_document(deployed: tuple[dict[str, str], Path]) -> None:
+    env, _home = deployed
+    proc = run_cli("bench", "bench", "--json", "--concurrency", "2", "--requests", "2", env=env | {"VLLM_API_KEY": "x"})
+    assert proc.returncode == 8, proc.stderr
+    doc = json.loads(proc.stdout)  # one document: the figures and the error together
+    assert doc["ok"] is False and doc["exit_code"] == 8 and "HTTP 401" in doc["error"]
+    assert doc["levels"][0]["failed"] == 2 and Path(doc["saved"]).is_file()
+
+
 def test_teardown_summary_totals_the_lifetime_cost(deployed: tuple[dict[str, str], Path]) -> None:
     env, _home = deployed
     proc = run_cli("teardown", "bench", "--yes", env=env)

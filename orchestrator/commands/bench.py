@@ -94,15 +94,18 @@ def bench(
     path = out_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}.json"
     _write(path, json.dumps(doc, indent=2) + "\n")
     doc["saved"] = str(path)
+    if all(lv["completed"] == 0 for lv in figures):
+        first = next((e for lv in figures for e in lv["errors"]), "no request completed")
+        console.report = doc  # the error boundary prints it, with the error (one JSON document)
+        if not as_json:
+            console.out(f"saved {path}")
+        raise EngineError(f"no benchmark request completed: {first}", f"check `orchestrator status {name} --live`")
     if as_json:
         console.out(json.dumps(doc, indent=2))
     else:
         for line in load.table(figures, currency) if kind == "vllm" else load.inference_table(figures):
             console.out(line)
         console.out(f"saved {path}")
-    if all(lv["completed"] == 0 for lv in figures):
-        first = next((e for lv in figures for e in lv["errors"]), "no request completed")
-        raise EngineError(f"no benchmark request completed: {first}", f"check `orchestrator status {name}`")
 
 
 def _write(path: Path, text: str) -> None:

@@ -510,10 +510,11 @@ class EngineHandler(BaseHTTPRequestHandler):
         base = {k: response[k] for k in ("id", "created", "model")}
         base["object"] = "chat.completion.chunk" if chat else "text_completion"
         extra: dict[str, Any] = {"usage": None} if usage else {}
-        time.sleep(ttft)
+        # Each token is due at a fixed time from the request's start, so a late wake-up does not push back the rest.
+        t0 = time.monotonic()
         for i, piece in enumerate([*pieces, ""]):
-            if 0 < i < len(pieces):
-                time.sleep(per_token)
+            due = t0 + ttft + per_token * min(i, max(0, len(pieces) - 1))
+            time.sleep(max(0.0, due - time.monotonic()))
             finish = choice["finish_reason"] if i == len(pieces) else None
             body = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
             chunk = {**base, "choices": [{**body, "logprobs": None, "finish_reason": finish}], **extra}

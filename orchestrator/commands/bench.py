@@ -51,6 +51,7 @@ def bench(
     price = cfg.provider.price_per_hour if cfg else None
     currency = cfg.provider.currency if cfg else "EUR"
     kind = dep.engine.kind
+    started = time.time()
     if kind == "vllm":
         api_key = load_secrets(cfg, create_api_key=False)[0].get(API_KEY) if cfg else None
         figures = load.run(
@@ -74,7 +75,6 @@ def bench(
             f"bench knows no inference request for {name!r} ({kind})",
             "TF Serving needs engine.example_input; Triton is not benchmarked yet",
         )
-    started = time.time()
     doc: dict[str, Any] = {
         "name": name,
         "endpoint": dep.engine.endpoint,
@@ -91,7 +91,12 @@ def bench(
     home = ensure_home()
     out_dir = home / "bench"
     out_dir.mkdir(exist_ok=True, mode=0o700)
-    path = out_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}.json"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    path = out_dir / f"{name}-{stamp}.json"
+    for n in range(2, 100):  # two runs in one second keep both files
+        if not path.exists():
+            break
+        path = out_dir / f"{name}-{stamp}-{n}.json"
     _write(path, json.dumps(doc, indent=2) + "\n")
     doc["saved"] = str(path)
     if all(lv["completed"] == 0 for lv in figures):

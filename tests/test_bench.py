@@ -198,6 +198,23 @@ def test_bench_on_the_mock_cloud_matches_the_engine_delays(deployed: tuple[dict[
     assert key not in proc.stdout + proc.stderr + saved.read_text()
 
 
+def test_status_live_on_the_mock_cloud(deployed: tuple[dict[str, str], Path]) -> None:
+    env, _home = deployed
+    proc = run_cli("status", "bench", "--live", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)[0]
+    live = doc["live"]
+    assert live["server"] == {"checked": True, "state": "started", "error": None}
+    assert live["engine_health"]["checked"] is True and live["engine_health"]["ok"] is True, live
+    assert (live["price_per_hour"], live["currency"], live["cost_so_far"]) == (1.92, "EUR", 1.92)
+    assert doc["cost"] == {"price_per_hour": 1.92, "currency": "EUR", "so_far": 1.92}
+    offline = run_cli("status", "bench", "--live", "--json", env=env | {"UPCLOUD_TOKEN": "", "UPCLOUD_USERNAME": ""})
+    assert offline.returncode == 0, offline.stderr
+    gone = json.loads(offline.stdout)[0]["live"]
+    assert gone["server"] == {"checked": False, "state": None, "error": "upctl found no UpCloud credentials"}
+    assert gone["engine_health"]["ok"] is True  # the engine is probed all the same
+
+
 def test_bench_with_a_refused_key_exits_8_with_one_json_document(deployed: tuple[dict[str, str], Path]) -> None:
     env, _home = deployed
     proc = run_cli("bench", "bench", "--json", "--concurrency", "2", "--requests", "2", env=env | {"VLLM_API_KEY": "x"})

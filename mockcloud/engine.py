@@ -222,11 +222,18 @@ def _prompt_text(body: dict[str, Any], chat: bool) -> str:
 
 
 def complete(body: dict[str, Any], chat: bool, served: str, created: int) -> tuple[dict[str, Any], int, int, str]:
-    """A deterministic OpenAI-style answer: (response, prompt tokens, completion tokens, finish reason)."""
+    """A deterministic OpenAI-style answer: (response, prompt tokens, completion tokens, finish reason).
+
+    With vLLM's ``ignore_eos`` (what `vllm bench serve` sends) the reply runs on to exactly ``max_tokens``."""
     limit = body.get("max_completion_tokens") or body.get("max_tokens") or (len(REPLY_WORDS) if chat else 16)
-    count = max(0, min(int(limit), len(REPLY_WORDS)))
-    reason = "length" if count < len(REPLY_WORDS) else "stop"
-    words = REPLY_WORDS[:count]
+    if body.get("ignore_eos"):
+        count = max(0, int(limit))
+        reason = "length"
+        words = tuple(REPLY_WORDS[i % len(REPLY_WORDS)] for i in range(count))
+    else:
+        count = max(0, min(int(limit), len(REPLY_WORDS)))
+        reason = "length" if count < len(REPLY_WORDS) else "stop"
+        words = REPLY_WORDS[:count]
     prompt_tokens = _count_tokens(_prompt_text(body, chat)) + (4 * len(body.get("messages") or []) if chat else 0)
     usage = {
         "prompt_tokens": prompt_tokens,
@@ -264,6 +271,12 @@ def complete(body: dict[str, Any], chat: bool, served: str, created: int) -> tup
             "usage": usage,
         }
     return response, prompt_tokens, count, reason
+
+
+def _delays(cfg: EngineConfig) -> tuple[float, float]:
+    """(time to first token, per-token delay) from the host's knobs, read per request so a test can change them."""
+    knobs = read_knobs(cfg.host_home) if cfg.host_home else cfg.knobs
+    return float(knobs.get("engine_ttft") or 0), float(knobs.get("engine_token_delay") or 0)
 
 
 def _error(message: str, kind: str, code: int, param: str | None = None) -> dict[str, Any]:
@@ -467,16 +480,24 @@ class EngineHandler(BaseHTTPRequestHandler):
                     ),
                 )
                 return
+            ttft, per_token = _delays(cfg)
             if body.get("stream"):
-                self._stream(response, chat)
+                options = body.get("stream_options")
+                usage = bool(isinstance(options, dict) and options.get("include_usage"))
+                self._stream(response, chat, ttft, per_token, usage)
             else:
+                time.sleep(ttft + per_token * max(0, completion_tokens - 1))
                 self._json(200, response)
             metrics.finished(prompt_tokens, completion_tokens, reason, time.monotonic() - started)
         finally:
             metrics.running.dec()
 
-    def _stream(self, response: dict[str, Any], chat: bool) -> None:
-        """Server-sent events: one chunk per word, then the finish reason, then ``data: [DONE]``."""
+    def _stream(self, response: dict[str, Any], chat: bool, ttft: float, per_token: float, usage: bool) -> None:
+        """Server-sent events: one chunk per word, then the finish reason, then ``data: [DONE]``.
+
+        The first word leaves after ``ttft`` seconds, each next one ``per_token`` after the previous. With
+        ``stream_options.include_usage`` every chunk carries ``"usage": null`` and a last chunk with no choices
+        carries the usage, as vLLM's OpenAI server does."""
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
@@ -488,11 +509,19 @@ class EngineHandler(BaseHTTPRequestHandler):
         pieces = [(" " if i or not chat else "") + word for i, word in enumerate(text.split())]
         base = {k: response[k] for k in ("id", "created", "model")}
         base["object"] = "chat.completion.chunk" if chat else "text_completion"
+        extra: dict[str, Any] = {"usage": None} if usage else {}
+        # Each token is due at a fixed time from the request's start, so a late wake-up does not push back the rest.
+        t0 = time.monotonic()
         for i, piece in enumerate([*pieces, ""]):
+            due = t0 + ttft + per_token * min(i, max(0, len(pieces) - 1))
+            time.sleep(max(0.0, due - time.monotonic()))
             finish = choice["finish_reason"] if i == len(pieces) else None
             body = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
-            chunk = {**base, "choices": [{**body, "logprobs": None, "finish_reason": finish}]}
+            chunk = {**base, "choices": [{**body, "logprobs": None, "finish_reason": finish}], **extra}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        if usage:
+            self.wfile.write(f"data: {json.dumps({**base, 'choices': [], 'usage': response['usage']})}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
     def do_PUT(self) -> None:  # noqa: N802 - http.server naming

@@ -229,10 +229,16 @@ def status(
             help="Ask the cloud for untracked servers with our labels: this installation's, and others' apart.",
         ),
     ] = False,
+    live_check: Annotated[
+        bool,
+        typer.Option("--live", help="With NAME: also ask the cloud (server state) and the engine (a health probe)."),
+    ] = False,
     as_json: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Deployments from local state: server, IP, plan, engine, endpoint, last health result."""
+    """Deployments from local state: server, IP, plan, engine, endpoint, last health result, cost.
+
+    With NAME and --live it also asks the cloud (server state) and the engine (one health probe)."""
     from orchestrator.errors import StateError
 
     set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
@@ -259,20 +265,44 @@ def status(
             deps = [one]
         else:
             deps = store.all()
+        docs = [_public(d) for d in deps] if as_json else []
+        live_doc = None
+        if live_check and not name:
+            from orchestrator.errors import ConfigError
+
+            raise ConfigError("--live needs a deployment NAME", "orchestrator status NAME --live")
+        if name and live_check:
+            from orchestrator.commands.status import live, live_lines
+
+            live_doc = live(deps[0])
+            if as_json:
+                docs[0]["live"] = _iso_times(live_doc)
         if as_json:
-            console.out(json.dumps([_public(d) for d in deps], indent=2))
+            console.out(json.dumps(docs, indent=2))
             return
         if not deps:
             console.out(f"no deployments in {store.dir}")
             return
         for line in status_rows(deps):
             console.out(line)
+        for line in live_lines(live_doc) if live_doc else []:
+            console.out(line)
 
 
 def _public(dep: Deployment) -> dict[str, object]:
     """A deployment for `status --json`: the state document without the config snapshot, times in ISO-8601 UTC."""
+    import time
+
+    from orchestrator.cost import cost_so_far, price_of
+
     data = dep.model_dump(mode="json")
     data.pop("config", None)
+    price, currency = price_of(dep.config)
+    data["cost"] = {
+        "price_per_hour": price,
+        "currency": currency if price is not None else None,
+        "so_far": round(cost_so_far(price, dep.created_at, time.time()), 4) if price and dep.server else None,
+    }
     result = _iso_times(data)
     assert isinstance(result, dict)
     return result
@@ -290,6 +320,33 @@ def _iso_times(value: object, key: str = "") -> object:
 
         return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return value
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="The deployment to load-test.")],
+    concurrency: Annotated[str, typer.Option(help="Concurrency levels, comma-separated, run in turn.")] = "1,4,16",
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level.")] = 64,
+    input_tokens: Annotated[int, typer.Option(help="Prompt length per request (words).")] = 128,
+    output_tokens: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).")] = 128,
+    timeout: Annotated[float, typer.Option(help="Seconds each level may take (and each request).")] = 300.0,
+    as_json: JsonOut = False,
+    debug: Debug = False,
+) -> None:
+    """Load-test the endpoint from here: TTFT, TPOT, ITL, e2e latency p50/p95/p99, tokens/s, cost per 1M tokens."""
+    from orchestrator.commands.bench import bench as run_bench
+
+    with guard(debug, as_json=as_json) as console:
+        run_bench(
+            console,
+            name,
+            concurrency=concurrency,
+            requests=requests,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            timeout=timeout,
+            as_json=as_json,
+        )
 
 
 @app.command()

@@ -74,6 +74,10 @@ class ProviderConfig(Strict):
     fallbacks: list[Fallback] = Field(default_factory=list, description="tried in order when there is no capacity")
     ttl: Duration | None = Field(default=None, description="power the server off after this long (on-host timer)")
     firewall: FirewallConfig = Field(default_factory=FirewallConfig)
+    price_per_hour: float | None = Field(
+        default=None, ge=0, description="the plan's price per hour, from UpCloud's pricing page (upctl prints none)"
+    )
+    currency: str = Field(default="EUR", description="the currency of price_per_hour")
 
 
 class SshConfig(Strict):

@@ -85,6 +85,8 @@ class ProgressReporter:
                     for o in outcomes
                 ],
             }
+            if not self.dry_run and command == "teardown" and ctx.cfg.provider.price_per_hour is not None:
+                doc["cost"] = lifetime_cost_doc(ctx)
             if not self.dry_run:
                 doc["server"] = dep.server.model_dump(mode="json") if dep.server else None
                 doc["endpoint"] = dep.engine.endpoint if dep.engine else None
@@ -103,6 +105,8 @@ class ProgressReporter:
             return
         if command == "teardown":
             self.c.out(f"deployment {ctx.cfg.name} removed: server deleted and confirmed gone, state forgotten")
+            if ctx.cfg.provider.price_per_hour is not None:
+                self.c.out(f"  cost:     {lifetime_cost_text(ctx)}")
             return
         srv, eng = dep.server, dep.engine
         self.c.out(f"deployment {ctx.cfg.name} is serving")
@@ -118,6 +122,29 @@ class ProgressReporter:
         self.c.out(f"  teardown: orchestrator teardown {ctx.cfg.name} --yes")
 
 
+def lifetime_cost_doc(ctx: StepContext) -> dict[str, object]:
+    """The deployment's whole lifetime, from created_at to now, at provider.price_per_hour per started hour."""
+    from orchestrator.cost import billed_hours, cost_so_far
+
+    price, now = ctx.cfg.provider.price_per_hour or 0.0, time.time()
+    return {
+        "price_per_hour": price,
+        "currency": ctx.cfg.provider.currency,
+        "lifetime_s": round(now - ctx.dep.created_at, 1),
+        "billed_hours": billed_hours(now - ctx.dep.created_at),
+        "total": round(cost_so_far(price, ctx.dep.created_at, now), 4),
+    }
+
+
+def lifetime_cost_text(ctx: StepContext) -> str:
+    d = lifetime_cost_doc(ctx)
+    lifetime = float(d["lifetime_s"])  # type: ignore[arg-type]
+    return (
+        f"≈ {d['total']:.2f} {d['currency']} for {format_duration(lifetime)} "
+        f"({d['billed_hours']} started hour(s) at {d['price_per_hour']} {d['currency']} per hour)"
+    )
+
+
 def auto_stop_text(at: float | None, now: float) -> str:
     if at is None:
         return "-"
@@ -126,8 +153,20 @@ def auto_stop_text(at: float | None, now: float) -> str:
     return f"in {format_duration(at - now)}"
 
 
+def cost_text(d: Deployment, now: float) -> str:
+    """"1.92 EUR/h, 3.84 so far" from the config snapshot's provider.price_per_hour; "-" without a price."""
+    from orchestrator.cost import cost_so_far, price_of
+
+    price, currency = price_of(d.config)
+    if price is None:
+        return "-"
+    if d.server is None:
+        return f"{price:.2f} {currency}/h"
+    return f"{price:.2f} {currency}/h, {cost_so_far(price, d.created_at, now):.2f} so far"
+
+
 def status_rows(deps: list[Deployment]) -> list[str]:
-    header = ("NAME", "STATUS", "SERVER", "IP", "PLAN", "ENGINE", "ENDPOINT", "HEALTH", "AUTO-STOP")
+    header = ("NAME", "STATUS", "SERVER", "IP", "PLAN", "ENGINE", "ENDPOINT", "HEALTH", "AUTO-STOP", "COST")
     rows = [header]
     now = time.time()
     for d in deps:
@@ -146,6 +185,7 @@ def status_rows(deps: list[Deployment]) -> list[str]:
                 eng.endpoint if eng else "-",
                 health,
                 auto_stop_text(d.auto_stop_at, now),
+                cost_text(d, now),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

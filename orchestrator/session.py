@@ -82,6 +82,11 @@ def run_playbooks(
                     f"Dry run of `{command}` for deployment {cfg.name} ({config_path}): nothing will be "
                     "changed, no credentials are used. Values not known yet appear as <placeholders>."
                 )
+                if cfg.provider.price_per_hour is not None:
+                    from orchestrator.cost import per_hour_text
+
+                    price = per_hour_text(cfg.provider.price_per_hour, cfg.provider.currency)
+                    console.out(f"Price: {price} (provider.price_per_hour), billed per started hour.")
         else:
             from orchestrator.transports.live import LiveExecutor
 

@@ -1,0 +1,289 @@
+"""`orchestrator bench`: figures computed as `vllm bench serve` does, checked against the mock engine's delays."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from mockcloud.hosts import DEFAULT_KNOBS, write_knobs
+from mockcloud.prometheus import free_port
+from orchestrator import bench
+from tests.conftest import REPO, run_cli
+
+TTFT = 0.2
+PER_TOKEN = 0.02
+KEY = "sk-bench-planted-key-3c1d"
+
+
+def within(value: float | None, expected: float, tolerance: float = 0.10) -> bool:
+    return value is not None and abs(value - expected) <= tolerance * expected
+
+
+# ---------------------------------------------------------------- the arithmetic
+
+
+def test_percentile_is_numpys_linear_interpolation() -> None:
+    values = [4.0, 1.0, 3.0, 2.0]
+    assert [bench.percentile(values, q) for q in (0, 50, 95, 99, 100)] == pytest.approx([1.0, 2.5, 3.85, 3.97, 4.0])
+    assert bench.percentile([7.0], 99) == 7.0
+
+
+def test_summary_follows_vllm_definitions_and_prices_a_million_tokens() -> None:
+    results = [
+        bench.RequestResult(ok=True, ttft=0.5, itl=[0.1, 0.1, 0.3], latency=1.0, output_tokens=4),
+        bench.RequestResult(ok=True, ttft=0.3, itl=[0.2], latency=0.5, output_tokens=2),
+        bench.RequestResult(ok=False, error="HTTP 401: Unauthorized"),
+    ]
+    s = bench.summarize(results, duration=2.0, concurrency=2)
+    assert (s["completed"], s["failed"], s["errors"]) == (2, 1, ["HTTP 401: Unauthorized"])
+    assert s["request_throughput"] == 1.0 and s["output_tokens_per_s"] == 3.0
+    # TPOT per request: (e2e - ttft) / (tokens - 1) = 0.5/3 and 0.2/1; ITL pools every gap of every request.
+    assert s["tpot_s"]["mean"] == pytest.approx((0.5 / 3 + 0.2) / 2)
+    assert s["itl_s"]["p50"] == pytest.approx(0.15) and s["ttft_s"]["p50"] == pytest.approx(0.4)
+    # 1.92 per hour at 3 tokens/s: 10800 tokens an hour, so 1M tokens cost 1.92 * 1e6 / 10800.
+    assert bench.cost_per_million(3.0, 1.92) == pytest.approx(177.777, rel=1e-4)
+    assert bench.cost_per_million(3.0, None) is None
+
+
+# ---------------------------------------------------------------- against the mock engine on loopback
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("bench-engine")
+    (home / "run" / "pids").mkdir(parents=True)
+    write_knobs(home / "knobs.json", DEFAULT_KNOBS | {"engine_startup_delay": 0.1})
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO),
+        "MOCKHOST_HOME": str(home),
+        "VLLM_API_KEY": KEY,
+    }
+    with open(home / "engine.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mockcloud.engine", "serve", "m", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, (home / "engine.log").read_text()
+            time.sleep(0.1)
+        # The delays are read per request: set after start-up, as a test on a deployed host does.
+        write_knobs(home / "knobs.json", DEFAULT_KNOBS | {"engine_ttft": TTFT, "engine_token_delay": PER_TOKEN})
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_mock_engine_streams_with_usage_like_vllm(engine: str) -> None:
+    body = bench.payload("m", 3, 20)
+    with httpx.stream(
+        "POST", f"{engine}/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=10
+    ) as resp:
+        events = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    # ignore_eos: exactly max_tokens tokens, past the end of the canned reply; then the finish, then usage alone.
+    assert sum(1 for c in chunks if c["choices"] and c["choices"][0]["text"]) == 20
+    assert all(c["usage"] is None for c in chunks[:-1]) and chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 20, "total_tokens": 23}
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+
+
+def test_figures_match_the_configured_delays_at_each_level(engine: str) -> None:
+    levels = bench.run(
+        f"{engine}/v1", "m", KEY, levels=[1, 4], requests=8, input_tokens=5, output_tokens=10, timeout=60,
+        price_per_hour=2.0,
+    )
+    assert [lv["concurrency"] for lv in levels] == [1, 4]
+    for lv in levels:
+        assert (lv["completed"], lv["output_tokens"]) == (8, 80), lv["errors"]
+        assert within(lv["ttft_s"]["p50"], TTFT), lv["ttft_s"]
+        assert within(lv["itl_s"]["p50"], PER_TOKEN), lv["itl_s"]
+        assert within(lv["tpot_s"]["p50"], PER_TOKEN), lv["tpot_s"]
+        assert within(lv["e2e_latency_s"]["p50"], TTFT + 9 * PER_TOKEN), lv["e2e_latency_s"]
+        assert lv["cost_per_1m_output_tokens"] == pytest.approx(2.0 / (lv["output_tokens_per_s"] * 3600) * 1e6)
+    # Four at a time: about four times the output tokens per second of one at a time.
+    assert levels[1]["output_tokens_per_s"] > 2.5 * levels[0]["output_tokens_per_s"]
+
+
+def test_wrong_key_fails_every_request_with_the_reason(engine: str) -> None:
+    (lv,) = bench.run(f"{engine}/v1", "m", "wrong", levels=[2], requests=3, input_tokens=1, output_tokens=2, timeout=10)
+    assert (lv["completed"], lv["failed"]) == (0, 3)
+    assert lv["errors"] and lv["errors"][0].startswith("HTTP 401")
+
+
+def test_bench_unknown_deployment_and_bad_levels_exit_cleanly(tmp_path: Path) -> None:
+    env = {"ORCHESTRATOR_HOME": str(tmp_path / "home")}
+    missing = run_cli("bench", "nope", "--json", env=env)
+    assert missing.returncode == 11 and "no deployment named 'nope'" in json.loads(missing.stdout)["error"]
+    bad = run_cli("bench", "nope", "--concurrency", "1,x", env=env)
+    assert bad.returncode == 2 and "--concurrency" in bad.stderr
+
+
+# ---------------------------------------------------------------- on the mock cloud: deploy, bench, teardown
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
+    """One vLLM deployment on a one-host mock cloud, the generated API key, TTFT/per-token knobs set."""
+    if not Path("/usr/sbin/sshd").exists():
+        pytest.skip("needs openssh-server (make setup)")
+    from mockcloud.cloud import MockCloud
+    from mockcloud.hosts import new_root
+    from tests.test_e2e import write_config
+
+    root = new_root("orch-bench-")
+    tmp = tmp_path_factory.mktemp("bench-e2e")
+    try:
+        with MockCloud(root, hosts=1) as cloud:
+            env = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp / "home")}
+            host = cloud.hosts[0]
+            host.reset_knobs()
+            host.set_knobs(engine_startup_delay=0.3, engine_ttft=TTFT, engine_token_delay=PER_TOKEN)
+            cfg = write_config(cloud, tmp, None, name="bench")
+            data = yaml.safe_load(cfg.read_text())
+            data["provider"] |= {"price_per_hour": 1.92, "currency": "EUR"}
+            cfg.write_text(yaml.safe_dump(data))
+            proc = run_cli("deploy", str(cfg), env=env)
+            assert proc.returncode == 0, proc.stderr
+            try:
+                yield env, tmp / "home"
+            finally:
+                run_cli("teardown", "bench", "--yes", env=env)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_bench_on_the_mock_cloud_matches_the_engine_delays(deployed: tuple[dict[str, str], Path]) -> None:
+    env, home = deployed
+    proc = run_cli(
+        "bench", "bench", "--json", "--concurrency", "1,4", "--requests", "8", "--output-tokens", "10", env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [lv["concurrency"] for lv in doc["levels"]] == [1, 4]
+    for lv in doc["levels"]:
+        assert (lv["completed"], lv["output_tokens"]) == (8, 80), lv["errors"]  # the generated key was sent
+        assert within(lv["ttft_s"]["p50"], TTFT), lv
+        assert within(lv["itl_s"]["p50"], PER_TOKEN), lv
+        assert within(lv["tpot_s"]["p50"], PER_TOKEN), lv
+        assert lv["cost_per_1m_output_tokens"] == pytest.approx(1.92 / (lv["output_tokens_per_s"] * 3600) * 1e6)
+    saved = Path(doc["saved"])
+    assert saved.parent == home / "bench" and saved.name.startswith("bench-")
+    assert json.loads(saved.read_text())["levels"] == doc["levels"]
+    key = (home / "secrets" / "bench.api_key").read_text().strip()
+    assert key not in proc.stdout + proc.stderr + saved.read_text()
+
+
+def test_status_live_on_the_mock_cloud(deployed: tuple[dict[str, str], Path]) -> None:
+    env, _home = deployed
+    proc = run_cli("status", "bench", "--live", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)[0]
+    live = doc["live"]
+    assert live["server"] == {"checked": True, "state": "started", "error": None}
+    assert live["engine_health"]["checked"] is True and live["engine_health"]["ok"] is True, live
+    assert (live["price_per_hour"], live["currency"], live["cost_so_far"]) == (1.92, "EUR", 1.92)
+    assert doc["cost"] == {"price_per_hour": 1.92, "currency": "EUR", "so_far": 1.92}
+    offline = run_cli("status", "bench", "--live", "--json", env=env | {"UPCLOUD_TOKEN": "", "UPCLOUD_USERNAME": ""})
+    assert offline.returncode == 0, offline.stderr
+    gone = json.loads(offline.stdout)[0]["live"]
+    assert gone["server"] == {"checked": False, "state": None, "error": "upctl found no UpCloud credentials"}
+    assert gone["engine_health"]["ok"] is True  # the engine is probed all the same
+
+
+def test_bench_with_a_refused_key_exits_8_with_one_json_document(deployed: tuple[dict[str, str], Path]) -> None:
+    env, _home = deployed
+    proc = run_cli("bench", "bench", "--json", "--concurrency", "2", "--requests", "2", env=env | {"VLLM_API_KEY": "x"})
+    assert proc.returncode == 8, proc.stderr
+    doc = json.loads(proc.stdout)  # one document: the figures and the error together
+    assert doc["ok"] is False and doc["exit_code"] == 8 and "HTTP 401" in doc["error"]
+    assert doc["levels"][0]["failed"] == 2 and Path(doc["saved"]).is_file()
+
+
+def test_teardown_summary_totals_the_lifetime_cost(deployed: tuple[dict[str, str], Path]) -> None:
+    env, _home = deployed
+    proc = run_cli("teardown", "bench", "--yes", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "  cost:     ≈ 1.92 EUR for " in proc.stdout
+    assert "(1 started hour(s) at 1.92 EUR per hour)" in proc.stdout
+
+
+def test_status_live_probes_the_engine_and_says_what_it_could_not_check(engine: str, tmp_path: Path) -> None:
+    from orchestrator.config import DeploymentConfig
+    from orchestrator.state import Deployment, EngineRecord, ServerRecord, StateStore
+
+    port = int(engine.rsplit(":", 1)[1])
+    cfg = DeploymentConfig.model_validate(
+        {
+            "name": "live",
+            "provider": {"price_per_hour": 1.5},
+            "engine": {"kind": "vllm", "model": "m", "served_name": "m", "port": port},
+        }
+    )
+    home = tmp_path / "home"
+    server = ServerRecord(uuid="00bb", plan="GPU-8xCPU-64GB-1xL40S", zone="fi-hel2", ip="127.0.0.1", state="started")
+    record = EngineRecord(
+        kind="vllm", model="m", served_name="m", endpoint=f"{engine}/v1", metrics_url=f"{engine}/metrics", method="pip"
+    )
+    StateStore(home).save(
+        Deployment(
+            name="live", config_path="/x.yaml", status="deployed", server=server, engine=record,
+            config=cfg.model_dump(mode="json"),
+        )
+    )
+    env = {"ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_UPCTL": str(tmp_path / "no-upctl"), "VLLM_API_KEY": KEY}
+    proc = run_cli("status", "live", "--live", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    live = json.loads(proc.stdout)[0]["live"]
+    assert live["server"] == {"checked": False, "state": None, "error": f"{tmp_path / 'no-upctl'}: command not found"}
+    assert live["engine_health"]["checked"] is True and live["engine_health"]["ok"] is True
+    assert (live["price_per_hour"], live["currency"], live["cost_so_far"]) == (1.5, "EUR", 1.5)
+    wrong = run_cli("status", "live", "--live", env=env | {"VLLM_API_KEY": "wrong"})
+    assert wrong.returncode == 0, wrong.stderr
+    assert "  server:  not checked: " in wrong.stdout
+    assert "  engine:  UNHEALTHY: " in wrong.stdout and "401" in wrong.stdout
+    assert "live:" not in run_cli("status", "live", env=env).stdout  # the plain local path asks nobody
+
+
+def test_tfserving_inferences_per_second_and_latency(tmp_path: Path) -> None:
+    from tests.test_mock_engines import SAVED_MODEL, Engine
+
+    (tmp_path / "run" / "pids").mkdir(parents=True)
+    write_knobs(tmp_path / "knobs.json", DEFAULT_KNOBS | {"engine_startup_delay": 0.1})
+    tfs = Engine(tmp_path, "mockcloud.engine_tfserving", [], [8501], [[str(SAVED_MODEL), "/models/half_plus_two"]])
+    try:
+        tfs.available()
+        url = f"http://127.0.0.1:{tfs.port[8501]}/v1/models/half_plus_two:predict"
+        levels = bench.run_inference(url, json.dumps({"instances": [1.0, 2.0]}), levels=[1, 3], requests=6, timeout=30)
+        assert [(lv["concurrency"], lv["completed"], lv["failed"]) for lv in levels] == [(1, 6, 0), (3, 6, 0)]
+        for lv in levels:
+            assert lv["inferences_per_s"] == pytest.approx(6 / lv["duration_s"])
+            assert 0 < lv["latency_s"]["p50"] <= lv["latency_s"]["p99"] <= lv["duration_s"]
+        (bad,) = bench.run_inference(url, json.dumps({"instances": ["a"]}), levels=[2], requests=2, timeout=30)
+        assert bad["completed"] == 0 and bad["errors"][0].startswith("HTTP 400")
+    finally:
+        tfs.stop()

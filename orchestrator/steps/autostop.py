@@ -37,7 +37,7 @@ def rearm(ctx: StepContext, deadline: float, why: str) -> StepGen:
     """Replace the on-host timer (the old one is killed) with one that powers off at ``deadline``; record it.
 
     Returns the note for the step, or None in a dry run (the command was only recorded)."""
-    left = max(int(deadline - time.time()), 1)
+    left = max(round(deadline - time.time()), 1)
     rd = shlex.quote(f".orchestrator/{ctx.cfg.name}")
     poweroff = sudo(["shutdown", "-h", "now"], ctx.cfg.ssh.user)
     # A stopped UpCloud GPU server is not billed for its plan; `shutdown -h` from inside stops it.

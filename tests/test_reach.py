@@ -278,6 +278,14 @@ def test_ssh_runs_one_command_with_its_exit_status(
         assert shell.returncode == 2 and "needs OpenSSH" in shell.stderr
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an exited process waiting for its reaper cannot power anything off)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_extend_rearms_the_on_host_timer(deployed: tuple[dict[str, str], MockCloud]) -> None:
     env, cloud = deployed
     status = json.loads(run_cli("status", "near", "--json", env=env).stdout)[0]
@@ -295,7 +303,8 @@ def test_extend_rearms_the_on_host_timer(deployed: tuple[dict[str, str], MockClo
     assert "in 1h59m" in run_cli("status", env=env).stdout  # was "in 59m.." (provider.ttl 1h)
     # The host's timer: a new process sleeping ~2h before powering off; the old one is gone.
     new_pid = int(pid_file.read_text())
-    assert new_pid != old_pid and not Path(f"/proc/{old_pid}/stat").exists()
+    assert new_pid != old_pid and not running(old_pid)
+    assert running(new_pid)
     cmdline = Path(f"/proc/{new_pid}/cmdline").read_bytes().split(b"\0")
     sleep = re.search(rb"sleep (\d+); .*shutdown -h now", b" ".join(cmdline))
     assert sleep is not None, cmdline

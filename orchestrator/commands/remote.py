@@ -68,6 +68,11 @@ def stream_command(target: Target, command: str) -> int:
                     _write(err, chan.recv_stderr(65536))
                     continue
                 if chan.exit_status_ready():
+                    # The exit status follows the output on the wire: what came with it is still to copy.
+                    while chan.recv_ready():
+                        _write(out, chan.recv(65536))
+                    while chan.recv_stderr_ready():
+                        _write(err, chan.recv_stderr(65536))
                     break
                 if chan.closed or not transport.is_active():
                     raise SSHError(f"SSH connection to {target.ip} lost during the command")

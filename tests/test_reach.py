@@ -76,11 +76,12 @@ def test_ssh_argv_pins_the_host_key_and_quotes_the_command() -> None:
         "-i", "/k/id",
         "-o", "ConnectTimeout=15",
         "-p", "2222",
+        "--",
         "ubuntu@10.0.0.9",
         "sh -c 'exit 3'",
     ]  # fmt: skip
     assert remote_command(["ls | wc -l"]) == "ls | wc -l"  # one argument: a command line, as with ssh
-    assert openssh_argv("ssh", t, "/h/kh", None)[-2:] == ["-t", "ubuntu@10.0.0.9"]  # a shell gets a terminal
+    assert openssh_argv("ssh", t, "/h/kh", None)[-3:] == ["-t", "--", "ubuntu@10.0.0.9"]  # a shell gets a terminal
 
 
 # ---------------------------------------------------------------- errors, without a host

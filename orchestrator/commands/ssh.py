@@ -65,7 +65,8 @@ def openssh_argv(ssh_bin: str, target: Target, known_hosts_file: str, command: s
     ]
     if command is None:
         argv.append("-t")
-    return [*argv, f"{target.user}@{target.ip}", *([command] if command is not None else [])]
+    # `--`: nothing after it (the command included) is read as an ssh option
+    return [*argv, "--", f"{target.user}@{target.ip}", *([command] if command is not None else [])]
 
 
 def ssh(name: str, argv: list[str], *, debug: bool) -> int:
@@ -73,6 +74,8 @@ def ssh(name: str, argv: list[str], *, debug: bool) -> int:
 
     with guard(debug):
         target = load_target(name)
+        if argv[:1] == ["--"]:  # click keeps the separator in the argument list
+            argv = argv[1:]
         command = remote_command(argv) if argv else None
         ssh_bin = shutil.which("ssh")
         if ssh_bin is not None:

@@ -426,6 +426,52 @@ def init(
         console.err(f"wrote {path}; check it with `orchestrator validate {path}`")
 
 
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C (exit 0).")
+    ] = False,
+    tail: Annotated[int, typer.Option("--tail", "-n", help="Lines from the end of the log to start with.")] = 100,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only lines since a duration ago (10m, 1h) or a timestamp (docker engines)."),
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """The engine's log on the server (docker logs for containers, else the engine's log file), over SSH."""
+    from orchestrator.commands.logs import logs as run_logs
+
+    raise typer.Exit(run_logs(name, tail=tail, since=since, follow=follow, debug=debug))
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def ssh(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    command: Annotated[
+        list[str] | None, typer.Argument(help="After --: one command (its exit status is passed through).")
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """A shell on the server, or `-- CMD...`: one command; pinned host key only (no prompt, no trust on first use)."""
+    from orchestrator.commands.ssh import ssh as run_ssh
+
+    raise typer.Exit(run_ssh(name, list(command or []), debug=debug))
+
+
+@app.command()
+def extend(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    duration: Annotated[str, typer.Argument(help="New time left from now, e.g. 4h, 90m, 1h30m.")],
+    dry_run: DryRun = False,
+    debug: Debug = False,
+) -> None:
+    """Re-arm the on-host auto-stop timer: the server powers itself off DURATION from now."""
+    from orchestrator.commands.extend import extend as run_extend
+
+    run_extend(name, duration, dry_run=dry_run, debug=debug)
+
+
 def _run_app() -> int:
     """The typer app, with its usage errors (unknown option, missing argument: exit 2) under the --json contract."""
     from typer.main import get_command

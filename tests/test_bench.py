@@ -20,8 +20,8 @@ from mockcloud.prometheus import free_port
 from orchestrator import bench
 from tests.conftest import REPO, run_cli
 
-TTFT = 0.2
-PER_TOKEN = 0.02
+TTFT = 0.4  # large enough that scheduling jitter on a busy 2-core machine stays well inside 10 %
+PER_TOKEN = 0.05
 KEY = "sk-bench-planted-key-3c1d"
 
 

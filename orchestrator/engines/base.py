@@ -48,6 +48,14 @@ class Engine(Protocol):
 
     def log_tail(self, lines: int = 80) -> Remote: ...
 
+    def log_command(self, tail: int, since: str | None = None, follow: bool = False) -> str:
+        """The shell command that prints the engine's last ``tail`` log lines (since ``since``: a duration such as
+        10m, or a timestamp), and with ``follow`` keeps printing new ones; every value quoted.
+
+        Raises ConfigError where the log cannot honour ``since``.
+        """
+        ...
+
     def readiness(self, ip: str, api_key: bool) -> list[HttpCheck]:
         """Checks that together prove the engine serves: a real request, not only an open port."""
         ...

@@ -6,13 +6,33 @@ engine is back after a reboot of the server without the orchestrator.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
 from orchestrator.actions import Remote, Upload, UploadFile
 from orchestrator.config import DeploymentConfig
 from orchestrator.engines.base import StartAction
+from orchestrator.errors import ConfigError
 from orchestrator.model_files import dirs_under, files_under
+
+# What `docker logs --since` takes: a Go duration relative to now (10m, 1h30m, 45s) or a timestamp (RFC 3339,
+# a date, Unix seconds).
+SINCE_RE = re.compile(
+    r"^(?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+$"  # 10m, 1h30m
+    r"|^\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$"  # 2026-05-04, 2026-05-04T12:00:00Z
+    r"|^\d+(?:\.\d+)?$"  # Unix seconds
+)
+
+
+def check_since(since: str) -> str:
+    """``since`` as docker logs and journalctl understand it; anything else is a usage error (exit 2)."""
+    if not SINCE_RE.match(since):
+        raise ConfigError(
+            f"--since {since!r} is not a duration or a timestamp",
+            "give a duration such as 10m, 1h30m or 45s, or a timestamp such as 2026-05-04T12:00:00Z",
+        )
+    return since
 
 
 class DockerEngine:
@@ -138,3 +158,12 @@ class DockerEngine:
 
     def log_tail(self, lines: int = 80) -> Remote:
         return Remote(f"docker logs --tail {lines} {shlex.quote(self.container)} 2>&1", "engine log tail")
+
+    def log_command(self, tail: int, since: str | None = None, follow: bool = False) -> str:
+        """The container's log, as docker keeps it (stdout and stderr of the engine, merged)."""
+        words = ["docker", "logs", "--tail", str(tail)]
+        if since:
+            words += ["--since", check_since(since)]
+        if follow:
+            words.append("--follow")
+        return shlex.join([*words, self.container]) + " 2>&1"

@@ -9,6 +9,7 @@ from orchestrator.actions import HttpCheck, Remote, Upload
 from orchestrator.config import DeploymentConfig, EngineConfig
 from orchestrator.engines.base import StartAction
 from orchestrator.engines.docker import DockerEngine
+from orchestrator.errors import ConfigError
 from orchestrator.monitoring import ScrapeTarget, job_name
 from orchestrator.secrets import API_KEY, HF_TOKEN
 
@@ -252,6 +253,20 @@ class VllmEngine:
         if self.docker is not None:
             return self.docker.log_tail(lines)
         return Remote(f"tail -n {lines} {shlex.quote(self.run_dir + '/engine.log')}", "engine log tail")
+
+    def log_command(self, tail: int, since: str | None = None, follow: bool = False) -> str:
+        """The engine's log: docker's for the docker method, else the log file (the systemd unit appends the
+        engine's output to the same file as the detached process does: StandardOutput=append:)."""
+        if self.docker is not None:
+            return self.docker.log_command(tail, since, follow)
+        if since:
+            raise ConfigError(
+                f"--since is not supported for vLLM's {self.method} method: its log is a plain file whose lines "
+                "carry no full date",
+                "use --tail N (and -f to follow)",
+            )
+        words = ["tail", "-n", str(tail)] + (["-F"] if follow else [])
+        return shlex.join(words) + " " + shlex.quote(f"{self.run_dir}/engine.log")
 
     # -- health / monitoring ---------------------------------------------------------------------
     def endpoint(self, ip: str) -> str:

@@ -1,0 +1,312 @@
+"""Reach it: `logs`, `ssh` and `extend` — the engines' log commands, the SSH argv, the error mapping (no host), and
+end to end on the mock cloud against one shared deployment (docker method, so `docker logs` goes through SSH)."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mockcloud.cloud import MockCloud
+from orchestrator.commands.ssh import openssh_argv, remote_command
+from orchestrator.commands.target import Target
+from orchestrator.config import DeploymentConfig
+from orchestrator.engines import engine_for
+from orchestrator.errors import ConfigError
+from orchestrator.state import Deployment, ServerRecord, StateStore
+from tests.conftest import REPO, run_cli
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOrchestratorReachTestPinnedHostKey0000000"
+
+# ---------------------------------------------------------------- the engines' log commands
+
+
+def engine_cfg(**engine: object) -> DeploymentConfig:
+    defaults = {} if "kind" in engine else {"model": "m"}
+    return DeploymentConfig.model_validate({"name": "reach", "engine": {**defaults, **engine}})
+
+
+def test_vllm_log_file_command() -> None:
+    e = engine_for(engine_cfg())
+    assert e.log_command(20) == "tail -n 20 .orchestrator/reach/engine.log"
+    assert e.log_command(5, None, True) == "tail -n 5 -F .orchestrator/reach/engine.log"
+    with pytest.raises(ConfigError, match="--since is not supported for vLLM's pip method"):
+        e.log_command(20, "10m")
+
+
+def test_docker_log_commands() -> None:
+    vllm = engine_for(engine_cfg(install={"method": "docker", "image": "vllm/vllm-openai:v0.11.0"}))
+    triton = engine_for(engine_cfg(kind="triton", model_repository="/srv/models"))
+    tfs = engine_for(engine_cfg(kind="tfserving", saved_model="/srv/saved"))
+    for e in (vllm, triton, tfs):
+        assert e.log_command(20) == "docker logs --tail 20 orchestrator-reach 2>&1"
+        assert e.log_command(3, "1h30m", True) == "docker logs --tail 3 --since 1h30m --follow orchestrator-reach 2>&1"
+    assert tfs.log_command(1, "2026-05-04T12:00:00Z") == (
+        "docker logs --tail 1 --since 2026-05-04T12:00:00Z orchestrator-reach 2>&1"
+    )
+    for bad in ("10m; rm -rf ~", "$(id)", "yesterday", "10 m"):
+        with pytest.raises(ConfigError, match="is not a duration or a timestamp"):
+            triton.log_command(20, bad)
+
+
+def test_ssh_argv_pins_the_host_key_and_quotes_the_command() -> None:
+    dep = Deployment(name="reach", config_path="", server=ServerRecord(uuid="u", ip="10.0.0.9", host_key=HOST_KEY))
+    cfg = DeploymentConfig.model_validate(
+        {"name": "reach", "engine": {"model": "m"}, "ssh": {"user": "ubuntu", "port": 2222, "private_key": "/k/id"}}
+    )
+    t = Target(dep=dep, cfg=cfg, ip="10.0.0.9", host_key=HOST_KEY)
+    argv = openssh_argv("/usr/bin/ssh", t, "/h/known_hosts", remote_command(["sh", "-c", "exit 3"]))
+    assert argv == [
+        "/usr/bin/ssh",
+        "-o", "UserKnownHostsFile=/h/known_hosts",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "IdentitiesOnly=yes",
+        "-i", "/k/id",
+        "-o", "ConnectTimeout=15",
+        "-p", "2222",
+        "--",
+        "ubuntu@10.0.0.9",
+        "sh -c 'exit 3'",
+    ]  # fmt: skip
+    assert remote_command(["ls | wc -l"]) == "ls | wc -l"  # one argument: a command line, as with ssh
+    assert openssh_argv("ssh", t, "/h/kh", None)[-3:] == ["-t", "--", "ubuntu@10.0.0.9"]  # a shell gets a terminal
+
+
+# ---------------------------------------------------------------- errors, without a host
+
+
+def client_key(folder: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    path = folder / "id_ed25519"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    (folder / "id_ed25519.pub").write_bytes(pub + b" reach-test\n")
+    return path
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> dict[str, str]:
+    """A state record for deployment `far`: a server on 127.0.0.1 at a port nothing listens on."""
+    home = tmp_path / "home"
+    key = client_key(tmp_path)
+    cfg = DeploymentConfig.model_validate(
+        {
+            "name": "far",
+            "engine": {"model": "m"},
+            "ssh": {"private_key": str(key), "port": closed_port(), "connect_timeout": "2s"},
+        }
+    )
+    server = ServerRecord(uuid="00a1-far", ip="127.0.0.1", host_key=HOST_KEY)
+    dep = Deployment(name="far", config_path="", status="deployed", server=server, config=cfg.model_dump(mode="json"))
+    StateStore(home).save(dep)
+    unpinned = Deployment(
+        name="loose",
+        config_path="/cfg/loose.yaml",
+        server=ServerRecord(uuid="00a2-loose", ip="127.0.0.1"),
+        config=cfg.model_copy(update={"name": "loose"}).model_dump(mode="json"),
+    )
+    StateStore(home).save(unpinned)
+    return {"ORCHESTRATOR_HOME": str(home)}
+
+
+@pytest.mark.parametrize(
+    "args", [["logs", "nope"], ["ssh", "nope", "--", "true"], ["extend", "nope", "1h"]], ids=lambda a: a[0]
+)
+def test_unknown_deployment_is_exit_11(args: list[str], offline: dict[str, str]) -> None:
+    proc = run_cli(*args, env=offline)
+    assert proc.returncode == 11, proc.stderr
+    assert "no deployment named 'nope'" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["logs", "loose"], ["ssh", "loose", "--", "true"]], ids=lambda a: a[0])
+def test_no_pinned_host_key_is_refused(args: list[str], offline: dict[str, str]) -> None:
+    proc = run_cli(*args, env=offline)
+    assert proc.returncode == 5, proc.stderr
+    assert "no pinned host key" in proc.stderr and "orchestrator redeploy /cfg/loose.yaml" in proc.stderr
+
+
+@pytest.mark.parametrize("path", ["with-ssh", "without-ssh"])
+def test_unreachable_host_is_exit_5(path: str, offline: dict[str, str], tmp_path: Path) -> None:
+    env = dict(offline)
+    if path == "without-ssh":
+        (tmp_path / "empty").mkdir()
+        env["PATH"] = str(tmp_path / "empty")  # paramiko then
+    proc = run_cli("ssh", "far", "--", "true", env=env)
+    assert proc.returncode == 5, proc.stderr
+    logs = run_cli("logs", "far", env=offline)
+    assert logs.returncode == 5, logs.stderr
+    assert "cannot reach 127.0.0.1" in logs.stderr
+
+
+def test_bad_flags_are_usage_errors(offline: dict[str, str]) -> None:
+    since = run_cli("logs", "far", "--since", "10m", env=offline)  # the pip method's log file has no dates
+    assert since.returncode == 2 and "--since is not supported" in since.stderr
+    assert run_cli("extend", "far", "soon", env=offline).returncode == 2
+
+
+def test_extend_dry_run_shows_the_plan_and_changes_nothing(offline: dict[str, str]) -> None:
+    state = Path(offline["ORCHESTRATOR_HOME"]) / "deployments" / "far.json"
+    before = state.read_text()
+    proc = run_cli("extend", "far", "2h", "--dry-run", env=offline)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout + proc.stderr
+    assert re.search(r"ssh: connect root@127\.0\.0\.1:\d+ \(pinned host key", text)
+    assert "remote: mkdir -p .orchestrator/far" in text and "sleep 7200; shutdown -h now" in text
+    assert "would power the server off in 2h00m" in text
+    assert state.read_text() == before
+
+
+# ---------------------------------------------------------------- end to end on the mock cloud
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], MockCloud]]:
+    """One deployment (vLLM, docker method, provider.ttl 1h) shared by every e2e test here."""
+    if not Path("/usr/sbin/sshd").exists():
+        pytest.skip("needs openssh-server (make setup)")
+    import shutil
+
+    from mockcloud.hosts import new_root
+    from tests.test_e2e import API_KEY, HF, write_config
+
+    root = new_root("orch-reach-")
+    tmp = tmp_path_factory.mktemp("reach")
+    try:
+        with MockCloud(root, hosts=1) as cloud:
+            env = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp / "home"), "VLLM_API_KEY": API_KEY, "HF_TOKEN": HF}
+            for h in cloud.hosts:
+                h.set_knobs(engine_startup_delay=0.3)
+            cfg = write_config(
+                cloud, tmp, None, name="near", install={"method": "docker", "image": "vllm/vllm-openai:v0.11.0"}
+            )
+            data = yaml.safe_load(cfg.read_text())
+            data["provider"]["ttl"] = "1h"
+            cfg.write_text(yaml.safe_dump(data))
+            proc = run_cli("deploy", str(cfg), env=env)
+            assert proc.returncode == 0, proc.stderr
+            try:
+                yield env, cloud
+            finally:
+                run_cli("teardown", "near", "--yes", env=env)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_logs_tail_shows_the_engine_start_up(deployed: tuple[dict[str, str], MockCloud]) -> None:
+    env, _ = deployed
+    proc = run_cli("logs", "near", "--tail", "20", env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 20, proc.stdout
+    assert "Application startup complete." in proc.stdout
+    whole = run_cli("logs", "near", "--tail", "1000", "--since", "1h", env=env)
+    assert whole.returncode == 0, whole.stderr
+    assert "Automatically detected platform cuda." in whole.stdout and "Starting to load model" in whole.stdout
+    later = run_cli("logs", "near", "--since", "2099-01-01", env=env)  # docker: nothing was written after that
+    assert later.returncode == 0 and later.stdout == "", later.stdout
+
+
+def test_logs_follow_streams_until_ctrl_c(deployed: tuple[dict[str, str], MockCloud]) -> None:
+    env, _ = deployed
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "logs", "near", "-f", "--tail", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        guard = time.monotonic() + 60  # a hang guard, not a timing assertion
+        while b"\n" not in seen and time.monotonic() < guard:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                seen += os.read(proc.stdout.fileno(), 65536)
+        assert b"\n" in seen, "no log line arrived while following"
+        assert proc.poll() is None, "-f must keep following"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_ssh_runs_one_command_with_its_exit_status(
+    client: str, deployed: tuple[dict[str, str], MockCloud], tmp_path: Path
+) -> None:
+    env, _ = deployed
+    if client == "paramiko":
+        (tmp_path / "bin").mkdir()
+        env = env | {"PATH": str(tmp_path / "bin")}  # no `ssh` on PATH
+    gpus = run_cli("ssh", "near", "--", "nvidia-smi", "-L", env=env)
+    assert gpus.returncode == 0, gpus.stderr
+    assert re.fullmatch(r"GPU 0: NVIDIA L40S \(UUID: GPU-[0-9a-f-]{36}\)\n", gpus.stdout), gpus.stdout
+    three = run_cli("ssh", "near", "--", "sh", "-c", "echo out; echo err >&2; exit 3", env=env)
+    assert three.returncode == 3, three.stderr
+    assert three.stdout == "out\n" and "err\n" in three.stderr
+    if client == "paramiko":
+        shell = run_cli("ssh", "near", env=env)
+        assert shell.returncode == 2 and "needs OpenSSH" in shell.stderr
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an exited process waiting for its reaper cannot power anything off)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_extend_rearms_the_on_host_timer(deployed: tuple[dict[str, str], MockCloud]) -> None:
+    env, cloud = deployed
+    status = json.loads(run_cli("status", "near", "--json", env=env).stdout)[0]
+    host = next(h for h in cloud.hosts if h.ipv4 == status["server"]["ip"])
+    pid_file = host.home / ".orchestrator" / "near" / "ttl.pid"
+    old_pid = int(pid_file.read_text())
+    before = time.time()
+    proc = run_cli("extend", "near", "2h", env=env)
+    after = time.time()
+    assert proc.returncode == 0, proc.stderr
+    assert "powers itself off in" in proc.stdout
+    at = json.loads(run_cli("status", "near", "--json", env=env).stdout)[0]["auto_stop_at"]
+    stamp = calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ"))  # the ISO time is UTC
+    assert before + 7200 - 1 <= stamp <= after + 7200 + 1
+    assert "in 1h59m" in run_cli("status", env=env).stdout  # was "in 59m.." (provider.ttl 1h)
+    # The host's timer: a new process sleeping ~2h before powering off; the old one is gone.
+    new_pid = int(pid_file.read_text())
+    assert new_pid != old_pid and not running(old_pid)
+    assert running(new_pid)
+    cmdline = Path(f"/proc/{new_pid}/cmdline").read_bytes().split(b"\0")
+    sleep = re.search(rb"sleep (\d+); .*shutdown -h now", b" ".join(cmdline))
+    assert sleep is not None, cmdline
+    assert 7200 - (after - before) - 2 <= int(sleep.group(1)) <= 7200

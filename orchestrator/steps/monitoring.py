@@ -73,9 +73,9 @@ def monitoring(ctx: StepContext) -> StepGen:
                 rules_before = rr.stdout if rr.known and rr.rc == 0 else None
                 settings = AlertSettings(waiting_requests=m.alert_waiting_requests)
                 yield WriteLocal(rules, rules_document(ctx.cfg.name, target.job, ctx.cfg.engine.kind, settings))
-                text = add_rule_file(text, str(rules))
+                text = add_rule_file(text, rules.name)
             else:
-                text, _dropped = remove_rule_file(text, str(rules))
+                text, _dropped = remove_rule_file(text, rules.name)
             yield WriteLocal(path, text, keep_existing=True)
             if not m.alerts:
                 yield RemoveLocal(rules)
@@ -139,7 +139,7 @@ def _remove_job(ctx: StepContext, path: Path, job: str) -> StepGen:
             text, removed = remove_scrape_job(r.stdout, job)
             note = f"job {job} removed from {path}" if removed else f"job {job} was not in {path}"
             rules = rules_path(path, job)
-            text, unreferenced = remove_rule_file(text, str(rules))
+            text, unreferenced = remove_rule_file(text, rules.name)
             if unreferenced:
                 note += f"; rules file {rules} unreferenced"
             if removed or unreferenced:

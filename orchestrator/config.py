@@ -188,6 +188,12 @@ class MonitoringConfig(Strict):
     prometheus_url: str = Field(
         default="http://localhost:9090", description="the Prometheus URL the provisioned Grafana datasource uses"
     )
+    dcgm_exporter: bool = Field(
+        default=False, description="run NVIDIA's DCGM exporter (docker, port 9400) on the server, with its own job"
+    )
+    dcgm_image: str = Field(
+        default="nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless", description="the DCGM exporter image"
+    )
 
     @field_validator("scrape_interval")
     @classmethod

@@ -428,3 +428,108 @@ def test_real_prometheus_loads_the_rules(tmp_path: Path) -> None:
     loaded = {r["name"] for r in groups[JOB]["rules"]}
     assert loaded == {r["alert"] for r in alert_rules(DEP, JOB, "vllm", AlertSettings())}
     assert groups[JOB]["file"] == str(rules_path(prom.config, JOB))
+
+
+# -- GPU metrics the field's way: NVIDIA's DCGM exporter (its stand-in on loopback here) ---------------------------
+
+
+def test_dcgm_exporter_start_command_and_firewall_port() -> None:
+    from orchestrator.dcgm import DCGM_CONTAINER, DCGM_PORT, DEFAULT_IMAGE, start
+    from orchestrator.steps.firewall import engine_ports
+
+    command = start(DEFAULT_IMAGE).command
+    assert command.startswith(f"docker rm -f {DCGM_CONTAINER} >/dev/null 2>&1; docker run -d ")
+    for part in ("--restart unless-stopped", "--gpus all", "--cap-add SYS_ADMIN", "-p 9400:9400", DEFAULT_IMAGE):
+        assert part in command, part
+    on = DeploymentConfig.model_validate({"name": DEP, "engine": {"model": "m"}, "monitoring": {"dcgm_exporter": True}})
+    off = DeploymentConfig.model_validate({"name": DEP, "engine": {"model": "m"}})
+    assert DCGM_PORT in engine_ports(StepContext(cfg=on, dep=_dep(), store=None))  # type: ignore[arg-type]
+    assert DCGM_PORT not in engine_ports(StepContext(cfg=off, dep=_dep(), store=None))  # type: ignore[arg-type]
+
+
+def _query(url: str, expr: str) -> list[dict[str, Any]]:
+    import urllib.parse
+
+    with urllib.request.urlopen(f"{url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}", timeout=5) as resp:
+        return list(json.loads(resp.read())["data"]["result"])
+
+
+def test_real_prometheus_scrapes_the_dcgm_stand_in_and_the_gpu_panels_read_it(tmp_path: Path) -> None:
+    import dataclasses
+    import os
+    import sys
+    import time
+
+    from mockcloud.prometheus import Prometheus, free_port
+    from orchestrator import dcgm
+    from orchestrator.monitoring import merge_scrape_job
+    from tests.conftest import REPO
+
+    if not Prometheus.available():
+        pytest.skip("prometheus not installed")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO), MOCKENGINE_PORTS=json.dumps({"9400": ["127.0.0.1", str(port)]}))
+    env.pop("MOCKHOST_HOME", None)
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "mockcloud.engine_dcgm"], env=env, cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    prom = Prometheus(tmp_path / "prom")
+    try:
+        target = dataclasses.replace(dcgm.scrape_target(DEP, "127.0.0.1", "1s"), targets=(f"127.0.0.1:{port}",))
+        assert target.job == f"{JOB}-gpu"
+        prom.root.mkdir(parents=True)
+        prom.config.write_text(merge_scrape_job("global:\n  scrape_interval: 1s\nscrape_configs: []\n", target))
+        prom.start()
+        memory = _substitute(_panel_expr(GPU_DASHBOARD, "GPU memory used", 0))
+        result: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not result and time.monotonic() < deadline:
+            result = _query(prom.url, memory)
+            time.sleep(0.2)
+        assert [r["metric"] for r in result] == [{"gpu": "0"}]
+        assert float(result[0]["value"][1]) == pytest.approx(1200 / 46068)
+        temp = _query(prom.url, f'DCGM_FI_DEV_GPU_TEMP{{deployment="{DEP}"}}')
+        labels = temp[0]["metric"]
+        assert (labels["job"], labels["exporter"], labels["modelName"]) == (f"{JOB}-gpu", "dcgm", "NVIDIA L40S")
+        assert labels["UUID"].startswith("GPU-") and labels["device"] == "nvidia0"
+    finally:
+        prom.stop()
+        exporter.terminate()
+        exporter.wait(timeout=10)
+
+
+def test_dcgm_job_is_merged_beside_the_engine_job_and_removed_with_it(tmp_path: Path) -> None:
+    from orchestrator.actions import Action, Remote, Result
+
+    remote: list[str] = []
+
+    class NoRemote(LiveExecutor):
+        """The step's one remote action (docker run on the server) answered as the server would."""
+
+        def execute(self, action: Action) -> Result:
+            if isinstance(action, Remote):
+                remote.append(action.command)
+                return Result(stdout="0123abcd\n")
+            return super().execute(action)
+
+    prom = tmp_path / "prometheus.yml"
+    prom.write_text(ORIGINAL)
+    monitoring = {"prometheus_config": str(prom), "run_metrics": False, "dcgm_exporter": True}
+    cfg = DeploymentConfig.model_validate({"name": DEP, "engine": {"model": "m"}, "monitoring": monitoring})
+    dep = _dep()
+    executor = NoRemote({})
+    try:
+        Runner(executor, _Quiet()).run(
+            Playbook(name="t", steps=[PlaybookStep(kind="monitoring")]),
+            StepContext(cfg=cfg, dep=dep, store=None),  # type: ignore[arg-type]
+        )
+    finally:
+        executor.close()
+    assert len(remote) == 1 and "nvcr.io/nvidia/k8s/dcgm-exporter:" in remote[0]
+    jobs = {j["job_name"]: j for j in yaml.safe_load(prom.read_text())["scrape_configs"]}
+    assert jobs[f"{JOB}-gpu"]["static_configs"] == [
+        {"targets": ["127.0.0.1:9400"], "labels": {"deployment": DEP, "exporter": "dcgm"}}
+    ]
+    _run_step("unmonitor", cfg, dep)
+    assert prom.read_text() == ORIGINAL

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from orchestrator import dcgm
 from orchestrator.actions import HttpCheck, Local, LockLocal, ReadLocal, RemoveLocal, UnlockLocal, WriteLocal
 from orchestrator.alerts import AlertSettings, rules_document, rules_path
 from orchestrator.context import StepContext, StepGen
@@ -49,11 +50,15 @@ def monitoring(ctx: StepContext) -> StepGen:
     if not m.prometheus_config and not m.file_sd_dir:
         return "disabled (no monitoring.prometheus_config or file_sd_dir)"
     target = ctx.engine.scrape_target(ctx.ip)
+    gpu = dcgm.scrape_target(ctx.cfg.name, ctx.ip, m.scrape_interval) if m.dcgm_exporter else None
     rec = MonitoringRecord(job=target.job)
     written: list[str] = []
+    if m.dcgm_exporter:
+        yield dcgm.start(m.dcgm_image)
+        written.append(f"DCGM exporter on :{dcgm.DCGM_PORT}")
     sd = file_sd_path(ctx)
     if sd is not None:
-        yield WriteLocal(sd, file_sd_document([target]))
+        yield WriteLocal(sd, file_sd_document([target, *([gpu] if gpu else [])]))
         rec.file_sd = str(sd)
         written.append(str(sd))
     if m.prometheus_config:
@@ -65,6 +70,10 @@ def monitoring(ctx: StepContext) -> StepGen:
             r = yield ReadLocal(path)
             before = r.stdout if r.known and r.rc == 0 else None
             text = merge_scrape_job(before, target)
+            if gpu is not None:
+                text = merge_scrape_job(text, gpu)
+            else:
+                text, _gone = remove_scrape_job(text, dcgm.gpu_job(ctx.cfg.name))
             rules = rules_path(path, target.job)
             rules_before: str | None = None
             if m.alerts:
@@ -137,6 +146,8 @@ def _remove_job(ctx: StepContext, path: Path, job: str) -> StepGen:
         note = f"remove job {job} from {path}"
         if r.known and r.rc == 0:
             text, removed = remove_scrape_job(r.stdout, job)
+            text, gpu_removed = remove_scrape_job(text, job + "-gpu")  # dcgm.gpu_job: the DCGM exporter's job
+            removed = removed or gpu_removed
             note = f"job {job} removed from {path}" if removed else f"job {job} was not in {path}"
             rules = rules_path(path, job)
             text, unreferenced = remove_rule_file(text, rules.name)

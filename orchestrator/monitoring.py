@@ -402,11 +402,22 @@ def _edit_rule_files(existing: str, path: str, add: bool) -> str:
         if not add:
             return existing
         return "".join(lines) + "rule_files:\n  " + item
+    if isinstance(entry, yaml.SequenceNode) and entry.flow_style and entry.start_mark.line == entry.end_mark.line:
+        # One-line flow list (``rule_files: [alerts.yml]``): edit it in place, the others' spelling kept.
+        at, line = int(entry.start_mark.line), lines[int(entry.start_mark.line)]
+        items = [
+            line[n.start_mark.column : n.end_mark.column]
+            for n in entry.value
+            if not (isinstance(n, yaml.ScalarNode) and n.value == path)
+        ]
+        items += [json.dumps(path)] if add else []
+        lines[at] = line[: entry.start_mark.column] + "[" + ", ".join(items) + "]" + line[entry.end_mark.column :]
+        return "".join(lines)
     if not isinstance(entry, yaml.SequenceNode) or entry.flow_style or not entry.value:
         raise _Layout("rule_files is not a non-empty block sequence")
     if add:
-        at = _item_span(lines, entry.value[-1])
-        lines[at[1] + 1 : at[1] + 1] = [at[2] + item]
+        _first, last, indent = _item_span(lines, entry.value[-1])
+        lines[last + 1 : last + 1] = [indent + item]
         return "".join(lines)
     kept = 0
     for node in reversed(entry.value):

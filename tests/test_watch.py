@@ -533,3 +533,13 @@ def test_dcgm_job_is_merged_beside_the_engine_job_and_removed_with_it(tmp_path: 
     ]
     _run_step("unmonitor", cfg, dep)
     assert prom.read_text() == ORIGINAL
+
+
+def test_flow_style_rule_files_is_edited_in_place() -> None:
+    original = "# hand-written\nglobal:\n  scrape_interval: 30s  # slow\nrule_files: ['alerts.yml', team/*.yml]\n" \
+               "scrape_configs: []\n"
+    added = add_rule_file(original, "orchestrator-demo.rules.yml")
+    assert added == original.replace("team/*.yml]", 'team/*.yml, "orchestrator-demo.rules.yml"]')
+    assert remove_rule_file(added, "orchestrator-demo.rules.yml") == (original, True)
+    only = "rule_files: []\nscrape_configs: []\n"
+    assert add_rule_file(only, "x.yml") == 'rule_files: ["x.yml"]\nscrape_configs: []\n'

@@ -535,6 +535,33 @@ def test_dcgm_job_is_merged_beside_the_engine_job_and_removed_with_it(tmp_path: 
     assert prom.read_text() == ORIGINAL
 
 
+def test_dcgm_exporter_that_cannot_start_fails_the_step_before_any_config_change(tmp_path: Path) -> None:
+    from orchestrator.actions import Action, Remote, Result
+    from orchestrator.errors import MonitoringError
+
+    class NoDocker(LiveExecutor):
+        def execute(self, action: Action) -> Result:
+            if isinstance(action, Remote):
+                return Result(rc=127, stderr="bash: line 1: docker: command not found\n")
+            return super().execute(action)
+
+    prom = tmp_path / "prometheus.yml"
+    prom.write_text(ORIGINAL)
+    monitoring = {"prometheus_config": str(prom), "run_metrics": False, "dcgm_exporter": True}
+    cfg = DeploymentConfig.model_validate({"name": DEP, "engine": {"model": "m"}, "monitoring": monitoring})
+    executor = NoDocker({})
+    with pytest.raises(MonitoringError, match="DCGM exporter failed") as caught:
+        try:
+            Runner(executor, _Quiet()).run(
+                Playbook(name="t", steps=[PlaybookStep(kind="monitoring")]),
+                StepContext(cfg=cfg, dep=_dep(), store=None),  # type: ignore[arg-type]
+            )
+        finally:
+            executor.close()
+    assert "docker: command not found" in (caught.value.details or "")
+    assert prom.read_text() == ORIGINAL and not rules_path(prom, JOB).exists()
+
+
 def test_flow_style_rule_files_is_edited_in_place() -> None:
     original = "# hand-written\nglobal:\n  scrape_interval: 30s  # slow\nrule_files: ['alerts.yml', team/*.yml]\n" \
                "scrape_configs: []\n"
@@ -543,3 +570,76 @@ def test_flow_style_rule_files_is_edited_in_place() -> None:
     assert remove_rule_file(added, "orchestrator-demo.rules.yml") == (original, True)
     only = "rule_files: []\nscrape_configs: []\n"
     assert add_rule_file(only, "x.yml") == 'rule_files: ["x.yml"]\nscrape_configs: []\n'
+
+
+def test_dcgm_exporter_that_cannot_start_fails_the_step_before_any_config_change(tmp_path: Path) -> None:
+    from orchestrator.actions import Action, Remote, Result
+    from orchestrator.errors import MonitoringError
+
+    class NoDocker(LiveExecutor):
+        def execute(self, action: Action) -> Result:
+            if isinstance(action, Remote):
+                return Result(rc=127, stderr="bash: line 1: docker: command not found\n")
+            return super().execute(action)
+
+    prom = tmp_path / "prometheus.yml"
+    prom.write_text(ORIGINAL)
+    monitoring = {"prometheus_config": str(prom), "run_metrics": False, "dcgm_exporter": True}
+    cfg = DeploymentConfig.model_validate({"name": DEP, "engine": {"model": "m"}, "monitoring": monitoring})
+    executor = NoDocker({})
+    with pytest.raises(MonitoringError, match="DCGM exporter failed") as caught:
+        try:
+            Runner(executor, _Quiet()).run(
+                Playbook(name="t", steps=[PlaybookStep(kind="monitoring")]),
+                StepContext(cfg=cfg, dep=_dep(), store=None),  # type: ignore[arg-type]
+            )
+        finally:
+            executor.close()
+    assert "docker: command not found" in (caught.value.details or "")
+    assert prom.read_text() == ORIGINAL and not rules_path(prom, JOB).exists()
+
+
+def test_flow_style_rule_files_is_edited_in_place() -> None:
+    original = "# hand-written\nglobal:\n  scrape_interval: 30s  # slow\nrule_files: ['alerts.yml', team/*.yml]\n" \
+               "scrape_configs: []\n"
+    added = add_rule_file(original, "orchestrator-demo.rules.yml")
+    assert added == original.replace("team/*.yml]", 'team/*.yml, "orchestrator-demo.rules.yml"]')
+    assert remove_rule_file(added, "orchestrator-demo.rules.yml") == (original, True)
+    only = "rule_files: []\nscrape_configs: []\n"
+    assert add_rule_file(only, "x.yml") == 'rule_files: ["x.yml"]\nscrape_configs: []\n'
+
+
+# -- end to end on the mock cloud: the DCGM stand-in on the server, scraped by the real Prometheus -----------------
+
+from tests.test_e2e import cloud, env, prom  # noqa: E402, F401 - shared module-scoped fixtures
+from tests.test_e2e_engines import TRITON_REPO, engine_config, teardown_clean  # noqa: E402
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
+def test_deploy_with_dcgm_exporter_scraped_alerts_loaded_grafana_written_then_teardown(
+    cloud: Any, prom: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    if prom is None:
+        pytest.skip("prometheus not installed")
+    cfg = engine_config(cloud, tmp_path, prom, "watch", {"kind": "triton", "model_repository": str(TRITON_REPO)})
+    data = yaml.safe_load(cfg.read_text())
+    data["monitoring"] |= {"dcgm_exporter": True, "grafana_dir": str(tmp_path / "grafana")}
+    cfg.write_text(yaml.safe_dump(data))
+    from tests.conftest import run_cli
+
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "monitoring: ok" in proc.stderr and "DCGM exporter on :9400" in proc.stderr
+    up = prom.wait_up("orchestrator-watch-gpu", timeout=30)
+    ip = str(up[0]["metric"]["instance"]).rsplit(":", 1)[0]
+    assert up[0]["metric"]["instance"] == f"{ip}:9400"
+    temp = prom.query('DCGM_FI_DEV_GPU_TEMP{deployment="watch"}')
+    assert temp and temp[0]["metric"]["modelName"] == "NVIDIA L40S"  # type: ignore[index]
+    with urllib.request.urlopen(f"{prom.url}/api/v1/rules?type=alert", timeout=5) as resp:
+        groups = {g["name"]: g for g in json.loads(resp.read())["data"]["groups"]}
+    assert "TritonGPUMemoryNearlyFull" in {r["name"] for r in groups["orchestrator-watch"]["rules"]}
+    boards = sorted(p.name for p in (tmp_path / "grafana" / "dashboards" / "orchestrator").iterdir())
+    assert boards == ["orchestrator-watch-gpu.json", "orchestrator-watch-triton.json"]
+    teardown_clean(cloud, "watch", env, prom.config)
+    assert not rules_path(prom.config, "orchestrator-watch").exists()
+    assert "orchestrator-watch-gpu" not in prom.config.read_text()

@@ -54,7 +54,14 @@ def monitoring(ctx: StepContext) -> StepGen:
     rec = MonitoringRecord(job=target.job)
     written: list[str] = []
     if m.dcgm_exporter:
-        yield dcgm.start(m.dcgm_image)
+        r = yield dcgm.start(m.dcgm_image)
+        if r.known and r.rc != 0:
+            raise MonitoringError(
+                f"starting NVIDIA's DCGM exporter failed (exit {r.rc})",
+                "it runs in docker with --gpus all: the server needs docker and the NVIDIA Container Toolkit "
+                "(or set monitoring.dcgm_exporter: false)",
+                details=(r.stdout + r.stderr)[-3000:] or None,
+            )
         written.append(f"DCGM exporter on :{dcgm.DCGM_PORT}")
     sd = file_sd_path(ctx)
     if sd is not None:

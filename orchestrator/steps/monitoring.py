@@ -93,8 +93,6 @@ def monitoring(ctx: StepContext) -> StepGen:
             else:
                 text, _dropped = remove_rule_file(text, rules.name)
             yield WriteLocal(path, text, keep_existing=True)
-            if not m.alerts:
-                yield RemoveLocal(rules)
             promtool = _promtool(ctx)
             if promtool:
                 argv = check_config_argv(str(path))
@@ -110,6 +108,8 @@ def monitoring(ctx: StepContext) -> StepGen:
             written.append(str(path))
             if m.alerts:
                 written.append(str(rules))
+            else:
+                yield RemoveLocal(rules)  # alerts turned off since the last deploy: no longer referenced
             if m.reload_url:
                 yield from _reload(m.reload_url)
                 written.append("Prometheus reloaded")

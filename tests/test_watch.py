@@ -379,12 +379,17 @@ def test_triton_deployment_gets_the_triton_dashboard(tmp_path: Path) -> None:
     assert "vllm:" not in rules_path(prom, JOB).read_text()
 
 
-def test_alerts_off_writes_no_rules_file(tmp_path: Path) -> None:
+def test_alerts_turned_off_removes_the_rules_file_and_reference(tmp_path: Path) -> None:
     prom = tmp_path / "prometheus.yml"
     prom.write_text(ORIGINAL)
     monitoring = {"prometheus_config": str(prom), "run_metrics": False, "alerts": False}
     cfg = DeploymentConfig.model_validate({"name": DEP, "engine": {"model": "m"}, "monitoring": monitoring})
-    _run_step("monitoring", cfg, _dep())
+    on = DeploymentConfig.model_validate(
+        {"name": DEP, "engine": {"model": "m"}, "monitoring": {**monitoring, "alerts": True}}
+    )
+    _run_step("monitoring", on, _dep())
+    assert rules_path(prom, JOB).exists()
+    _run_step("monitoring", cfg, _dep())  # a redeploy with alerts turned off takes them away again
     assert "rule_files" not in yaml.safe_load(prom.read_text())
     assert not rules_path(prom, JOB).exists()
 

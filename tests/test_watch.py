@@ -648,3 +648,4 @@ def test_deploy_with_dcgm_exporter_scraped_alerts_loaded_grafana_written_then_te
     teardown_clean(cloud, "watch", env, prom.config)
     assert not rules_path(prom.config, "orchestrator-watch").exists()
     assert "orchestrator-watch-gpu" not in prom.config.read_text()
+

@@ -21,6 +21,7 @@ from mockcloud.hosts import DEFAULT_KNOBS, read_knobs
 ENGINE_MODULES = {
     "nvcr.io/nvidia/tritonserver": "mockcloud.engine_triton",
     "tensorflow/serving": "mockcloud.engine_tfserving",
+    "nvcr.io/nvidia/k8s/dcgm-exporter": "mockcloud.engine_dcgm",  # NVIDIA's GPU metrics exporter (port 9400)
 }
 PORTS_ENV, MOUNTS_ENV, GPU_ENV = "MOCKENGINE_PORTS", "MOCKENGINE_MOUNTS", "MOCKENGINE_GPU"
 

@@ -182,6 +182,22 @@ class MonitoringConfig(Strict):
         default=None, description="POST here after writing (Prometheus started with --web.enable-lifecycle)"
     )
     run_metrics: bool = True
+    alerts: bool = Field(
+        default=True, description="write alerting rules beside prometheus.yml and reference them from rule_files"
+    )
+    alert_waiting_requests: int = Field(default=10, ge=0, description="alert when more requests wait for 5m")
+    grafana_dir: str | None = Field(
+        default=None, description="write Grafana provisioning (datasource, dashboards provider, dashboards) here"
+    )
+    prometheus_url: str = Field(
+        default="http://localhost:9090", description="the Prometheus URL the provisioned Grafana datasource uses"
+    )
+    dcgm_exporter: bool = Field(
+        default=False, description="run NVIDIA's DCGM exporter (docker, port 9400) on the server, with its own job"
+    )
+    dcgm_image: str = Field(
+        default="nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless", description="the DCGM exporter image"
+    )
 
     @field_validator("scrape_interval")
     @classmethod
@@ -342,6 +358,7 @@ def resolve_paths(cfg: DeploymentConfig, base: Path) -> DeploymentConfig:
         update={
             "prometheus_config": _resolve(cfg.monitoring.prometheus_config, base),
             "file_sd_dir": _resolve(cfg.monitoring.file_sd_dir, base),
+            "grafana_dir": _resolve(cfg.monitoring.grafana_dir, base),
         }
     )
     update: dict[str, Any] = {"ssh": ssh, "monitoring": mon, "secrets_file": _resolve(cfg.secrets_file, base)}

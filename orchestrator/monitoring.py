@@ -371,3 +371,99 @@ def promtool_error(config_path: str, messages: list[str]) -> MonitoringError:
         f"Fix the reported problem; 'promtool check config {config_path}' shows it again.",
         details="\n".join(messages) or None,
     )
+
+
+# -- rule_files: the deployment's rules file, referenced from prometheus.yml ----------------------------------------
+
+
+def _rule_files(doc: dict[str, Any]) -> list[Any]:
+    files = doc.get("rule_files")
+    if files is None:
+        return []
+    if not isinstance(files, list):
+        raise MonitoringError(
+            f"'rule_files' in the existing Prometheus config is a {type(files).__name__}, not a list",
+            "Fix or move the file aside; the orchestrator only edits a valid Prometheus config.",
+        )
+    return files
+
+
+def _edit_rule_files(existing: str, path: str, add: bool) -> str:
+    """Add ``- path`` after the last rule_files item (or a new rule_files key), or drop its line; text edit."""
+    root, _entry = _top_level(existing)
+    lines = existing.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    entry = None
+    if isinstance(root, yaml.MappingNode):
+        entry = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "rule_files"), None)
+    item = f"- {json.dumps(path)}\n"
+    if entry is None:
+        if not add:
+            return existing
+        return "".join(lines) + "rule_files:\n  " + item
+    if isinstance(entry, yaml.SequenceNode) and entry.flow_style and entry.start_mark.line == entry.end_mark.line:
+        # One-line flow list (``rule_files: [alerts.yml]``): edit it in place, the others' spelling kept.
+        at, line = int(entry.start_mark.line), lines[int(entry.start_mark.line)]
+        items = [
+            line[n.start_mark.column : n.end_mark.column]
+            for n in entry.value
+            if not (isinstance(n, yaml.ScalarNode) and n.value == path)
+        ]
+        items += [json.dumps(path)] if add else []
+        lines[at] = line[: entry.start_mark.column] + "[" + ", ".join(items) + "]" + line[entry.end_mark.column :]
+        return "".join(lines)
+    if not isinstance(entry, yaml.SequenceNode) or entry.flow_style or not entry.value:
+        raise _Layout("rule_files is not a non-empty block sequence")
+    if add:
+        _first, last, indent = _item_span(lines, entry.value[-1])
+        lines[last + 1 : last + 1] = [indent + item]
+        return "".join(lines)
+    kept = 0
+    for node in reversed(entry.value):
+        if isinstance(node, yaml.ScalarNode) and node.value == path:
+            first, last, _indent = _item_span(lines, node)
+            del lines[first : last + 1]
+        else:
+            kept += 1
+    key_line = next(int(k.start_mark.line) for k, v in root.value if v is entry)  # type: ignore[union-attr]
+    if not kept and lines[key_line].strip() == "rule_files:":
+        del lines[key_line]
+    return "".join(lines)
+
+
+def _rule_files_edited(existing: str | None, path: str, add: bool) -> str:
+    doc = _load(existing)
+    files = [f for f in _rule_files(doc) if f != path]
+    if add:
+        files.append(path)
+    expected = dict(doc)
+    if files:
+        expected["rule_files"] = files
+    else:
+        expected.pop("rule_files", None)
+    try:
+        text = _edit_rule_files(existing or "", path, add)
+        got = _load(text)
+        if not files and got.get("rule_files") == []:
+            got.pop("rule_files")
+        if got == expected:
+            return text
+    except (_Layout, yaml.YAMLError, MonitoringError):
+        pass
+    return _dump(expected)
+
+
+def add_rule_file(existing_yaml: str | None, path: str) -> str:
+    """Reference ``path`` from prometheus.yml's rule_files (once); every other byte kept where the layout allows."""
+    doc = _load(existing_yaml)
+    if path in _rule_files(doc):
+        return existing_yaml or _dump(doc)
+    return _rule_files_edited(existing_yaml, path, add=True)
+
+
+def remove_rule_file(existing_yaml: str, path: str) -> tuple[str, bool]:
+    """Drop ``path`` from rule_files; returns (yaml, removed); text unchanged when it was not there."""
+    if path not in _rule_files(_load(existing_yaml)):
+        return existing_yaml, False
+    return _rule_files_edited(existing_yaml, path, add=False), True

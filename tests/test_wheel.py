@@ -92,6 +92,8 @@ def test_wheel_carries_the_package_and_playbooks_only(installed: Installed) -> N
     names = installed.names
     for book in ("deploy", "redeploy", "teardown"):
         assert f"orchestrator/playbooks/{book}.yaml" in names
+    for dashboard in ("vllm", "triton", "tfserving", "gpu"):
+        assert f"orchestrator/dashboards/{dashboard}.json" in names
     sources = {str(p.relative_to(REPO)) for p in (REPO / "orchestrator").rglob("*.py") if "__pycache__" not in p.parts}
     assert sources <= set(names), sorted(sources - set(names))  # every module and subpackage
     tops = {n.split("/")[0] for n in names}

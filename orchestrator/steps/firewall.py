@@ -14,6 +14,7 @@ import ipaddress
 
 from orchestrator.actions import Local, Remote
 from orchestrator.context import StepContext, StepGen
+from orchestrator.dcgm import DCGM_PORT
 from orchestrator.errors import HostKeyMismatch, ProviderError, SSHError
 from orchestrator.providers.base import FirewallRule
 from orchestrator.providers.upctl_parse import parse_firewall_rules
@@ -25,7 +26,10 @@ PORT_FIELDS = ("port", "http_port", "grpc_port", "metrics_port", "rest_port")
 
 
 def engine_ports(ctx: StepContext) -> list[int]:
-    return sorted({int(getattr(ctx.cfg.engine, f)) for f in PORT_FIELDS if getattr(ctx.cfg.engine, f, None)})
+    ports = {int(getattr(ctx.cfg.engine, f)) for f in PORT_FIELDS if getattr(ctx.cfg.engine, f, None)}
+    if ctx.cfg.monitoring.dcgm_exporter:
+        ports.add(DCGM_PORT)
+    return sorted(ports)
 
 
 def desired_rules(allow: list[str], ssh_port: int, ports: list[int]) -> list[FirewallRule]:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from orchestrator import dcgm
 from orchestrator.actions import HttpCheck, Local, LockLocal, ReadLocal, RemoveLocal, UnlockLocal, WriteLocal
+from orchestrator.alerts import AlertSettings, rules_document, rules_path
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import MonitoringError, OrchestratorError
+from orchestrator.grafana import ENGINE_DASHBOARDS, GPU_DASHBOARD, dashboard_path, provisioning_files
 from orchestrator.monitoring import (
+    add_rule_file,
     check_config_argv,
     file_sd_document,
     job_name,
     merge_scrape_job,
     parse_promtool_output,
     promtool_error,
+    remove_rule_file,
     remove_scrape_job,
 )
 from orchestrator.run_metrics import RUN_METRICS_COMMANDS, textfile_name
@@ -45,11 +50,22 @@ def monitoring(ctx: StepContext) -> StepGen:
     if not m.prometheus_config and not m.file_sd_dir:
         return "disabled (no monitoring.prometheus_config or file_sd_dir)"
     target = ctx.engine.scrape_target(ctx.ip)
+    gpu = dcgm.scrape_target(ctx.cfg.name, ctx.ip, m.scrape_interval) if m.dcgm_exporter else None
     rec = MonitoringRecord(job=target.job)
     written: list[str] = []
+    if m.dcgm_exporter:
+        r = yield dcgm.start(m.dcgm_image)
+        if r.known and r.rc != 0:
+            raise MonitoringError(
+                f"starting NVIDIA's DCGM exporter failed (exit {r.rc})",
+                "it runs in docker with --gpus all: the server needs docker and the NVIDIA Container Toolkit "
+                "(or set monitoring.dcgm_exporter: false)",
+                details=(r.stdout + r.stderr)[-3000:] or None,
+            )
+        written.append(f"DCGM exporter on :{dcgm.DCGM_PORT}")
     sd = file_sd_path(ctx)
     if sd is not None:
-        yield WriteLocal(sd, file_sd_document([target]))
+        yield WriteLocal(sd, file_sd_document([target, *([gpu] if gpu else [])]))
         rec.file_sd = str(sd)
         written.append(str(sd))
     if m.prometheus_config:
@@ -60,7 +76,23 @@ def monitoring(ctx: StepContext) -> StepGen:
         try:
             r = yield ReadLocal(path)
             before = r.stdout if r.known and r.rc == 0 else None
-            yield WriteLocal(path, merge_scrape_job(before, target), keep_existing=True)
+            text = merge_scrape_job(before, target)
+            if gpu is not None:
+                text = merge_scrape_job(text, gpu)
+            else:
+                text, _gone = remove_scrape_job(text, dcgm.gpu_job(ctx.cfg.name))
+            rules = rules_path(path, target.job)
+            rules_before: str | None = None
+            if m.alerts:
+                # The rules file first, so the config never references a file that is not there.
+                rr = yield ReadLocal(rules)
+                rules_before = rr.stdout if rr.known and rr.rc == 0 else None
+                settings = AlertSettings(waiting_requests=m.alert_waiting_requests)
+                yield WriteLocal(rules, rules_document(ctx.cfg.name, target.job, ctx.cfg.engine.kind, settings))
+                text = add_rule_file(text, rules.name)
+            else:
+                text, _dropped = remove_rule_file(text, rules.name)
+            yield WriteLocal(path, text, keep_existing=True)
             promtool = _promtool(ctx)
             if promtool:
                 argv = check_config_argv(str(path))
@@ -69,9 +101,15 @@ def monitoring(ctx: StepContext) -> StepGen:
                 if r.known and not ok:
                     # Put back what was there: never leave a config Prometheus would refuse to load.
                     yield WriteLocal(path, before, keep_existing=True) if before is not None else RemoveLocal(path)
+                    if m.alerts:
+                        yield WriteLocal(rules, rules_before) if rules_before is not None else RemoveLocal(rules)
                     raise promtool_error(str(path), messages)
             rec.prometheus_config = str(path)
             written.append(str(path))
+            if m.alerts:
+                written.append(str(rules))
+            else:
+                yield RemoveLocal(rules)  # alerts turned off since the last deploy: no longer referenced
             if m.reload_url:
                 yield from _reload(m.reload_url)
                 written.append("Prometheus reloaded")
@@ -81,6 +119,11 @@ def monitoring(ctx: StepContext) -> StepGen:
                 raise
             raise MonitoringError(exc.message, exc.hint or f"check {path} and its directory's permissions") from None
         yield UnlockLocal(lock)
+    if m.grafana_dir:
+        grafana = Path(m.grafana_dir).expanduser()
+        for f in provisioning_files(grafana, m.prometheus_url, ctx.cfg.name, target.job, ctx.cfg.engine.kind):
+            yield WriteLocal(f.path, f.text)
+        written.append(f"Grafana provisioning in {grafana}")
     ctx.dep.monitoring = rec
     ctx.save()
     return f"scrape job {target.job} -> {target.targets[0]}{target.metrics_path} in {', '.join(written)}"
@@ -110,8 +153,14 @@ def _remove_job(ctx: StepContext, path: Path, job: str) -> StepGen:
         note = f"remove job {job} from {path}"
         if r.known and r.rc == 0:
             text, removed = remove_scrape_job(r.stdout, job)
+            text, gpu_removed = remove_scrape_job(text, job + "-gpu")  # dcgm.gpu_job: the DCGM exporter's job
+            removed = removed or gpu_removed
             note = f"job {job} removed from {path}" if removed else f"job {job} was not in {path}"
-            if removed:
+            rules = rules_path(path, job)
+            text, unreferenced = remove_rule_file(text, rules.name)
+            if unreferenced:
+                note += f"; rules file {rules} unreferenced"
+            if removed or unreferenced:
                 yield WriteLocal(path, text, keep_existing=True)
         if ctx.cfg.monitoring.reload_url and (not r.known or r.rc == 0):
             # Also when the job was already gone: a teardown whose reload failed finishes here.
@@ -140,6 +189,19 @@ def run_metrics_paths(ctx: StepContext) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
+def watch_paths(ctx: StepContext, job: str, rules: bool = True) -> list[Path]:
+    """The deployment's alert rules file (``rules``: prometheus.yml no longer references it) and Grafana
+    dashboards; the shared datasource and provider files stay."""
+    paths: list[Path] = []
+    cfg_path = ctx.dep.monitoring.prometheus_config or ctx.cfg.monitoring.prometheus_config
+    if cfg_path and rules:
+        paths.append(rules_path(Path(cfg_path).expanduser(), job))
+    if ctx.cfg.monitoring.grafana_dir:
+        grafana = Path(ctx.cfg.monitoring.grafana_dir).expanduser()
+        paths += [dashboard_path(grafana, job, name) for name in (*ENGINE_DASHBOARDS, GPU_DASHBOARD)]
+    return paths
+
+
 def unmonitor(ctx: StepContext) -> StepGen:
     """Remove the scrape job, file_sd file and run-metrics files; the record keeps only what could not go."""
     rec = ctx.dep.monitoring
@@ -159,6 +221,7 @@ def unmonitor(ctx: StepContext) -> StepGen:
             remains.append(f"scrape job {job} is still in {path}: {exc.message}")
             left.prometheus_config, left.job = str(path), job
     extras = ([Path(rec.file_sd)] if rec.file_sd else []) + run_metrics_paths(ctx)
+    extras += watch_paths(ctx, job, rules=not left.prometheus_config)
     for extra in extras:
         try:
             yield RemoveLocal(extra)

@@ -18,7 +18,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +105,9 @@ async def _one(client: Any, url: str, body: dict[str, Any], headers: dict[str, s
 
 
 async def _level(
-    url: str, body: dict[str, Any], headers: dict[str, str], concurrency: int, requests: int, timeout: float
+    one: Callable[[Any], Awaitable[RequestResult]], concurrency: int, requests: int, timeout: float
 ) -> tuple[list[RequestResult], float]:
+    """`requests` calls of `one`, at most `concurrency` at a time, all bounded by `timeout`."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -114,7 +115,7 @@ async def _level(
 
     async def gated(client: httpx.AsyncClient) -> RequestResult:
         async with gate:
-            return await _one(client, url, body, headers)
+            return await one(client)
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, trust_env=False) as client:
         start = time.perf_counter()
@@ -176,7 +177,9 @@ def run(
     body = payload(model, input_tokens, output_tokens)
     out = []
     for level in levels:
-        results, duration = asyncio.run(_level(url, body, headers, level, requests, timeout))
+        results, duration = asyncio.run(
+            _level(lambda client: _one(client, url, body, headers), level, requests, timeout)
+        )
         figures = summarize(results, duration, level)
         figures["cost_per_1m_output_tokens"] = cost_per_million(figures["output_tokens_per_s"], price_per_hour)
         out.append(figures)
@@ -197,30 +200,6 @@ async def _infer_one(client: Any, url: str, body: str, headers: dict[str, str]) 
     return RequestResult(ok=True, latency=latency)
 
 
-async def _infer_level(
-    url: str, body: str, headers: dict[str, str], concurrency: int, requests: int, timeout: float
-) -> tuple[list[RequestResult], float]:
-    import httpx
-
-    gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def gated(client: httpx.AsyncClient) -> RequestResult:
-        async with gate:
-            return await _infer_one(client, url, body, headers)
-
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, trust_env=False) as client:
-        start = time.perf_counter()
-        tasks = [asyncio.create_task(gated(client)) for _ in range(requests)]
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        duration = time.perf_counter() - start
-    results = [t.result() for t in tasks if t in done]
-    results += [RequestResult(ok=False, error=f"not finished within {timeout:g}s") for t in tasks if t in pending]
-    return results, duration
-
-
 def run_inference(
     url: str, body: str, *, levels: Sequence[int], requests: int, timeout: float
 ) -> list[dict[str, Any]]:
@@ -228,7 +207,9 @@ def run_inference(
     headers = {"Content-Type": "application/json"}
     out = []
     for level in levels:
-        results, duration = asyncio.run(_infer_level(url, body, headers, level, requests, timeout))
+        results, duration = asyncio.run(
+            _level(lambda client: _infer_one(client, url, body, headers), level, requests, timeout)
+        )
         good = [r for r in results if r.ok]
         out.append(
             {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import typer
@@ -45,6 +45,8 @@ class Console:
         self.verbose = verbose
         # A --json command's document so far (steps, server...): a failure's JSON object carries it.
         self.report: dict[str, object] = {}
+        # Told the failure's JSON object as well (the progress events' `summary`), when set.
+        self.on_document: Callable[[dict[str, object]], None] | None = None
 
     def mask(self, text: str) -> str:
         for s in self.secrets:
@@ -83,6 +85,8 @@ def report_error(console: Console, code: int, message: str, hint: str | None, de
     if _json_mode:
         doc = {"ok": False, **console.report, "error": message, "hint": hint, "exit_code": code}
         console.out(json.dumps(doc, indent=2))
+        if console.on_document is not None:
+            console.on_document(doc)
 
 
 def _traceback(console: Console) -> None:

@@ -44,4 +44,16 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def format_limit(seconds: float) -> str:
+    """A limit or deadline, as configs write them: "30m", "1h30m", "45s", "2m30s"."""
+    total = round(seconds)
+    if total < 60:
+        return f"{max(total, 0)}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m" + (f"{secs:02d}s" if secs else "")
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h" + (f"{minutes:02d}m" if minutes else "")
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]

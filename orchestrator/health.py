@@ -123,8 +123,44 @@ EXPECTATIONS: dict[str, Callable[[httpx.Response, str], Verdict]] = {
     "tfs-predict": expect_tfs_predict,
 }
 
+
+@dataclass(frozen=True)
+class Wait:
+    """One failed probe of a polling check: what it waits for, why it is not ready yet, and for how long."""
+
+    url: str
+    reason: str
+    elapsed: float  # seconds since the check's first probe
+    deadline: float  # seconds it may wait in all (the check's `wait`, clamped by its step's timeout)
+
+    def text(self) -> str:
+        from orchestrator.durations import format_duration, format_limit
+
+        took = f"{format_duration(self.elapsed)} of {format_limit(self.deadline)}"
+        return f"waiting for {self.url}: {self.reason}, {took}"
+
+
+def transport_reason(exc: Exception, timeout: float) -> str:
+    """Why a probe got no HTTP answer, in words: vLLM refuses connections until its model is loaded, and
+    docker-proxy accepts and then resets them."""
+    import httpx
+
+    text = str(exc).lower()
+    if isinstance(exc, httpx.TimeoutException):
+        why = f"no answer within {timeout:g}s"
+    elif "refused" in text:
+        why = "connection refused"
+    elif isinstance(exc, httpx.ConnectError):
+        why = f"cannot connect ({exc})" if str(exc) else "cannot connect"
+    elif "reset" in text:
+        why = "connection reset"
+    else:
+        why = f"connection closed ({type(exc).__name__})"
+    return f"{why}: still starting (model loading)"
+
+
 StillAlive = Callable[[], bool]
-OnWait = Callable[[str], None]
+OnWait = Callable[[Wait], None]
 
 
 def run_check(
@@ -147,7 +183,6 @@ def run_check(
     http = client or httpx.Client(timeout=check.timeout, trust_env=False)
     started = time.monotonic()
     last = "no answer yet"
-    next_note = started + 15.0
     try:
         while True:
             try:
@@ -159,8 +194,7 @@ def run_check(
                 if verdict.fatal:
                     raise EngineError(f"{check.method} {check.url}: {last}", _hint_for(check, last))
             except httpx.TransportError as exc:
-                # vLLM refuses connections until the model is loaded; docker-proxy resets them instead.
-                last = f"{type(exc).__name__}: still starting"
+                last = transport_reason(exc, check.timeout)
             waited = time.monotonic() - started
             if not check.wait or waited >= check.wait:
                 break
@@ -171,9 +205,8 @@ def run_check(
                     "see the log tail below; fix the cause and run `orchestrator redeploy CONFIG`",
                     details=log,
                 )
-            if on_wait is not None and time.monotonic() >= next_note:
-                on_wait(f"waiting for {check.url}: {last} ({waited:.0f}s)")
-                next_note = time.monotonic() + 30.0
+            if on_wait is not None:  # every failed probe: the reporter decides how often to show it
+                on_wait(Wait(check.url, last, waited, check.wait or waited))
             time.sleep(check.interval)
     finally:
         if own:

@@ -56,7 +56,7 @@ class StepOutcome:
 class Reporter(Protocol):
     """Receives progress; the CLI prints it, tests collect it."""
 
-    def step_started(self, index: int, total: int, kind: str) -> None: ...
+    def step_started(self, index: int, total: int, kind: str, timeout: float | None = None) -> None: ...
     def action(self, action: Action) -> None: ...
     def step_finished(self, index: int, total: int, outcome: StepOutcome) -> None: ...
     def info(self, message: str) -> None: ...
@@ -89,7 +89,7 @@ class Runner:
         continued: list[str] = []  # "kind: why" of continue_on_error steps that failed
         ctx.facts["incomplete"] = continued
         for index, step in enumerate(playbook.steps, start=1):
-            self.reporter.step_started(index, total, step.kind)
+            self.reporter.step_started(index, total, step.kind, step.timeout)
             started = time.monotonic()
             outcome = StepOutcome(step.kind, "ok", 0.0)
             try:

@@ -90,7 +90,7 @@ def run_playbooks(
         else:
             from orchestrator.transports.live import LiveExecutor
 
-            executor = LiveExecutor(secrets, notify=reporter.info)
+            executor = LiveExecutor(secrets, notify=reporter.info, feed=reporter)
             if command != "teardown":
                 if secrets_note:
                     reporter.info(secrets_note)
@@ -190,7 +190,7 @@ def _explain_failure(
 
 def _teardown_after_failure(ctx: StepContext, reporter: ProgressReporter) -> bool:
 
-    executor = LiveExecutor(ctx.secrets, notify=reporter.info)
+    executor = LiveExecutor(ctx.secrets, notify=reporter.info, feed=reporter)
     try:
         Runner(executor, reporter).run(load_playbook("teardown"), ctx)
     except OrchestratorError as exc:
@@ -316,7 +316,7 @@ def teardown_orphans(
 ) -> None:
     with guard(debug, as_json=as_json) as console:
         reporter = ProgressReporter(console, dry_run=dry_run, as_json=as_json)
-        executor: Executor = RecordingExecutor() if dry_run else LiveExecutor({}, notify=reporter.info)
+        executor: Executor = RecordingExecutor() if dry_run else LiveExecutor({}, notify=reporter.info, feed=reporter)
         doc = console.report  # a failure's JSON object carries what was done so far
         doc.update({"command": "teardown --orphans", "dry_run": dry_run, "include_foreign": include_foreign})
         try:

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from orchestrator.actions import Action, Result
 
+if TYPE_CHECKING:
+    from orchestrator.health import Wait
+
 Notify = Callable[[str], None]
+
+
+class Feed(Protocol):
+    """Where a live executor reports what happens inside an action while it runs (the progress reporter)."""
+
+    def output(self, stream: str, line: str) -> None:
+        """One line of a remote command's output as it arrives ("stdout" or "stderr"); not yet masked."""
+        ...
+
+    def waiting(self, wait: Wait) -> None:
+        """A polling check's failed probe: what it waits for, why, elapsed and deadline (every probe)."""
+        ...
 
 
 class Executor(Protocol):

@@ -23,7 +23,8 @@ from orchestrator.actions import (
 )
 from orchestrator.atomic import write_atomic
 from orchestrator.errors import OrchestratorError
-from orchestrator.transports.base import Notify
+from orchestrator.health import OnWait, Wait
+from orchestrator.transports.base import Feed, Notify
 from orchestrator.transports.filelock import FileLocks
 from orchestrator.transports.local import run_local
 from orchestrator.transports.shield import deferred_signals
@@ -33,9 +34,11 @@ from orchestrator.transports.ssh import SshSession
 class LiveExecutor:
     dry_run = False
 
-    def __init__(self, secrets: dict[str, str], notify: Notify | None = None) -> None:
+    def __init__(self, secrets: dict[str, str], notify: Notify | None = None, feed: Feed | None = None) -> None:
+        """``feed`` receives remote output lines as they arrive and each failed health probe (the reporter)."""
         self.secrets = secrets
         self.notify = notify
+        self.feed = feed
         self.ssh = SshSession(on_retry=notify)
         self.pending_interrupt = False
         self.locks = FileLocks()
@@ -57,7 +60,7 @@ class LiveExecutor:
         if isinstance(action, Connect):
             return Result(stdout=self.ssh.connect(action))
         if isinstance(action, Remote):
-            result = self.ssh.run(action.command, action.timeout)
+            result = self.ssh.run(action.command, action.timeout, self.feed.output if self.feed else None)
             if isinstance(action, HomeProbe) and result.rc == 0:
                 self.ssh.home = result.stdout.strip() or None
             return result
@@ -118,8 +121,23 @@ class LiveExecutor:
             self.secrets,
             alive=alive if check.liveness is not None else None,
             dead_log=log_tail if check.log_tail is not None else None,
-            on_wait=self.notify,
+            on_wait=self._on_wait(),
         )
+
+    def _on_wait(self) -> OnWait | None:
+        if self.feed is not None:
+            return self.feed.waiting
+        if self.notify is None:
+            return None
+        from orchestrator.progress import WaitThrottle
+
+        throttle, notify = WaitThrottle(), self.notify
+
+        def note(wait: Wait) -> None:
+            if throttle.due(wait):
+                notify(wait.text())
+
+        return note
 
     def close(self) -> None:
         self.locks.release_all()

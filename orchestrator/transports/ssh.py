@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import select
 import socket
 import stat
@@ -138,6 +139,42 @@ def load_client_key(key_file: str, public_key_file: str, passphrase_env: str | N
     return _KEYS[cache_key]
 
 
+_LINE_END = re.compile(rb"[\r\n]")
+OnLine = Callable[[str, str], None]  # (stream, line): "stdout" or "stderr", one line without its end
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines for an OnLine callback as the bytes arrive (\n or \r ends a line)."""
+
+    MAX = 4096  # a longer run of bytes without a line end is passed on in pieces
+
+    def __init__(self, stream: str, on_line: OnLine | None) -> None:
+        self.stream = stream
+        self.on_line = on_line
+        self.pending = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.on_line is None:
+            return
+        self.pending += chunk
+        *lines, rest = _LINE_END.split(bytes(self.pending))
+        for line in lines:
+            self._emit(line)
+        self.pending = bytearray(rest)
+        if len(self.pending) >= self.MAX:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.on_line is not None and self.pending:
+            self._emit(bytes(self.pending))
+        self.pending.clear()
+
+    def _emit(self, raw: bytes) -> None:
+        text = raw.decode(errors="replace").rstrip()
+        if text and self.on_line is not None:
+            self.on_line(self.stream, text)
+
+
 class SshSession:
     """Holds the run's single SSH connection; every remote action goes through it."""
 
@@ -235,8 +272,12 @@ class SshSession:
             "the step is re-run on a new connection; if this repeats, check the network path to the server",
         )
 
-    def run(self, command: str, timeout: float) -> Result:
-        """Run a command (no pty) and collect stdout/stderr; timeout → CommandFailed(rc=124)."""
+    def run(self, command: str, timeout: float, on_line: OnLine | None = None) -> Result:
+        """Run a command (no pty) and collect stdout/stderr; timeout → CommandFailed(rc=124).
+
+        ``on_line(stream, line)`` is called with each line as it arrives ("stdout" or "stderr"; a carriage return
+        ends a line too, as progress bars use it); the Result still holds the whole output.
+        """
         import paramiko
 
         transport = self._require()
@@ -246,16 +287,23 @@ class SshSession:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise self._lost("while starting a command", exc) from exc
         out, err = bytearray(), bytearray()
+        lines_out, lines_err = LineSplitter("stdout", on_line), LineSplitter("stderr", on_line)
         deadline = time.monotonic() + timeout
         try:
             while True:
                 if chan.recv_ready():
-                    out += chan.recv(65536)
+                    chunk = chan.recv(65536)
+                    out += chunk
+                    lines_out.feed(chunk)
                     continue
                 if chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
+                    chunk = chan.recv_stderr(65536)
+                    err += chunk
+                    lines_err.feed(chunk)
                     continue
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    lines_out.flush()
+                    lines_err.flush()
                     break
                 if chan.closed or not transport.is_active():
                     raise self._lost("during a command")

@@ -59,6 +59,7 @@ class _Waiting:
 
 class LiveDisplay:
     TAIL = 6  # remote output lines shown
+    OUTPUT_REFRESH = 0.1  # seconds: output lines redraw at most this often (waits and steps at once)
 
     def __init__(self, console: Console | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if console is None:
@@ -73,6 +74,7 @@ class LiveDisplay:
         self._action: _Action | None = None
         self._waiting: _Waiting | None = None
         self.tail: deque[str] = deque(maxlen=self.TAIL)
+        self._refreshed = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -115,7 +117,7 @@ class LiveDisplay:
             return
         with self._lock:
             self.tail.append(text)
-        self.refresh()
+        self.refresh(at_most_every=self.OUTPUT_REFRESH)  # pip and apt print hundreds of lines a second
 
     def waiting(self, wait: Wait) -> None:
         with self._lock:
@@ -123,6 +125,7 @@ class LiveDisplay:
         self.refresh()
 
     def step_finished(self, line: str) -> None:
+        self.refresh()  # the step's last state once (its last output lines), then its line that stays
         with self._lock:
             self._step, self._action, self._waiting = None, None, None
             self.tail.clear()
@@ -134,9 +137,14 @@ class LiveDisplay:
 
         self.console.print(Text(clean(line)), soft_wrap=True)
 
-    def refresh(self) -> None:
-        if self._live is not None:
-            self._live.refresh()
+    def refresh(self, at_most_every: float = 0.0) -> None:
+        if self._live is None:
+            return
+        now = time.monotonic()
+        if at_most_every and now - self._refreshed < at_most_every:
+            return  # the live display's own refresh (4 per second) shows it soon
+        self._refreshed = now
+        self._live.refresh()
 
     # ------------------------------------------------------------------ rendering
 

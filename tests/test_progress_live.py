@@ -1,0 +1,168 @@
+"""Live progress on the mock cloud: SSH output streams line by line while the command runs (real sshd), a `--json`
+deploy writes NDJSON events on stderr (every step in order, waits, streamed output, a summary equal to stdout's
+document, no secret), and a redeploy on a terminal (a pty) shows the rich live display."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mockcloud.cloud import MockCloud
+from mockcloud.hosts import SSHD, new_root
+from mockcloud.upctl import read_state, set_faults
+from orchestrator.actions import Connect
+from orchestrator.playbook import load_playbook
+from orchestrator.transports.ssh import SshSession
+from tests.conftest import REPO, run_cli
+from tests.test_e2e import write_config
+
+API_KEY = "sk-progress-planted-key-5d1e"
+HF = "hf_plantedProgressToken77"
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[MockCloud]:
+    if not Path(SSHD).exists():
+        pytest.skip(f"{SSHD} missing: apt-get install openssh-server")
+    root = new_root("orch-progress-")
+    try:
+        with MockCloud(root, hosts=1) as c:
+            yield c
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def deployed(cloud: MockCloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A config and its environment; whatever the tests did, nothing is left billing afterwards."""
+    tmp = tmp_path_factory.mktemp("progress")
+    env = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp / "home"), "VLLM_API_KEY": API_KEY, "HF_TOKEN": HF}
+    set_faults(cloud.upctl_home)
+    yield write_config(cloud, tmp, None, name="progress"), env
+    run_cli("teardown", "progress", "--yes", env=env)
+    servers = read_state(cloud.upctl_home).get("servers", {})
+    for srv in list(servers.values() if isinstance(servers, dict) else servers):
+        uuid = srv["uuid"] if isinstance(srv, dict) else srv
+        subprocess.run(["upctl", "server", "delete", uuid, "--stop", "--delete-storages"], env=env, capture_output=True)
+
+
+def test_ssh_output_arrives_before_the_command_exits(cloud: MockCloud) -> None:
+    """The command waits for a file that only the callback creates, on its first line: buffered until exit,
+    it would never finish (the run would time out)."""
+    h = cloud.hosts[0]
+    h.authorized_keys.write_text(cloud.client_key_pub + "\n")
+    flag = h.home / "first-line-seen"  # the login user's home: the same directory here and on the mock host
+    flag.unlink(missing_ok=True)
+    seen: list[tuple[str, str]] = []
+
+    def on_line(stream: str, line: str) -> None:
+        seen.append((stream, line))
+        if line == "first":
+            flag.touch()
+
+    s = SshSession()
+    try:
+        key = str(cloud.client_key)
+        s.connect(Connect(h.ipv4, h.ssh_port, h.user, key, None, 20.0, public_key_file=f"{key}.pub"))
+        command = f"echo first; echo oops >&2; while [ ! -e {flag} ]; do sleep 0.05; done; printf 'second\\rthird'"
+        result = s.run(command, 30, on_line)
+    finally:
+        s.close()
+    assert result.rc == 0 and result.stdout == "first\nsecond\rthird" and "oops" in result.stderr
+    assert [x for x in seen if x[0] == "stdout"] == [("stdout", "first"), ("stdout", "second"), ("stdout", "third")]
+    assert ("stderr", "oops") in seen
+
+
+def events_of(stderr: str) -> list[dict[str, object]]:
+    events = [json.loads(line) for line in stderr.splitlines()]  # every stderr line is one JSON object
+    assert all(isinstance(e, dict) and isinstance(e.get("ts"), float) for e in events)
+    return events
+
+
+def test_json_deploy_writes_ndjson_events(cloud: MockCloud, deployed: tuple[Path, dict[str, str]]) -> None:
+    cfg, env = deployed
+    cloud.hosts[0].reset_knobs()
+    cloud.hosts[0].set_knobs(engine_startup_delay=2.0)  # the health step waits: connection refused meanwhile
+    proc = run_cli("deploy", str(cfg), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert API_KEY not in proc.stderr + proc.stdout and HF not in proc.stderr + proc.stdout
+    events = events_of(proc.stderr)
+    kinds = [s.kind for s in load_playbook("deploy").steps]
+    steps = [(e["event"], e["index"], e["kind"]) for e in events if e["event"] in ("step_started", "step_finished")]
+    assert steps == [(ev, i, k) for i, k in enumerate(kinds, start=1) for ev in ("step_started", "step_finished")]
+    assert all(e["total"] == len(kinds) for e in events if e["event"] == "step_started")
+    assert all(e["status"] == "ok" for e in events if e["event"] == "step_finished")
+    started = next(e for e in events if e["event"] == "step_started" and e["kind"] == "health")
+    assert started["timeout"] == 45 * 60  # playbooks/deploy.yaml
+    assert any(e["event"] == "action" and str(e["description"]).startswith("remote: ") for e in events)
+    assert any(e["event"] == "output" for e in events)  # remote output, streamed
+    waits = [e for e in events if e["event"] == "waiting"]
+    assert waits and all(e["deadline"] == 60.0 for e in waits)  # engine.health.timeout
+    assert any(str(e["reason"]).startswith("connection refused: still starting") for e in waits)
+    assert events[-1]["event"] == "summary" and events[-1]["document"] == json.loads(proc.stdout)
+
+
+def run_on_terminal(args: list[str], env: dict[str, str], timeout: float = 240) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pty (200 columns), as in a terminal; returns rc, the terminal's text, stdout."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=dict(os.environ) | env | {"TERM": "xterm-256color"},
+        cwd=REPO,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the pty is gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return rc, b"".join(chunks).decode(errors="replace"), out
+
+
+def test_redeploy_on_a_terminal_shows_the_live_display(cloud: MockCloud, deployed: tuple[Path, dict[str, str]]) -> None:
+    cfg, env = deployed
+    cloud.hosts[0].set_knobs(engine_startup_delay=2.0)
+    rc, screen, out = run_on_terminal(["redeploy", str(cfg)], env)
+    assert rc == 0, screen
+    assert "\x1b[" in screen  # drawn with terminal control sequences: the live region
+    assert "start-engine  " in screen and " of 5m" in screen  # the running step, elapsed of its timeout
+    assert "waiting: connection refused: still starting (model loading), " in screen and " of 1m" in screen
+    assert "│ | Processes:" in screen  # remote output (nvidia-smi) as it arrives
+    assert "start-engine: ok (" in screen and "health: ok (" in screen  # finished steps stay
+    assert API_KEY not in screen
+    assert "deployment progress is serving" in out  # the summary on stdout, untouched by the display

@@ -60,7 +60,10 @@ class LiveExecutor:
         if isinstance(action, Connect):
             return Result(stdout=self.ssh.connect(action))
         if isinstance(action, Remote):
-            result = self.ssh.run(action.command, action.timeout, self.feed.output if self.feed else None)
+            if self.feed is None:
+                result = self.ssh.run(action.command, action.timeout)
+            else:  # its output reaches the reporter line by line while it runs
+                result = self.ssh.run(action.command, action.timeout, self.feed.output)
             if isinstance(action, HomeProbe) and result.rc == 0:
                 self.ssh.home = result.stdout.strip() or None
             return result

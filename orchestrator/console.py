@@ -73,6 +73,9 @@ def _exit(console: Console, code: int, message: str, hint: str | None, details: 
 
 def report_error(console: Console, code: int, message: str, hint: str | None, details: str | None = None) -> None:
     """Say that the command failed with `code`: only for a caller that then exits with that code (see _exit)."""
+    doc = {"ok": False, **console.report, "error": message, "hint": hint, "exit_code": code}
+    if _json_mode and console.on_document is not None:
+        console.on_document(doc)  # the progress events' last one; the plain error lines follow it
     console.err(f"error: {message}")
     if details:
         tail = details.strip().splitlines()[-25:]
@@ -83,10 +86,7 @@ def report_error(console: Console, code: int, message: str, hint: str | None, de
         for line in lines[1:]:
             console.err("      " + line)
     if _json_mode:
-        doc = {"ok": False, **console.report, "error": message, "hint": hint, "exit_code": code}
         console.out(json.dumps(doc, indent=2))
-        if console.on_document is not None:
-            console.on_document(doc)
 
 
 def _traceback(console: Console) -> None:

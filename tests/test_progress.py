@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console as RichConsole
@@ -182,3 +183,35 @@ def test_dry_run_reporter_prints_the_transcript_only(capsys: pytest.CaptureFixtu
     reporter.step_finished(1, 1, StepOutcome("connect", "ok", 0.0, "x"))
     out = capsys.readouterr()
     assert out.out == "[1/1] connect\n      1. remote: true\n        -> x\n" and out.err == ""
+
+
+def test_failed_json_teardown_ends_its_events_with_the_error_document(tmp_path: Path) -> None:
+    """The CLI end to end: stderr holds NDJSON events up to a `summary` equal to stdout's error object, then the
+    plain error:/hint: lines (a teardown whose unmonitor step meets a broken prometheus.yml: exit 10)."""
+    from orchestrator.state import Deployment, MonitoringRecord, StateStore
+    from tests.conftest import run_cli
+
+    prom = tmp_path / "prometheus.yml"
+    prom.write_text("scrape_configs: [\n")
+    for key in ("key", "key.pub"):
+        (tmp_path / key).write_text("")
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("name: ptest\nengine:\n  kind: vllm\n  model: m\nssh:\n  private_key: key\n")
+    StateStore().save(
+        Deployment(
+            name="ptest",
+            config_path=str(cfg),
+            status="deployed",
+            monitoring=MonitoringRecord(prometheus_config=str(prom), job="orchestrator-ptest"),
+        )
+    )
+    proc = run_cli("teardown", "ptest", "--yes", "--json")
+    assert proc.returncode == 10, proc.stderr
+    lines = proc.stderr.splitlines()
+    cut = next(i for i, line in enumerate(lines) if line.startswith("error: "))
+    events = [json.loads(line) for line in lines[:cut]]
+    assert events[0]["event"] == "step_started" and events[0]["kind"] == "stop-engine"
+    assert [e["kind"] for e in events if e["event"] == "step_finished"][:2] == ["stop-engine", "unmonitor"]
+    assert events[-1]["event"] == "summary", proc.stderr
+    assert events[-1]["document"] == json.loads(proc.stdout)
+    assert events[-1]["document"]["ok"] is False and events[-1]["document"]["exit_code"] == 10

@@ -48,7 +48,7 @@ def _error(resp: Any) -> str:
     try:
         return str(resp.json()["error"])
     except (ValueError, KeyError, TypeError):
-        return resp.text[:200]
+        return str(resp.text)[:200]
 
 
 def pick_model(client: Any, base: str, listed: Sequence[str]) -> str:

@@ -279,6 +279,14 @@ class TritonHandler(JsonHandler):
             wanted = ", ".join(t["name"] for t in model.inputs)
             self.json(400, {"error": f"[request id: <id_unknown>] expected inputs {wanted} ({exc!s})"})
             return
+        problem = _input_problem(model, body["inputs"], given)
+        if problem:
+            triton.metrics.inc("nv_inference_request_failure", {**labels, "reason": "OTHER"})
+            self.json(400, {"error": problem})
+            return
+        delay = float(knobs().get("engine_infer_delay") or 0.0)
+        if delay > 0:
+            time.sleep(delay)
         outputs = []
         for i, spec in enumerate(model.outputs):
             source = given[min(i, len(given) - 1)] if given else {"shape": [0], "data": []}
@@ -303,6 +311,54 @@ class TritonHandler(JsonHandler):
             triton.metrics.inc(name, labels, value)
         reply = {"model_name": model.name, "model_version": model.versions[-1], "outputs": outputs}
         self.json(200, reply | ({"id": body["id"]} if "id" in body else {}))
+
+
+def _elements(shape: list[int]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def _flat(data: Any) -> list[Any]:
+    """The JSON ``data`` field flattened (row-major nested lists are allowed, as in Triton's HTTP frontend)."""
+    if isinstance(data, list):
+        return [x for item in data for x in _flat(item)]
+    return [data]
+
+
+def _input_problem(model: Model, sent: list[dict[str, Any]], given: list[dict[str, Any]]) -> str | None:
+    """Triton's check of an inference request against the model's inputs: count, datatype, shape, data size.
+    Messages as Triton's core words them (src/infer_request.cc); None when the request is well formed."""
+    rid = "[request id: <id_unknown>] "
+    wanted = [t["name"] for t in model.inputs]
+    if len(sent) != len(wanted):
+        got = [str(i.get("name")) for i in sent]
+        return (
+            f"{rid}expected {len(wanted)} inputs but got {len(sent)} inputs for model '{model.name}'. Got input(s) "
+            f"{got}, but missing required input(s) {[w for w in wanted if w not in got]}. Please provide all "
+            "required input(s)."
+        )
+    for spec, tensor in zip(model.inputs, given, strict=True):
+        if tensor.get("datatype") != spec["datatype"]:
+            return (
+                f"{rid}inference input '{spec['name']}' data-type is '{tensor.get('datatype')}', but model "
+                f"'{model.name}' expects '{spec['datatype']}'"
+            )
+        shape = tensor.get("shape")
+        expected = list(spec["shape"])
+        ok = isinstance(shape, list) and len(shape) == len(expected) and all(isinstance(d, int) for d in shape)
+        ok = ok and all(e == -1 and d >= 1 or d == e for d, e in zip(shape, expected, strict=True))
+        ok = ok and not (model.max_batch_size and shape and shape[0] > model.max_batch_size)
+        if not ok:
+            got = ",".join(str(d) for d in shape) if isinstance(shape, list) else shape
+            return (
+                f"{rid}unexpected shape for input '{spec['name']}' for model '{model.name}'. Expected "
+                f"[{','.join(str(d) for d in expected)}], got [{got}]. "
+            )
+        if len(_flat(tensor.get("data"))) != _elements(shape):
+            return "Unable to parse 'data': Shape does not match true shape of 'data' field"
+    return None
 
 
 def _banner() -> None:

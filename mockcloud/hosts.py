@@ -40,6 +40,7 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "engine_health_fail_after": None,
     "engine_ttft": 0.0,  # seconds before a completion's first token (mock vLLM; read per request)
     "engine_token_delay": 0.0,  # seconds between successive tokens of a completion (mock vLLM; read per request)
+    "engine_infer_delay": 0.0,  # seconds each inference request takes (mock Triton; read per request)
     "triton_model_fail": None,  # a model name (or "*"): the mock Triton cannot load it (UNAVAILABLE, F14)
     "no_docker": False,
     "no_driver": False,  # nvidia-smi: not found (127) until apt installs the driver, then exit 9 until a reboot

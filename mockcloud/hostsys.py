@@ -29,8 +29,10 @@ CANNED = {
 }
 ARCHIVE = re.compile(
     r"nvidia-(headless|utils|driver|dkms|kernel-common)-\d{3}(-server)?(-open)?|docker\.io|python3(\.\d+)?-venv"
-    r"|python3-dev|build-essential|curl|gnupg|ca-certificates|ubuntu-drivers-common"
+    r"|python3-dev|build-essential|curl|gnupg|ca-certificates|ubuntu-drivers-common|prometheus-node-exporter"
 )
+NODE_EXPORTER = "prometheus-node-exporter"  # package and systemd unit (mockcloud/engine_node.py serves :9100)
+NODE_PID = "node-exporter.pid"
 NVIDIA_REPO = re.compile(r"nvidia-container-toolkit(-base)?|libnvidia-container(1|-tools)")
 SYSTEM_DIRS = ("/etc/", "/usr/", "/var/", "/opt/", "/boot/", "/lib/")
 NVIDIA_REPO_LINE = "Get:2 https://nvidia.github.io/libnvidia-container/stable/deb/amd64  InRelease [1477 B]\n"
@@ -119,7 +121,53 @@ def apt_get(args: list[str]) -> int:
         st["packages"] = have + [p for p in pkgs if p not in have]
         hs.record(home, "apt-get install " + " ".join(pkgs))
     print("Reading package lists... Done\n" + "".join(f"Setting up {p} ...\n" for p in pkgs), end="")
+    if NODE_EXPORTER in pkgs:  # the package's postinst enables and starts its service
+        start_node_exporter(home)
     return 0
+
+
+def node_exporter_pid(home: Path) -> int | None:
+    """The running stand-in's pid (None when it is not running)."""
+    try:
+        pid = int((home / "run" / NODE_PID).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def start_node_exporter(home: Path) -> None:
+    """systemd starting prometheus-node-exporter.service: the stand-in, once, with the host's environment."""
+    if node_exporter_pid(home) is not None:
+        return
+    (home / "run").mkdir(parents=True, exist_ok=True)
+    with open(home / "run" / "node-exporter.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mockcloud.engine_node"],
+            env=dict(os.environ, MOCKHOST_HOME=str(home)),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (home / "run" / NODE_PID).write_text(str(proc.pid))
+
+
+def stop_node_exporter(home: Path) -> None:
+    pid = node_exporter_pid(home)
+    if pid is not None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if node_exporter_pid(home) is None:
+                break
+            time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        (home / "run" / NODE_PID).unlink()
+
+
+def _node_exporter_installed(home: Path) -> bool:
+    return NODE_EXPORTER in hs.packages(hs.load(home))
 
 
 def apt_mark(args: list[str]) -> int:
@@ -192,8 +240,10 @@ def systemctl(args: list[str]) -> int:
         return reboot([])
     knobs, home = _knobs(), _home()
     state = hs.load(home)
+    names = [u.removesuffix(".service") for u in units]
     if verb in ("is-active", "status"):
-        up = all(u.removesuffix(".service") != "docker" or hs.docker_present(knobs, state) for u in units)
+        up = all(u != "docker" or hs.docker_present(knobs, state) for u in names)
+        up = up and (NODE_EXPORTER not in names or node_exporter_pid(home) is not None)
         print("active" if up else "inactive")
         return 0 if up else 3
     if not hs.privileged():
@@ -203,6 +253,14 @@ def systemctl(args: list[str]) -> int:
         if unit.removesuffix(".service") == "docker" and not hs.docker_present(knobs, state):
             sys.stderr.write(f"Failed to {verb} docker.service: Unit docker.service not found.\n")
             return 5
+        if unit.removesuffix(".service") == NODE_EXPORTER and not _node_exporter_installed(home):
+            sys.stderr.write(f"Failed to {verb} {NODE_EXPORTER}.service: Unit {NODE_EXPORTER}.service not found.\n")
+            return 5
+    if NODE_EXPORTER in names:
+        if verb in ("stop", "restart") or (verb == "disable" and "--now" in args):
+            stop_node_exporter(home)
+        if verb in ("start", "restart") or (verb == "enable" and "--now" in args):
+            start_node_exporter(home)
     with hs.updating(home) as st:
         if verb in ("restart", "start", "enable") and "docker" in [u.removesuffix(".service") for u in units]:
             st["runtime_active"] = bool(st.get("runtime_configured"))
@@ -320,6 +378,10 @@ def _reboot_now(home: Path, sessions: list[int]) -> int:
         docker = Path(__file__).resolve().parent / "hostbin" / "docker"
         env = dict(os.environ, MOCKHOST_HOME=str(home))
         subprocess.run([sys.executable, str(docker), "__boot"], env=env, capture_output=True, timeout=60, check=False)
+    if _node_exporter_installed(home):  # an enabled unit starts at boot
+        with contextlib.suppress(OSError):
+            (home / "run" / NODE_PID).unlink()
+        start_node_exporter(home)
     return 0
 
 

@@ -1,8 +1,9 @@
 """Prometheus alerting rules for one deployment: a rules file written beside prometheus.yml (pure text out).
 
 The expressions use the metric names the engines really export (vLLM ``vllm:*``, Triton ``nv_*``, TF Serving
-``:tensorflow:*``, NVIDIA's DCGM exporter ``DCGM_FI_DEV_*``), selected by the ``deployment`` target label the
-deployment's scrape job sets, so several deployments share one Prometheus without their alerts mixing.
+``:tensorflow:*``, NVIDIA's DCGM exporter ``DCGM_FI_DEV_*``, Prometheus' node exporter ``node_*``), selected by
+the ``deployment`` target label the deployment's scrape jobs set, so several deployments share one Prometheus
+without their alerts mixing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ class AlertSettings:
     kv_cache_ratio: float = 0.9
     gpu_temp_celsius: int = 85
     gpu_memory_ratio: float = 0.95
+    filesystem_free_ratio: float = 0.10
+    memory_available_ratio: float = 0.10
+
+
+# Pseudo and in-memory filesystems the node exporter also reports; their fullness says nothing about the disk.
+VIRTUAL_FS = "tmpfs|ramfs|devtmpfs|overlay|squashfs|fuse.*|nsfs|efivarfs"
 
 
 def rules_path(prometheus_config: Path, job: str) -> Path:
@@ -45,8 +52,44 @@ def _rule(name: str, expr: str, duration: str, severity: str, summary: str, depl
     }
 
 
-def alert_rules(deployment: str, job: str, engine: str, s: AlertSettings) -> list[dict[str, Any]]:
-    """Every alert of one deployment, engine-specific ones included, in a fixed order."""
+def host_rules(deployment: str, job: str, s: AlertSettings) -> list[dict[str, Any]]:
+    """The node exporter's alerts (its job is ``<job>-node``): exporter down, a filesystem almost full,
+    memory pressure."""
+    d = f'deployment="{_q(deployment)}"'
+    fs = f'{d},fstype!~"{VIRTUAL_FS}"'
+    return [
+        _rule(
+            "NodeExporterDown",
+            f'up{{job="{_q(job)}-node"}} == 0',
+            "5m",
+            "warning",
+            f"{deployment}: the node exporter {{{{ $labels.instance }}}} has not answered for 5 minutes",
+            deployment,
+        ),
+        _rule(
+            "FilesystemAlmostFull",
+            f"max by (instance, mountpoint) (node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}})"
+            f" < {s.filesystem_free_ratio}",
+            "10m",
+            "warning",
+            f"{deployment}: {{{{ $labels.mountpoint }}}} has less than {s.filesystem_free_ratio:.0%} space left",
+            deployment,
+        ),
+        _rule(
+            "HostMemoryPressure",
+            f"max by (instance) (node_memory_MemAvailable_bytes{{{d}}} / node_memory_MemTotal_bytes{{{d}}})"
+            f" < {s.memory_available_ratio}",
+            "5m",
+            "warning",
+            f"{deployment}: less than {s.memory_available_ratio:.0%} of the host's memory available for 5 minutes",
+            deployment,
+        ),
+    ]
+
+
+def alert_rules(deployment: str, job: str, engine: str, s: AlertSettings, host: bool = False) -> list[dict[str, Any]]:
+    """Every alert of one deployment, engine-specific ones included (host ones with the node exporter),
+    in a fixed order."""
     d = f'deployment="{_q(deployment)}"'
     rules = [
         _rule(
@@ -144,12 +187,12 @@ def alert_rules(deployment: str, job: str, engine: str, s: AlertSettings) -> lis
             deployment,
         ),
     ]
-    return rules
+    return rules + (host_rules(deployment, job, s) if host else [])
 
 
-def rules_document(deployment: str, job: str, engine: str, settings: AlertSettings) -> str:
+def rules_document(deployment: str, job: str, engine: str, settings: AlertSettings, host: bool = False) -> str:
     """The rules file text: one group named after the job; deterministic."""
-    doc = {"groups": [{"name": job, "rules": alert_rules(deployment, job, engine, settings)}]}
+    doc = {"groups": [{"name": job, "rules": alert_rules(deployment, job, engine, settings, host)}]}
     header = f"# Alerting rules for deployment {deployment} (managed by orchestrator: removed by teardown)\n"
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
 

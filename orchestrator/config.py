@@ -198,6 +198,10 @@ class MonitoringConfig(Strict):
     dcgm_image: str = Field(
         default="nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless", description="the DCGM exporter image"
     )
+    node_exporter: bool = Field(
+        default=False,
+        description="install prometheus-node-exporter (Ubuntu package, port 9100) on the server, with its own job",
+    )
 
     @field_validator("scrape_interval")
     @classmethod

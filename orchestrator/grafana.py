@@ -19,6 +19,7 @@ import yaml
 DATASOURCE_UID = "orchestrator-prometheus"
 PROVIDER = "orchestrator"
 GPU_DASHBOARD = "gpu"
+HOST_DASHBOARD = "host"  # node exporter: CPU, memory, disk, network
 ENGINE_DASHBOARDS = ("vllm", "triton", "tfserving")
 
 
@@ -40,8 +41,8 @@ def dashboards_dir(grafana_dir: Path) -> Path:
     return grafana_dir / "dashboards" / PROVIDER
 
 
-def dashboard_names(engine: str) -> list[str]:
-    return ([engine] if engine in ENGINE_DASHBOARDS else []) + [GPU_DASHBOARD]
+def dashboard_names(engine: str, host: bool = False) -> list[str]:
+    return ([engine] if engine in ENGINE_DASHBOARDS else []) + [GPU_DASHBOARD] + ([HOST_DASHBOARD] if host else [])
 
 
 def dashboard_path(grafana_dir: Path, job: str, name: str) -> Path:
@@ -117,13 +118,13 @@ def dashboard_document(name: str, deployment: str, job: str) -> str:
 
 
 def provisioning_files(
-    grafana_dir: Path, prometheus_url: str, deployment: str, job: str, engine: str
+    grafana_dir: Path, prometheus_url: str, deployment: str, job: str, engine: str, host: bool = False
 ) -> list[GrafanaFile]:
     """Every file to write: the shared datasource and provider files, then this deployment's dashboards."""
     files = [
         GrafanaFile(datasource_path(grafana_dir), datasource_document(prometheus_url)),
         GrafanaFile(provider_path(grafana_dir), provider_document(grafana_dir)),
     ]
-    for name in dashboard_names(engine):
+    for name in dashboard_names(engine, host):
         files.append(GrafanaFile(dashboard_path(grafana_dir, job, name), dashboard_document(name, deployment, job)))
     return files

@@ -287,3 +287,72 @@ def test_tfserving_inferences_per_second_and_latency(tmp_path: Path) -> None:
         assert bad["completed"] == 0 and bad["errors"][0].startswith("HTTP 400")
     finally:
         tfs.stop()
+
+
+# ---------------------------------------------------------------- Triton: a request built from the model's metadata
+
+
+INFER_DELAY = 0.4  # large enough that request overhead on a busy 2-core machine stays well inside 10 %
+
+
+def test_triton_request_is_synthesized_from_the_kserve_metadata() -> None:
+    from orchestrator.bench_triton import infer_request
+
+    meta = {
+        "name": "m",
+        "inputs": [
+            {"name": "INPUT0", "datatype": "INT32", "shape": [-1, 16]},
+            {"name": "MASK", "datatype": "BOOL", "shape": [2, -1]},
+            {"name": "TEXT", "datatype": "BYTES", "shape": [1]},
+            {"name": "X", "datatype": "FP16", "shape": []},
+        ],
+    }
+    body = infer_request(meta)
+    assert body["inputs"][0] == {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": [0] * 16}
+    assert body["inputs"][1]["shape"] == [2, 1] and body["inputs"][1]["data"] == [False, False]
+    assert body["inputs"][2]["data"] == [""] and body["inputs"][3] == {
+        "name": "X", "shape": [], "datatype": "FP16", "data": [0.0]
+    }  # fmt: skip
+    with pytest.raises(Exception, match="lists no inputs"):
+        infer_request({"name": "m", "inputs": []})
+
+
+def test_triton_bench_matches_the_configured_delay_and_wrong_inputs_get_triton_errors(tmp_path: Path) -> None:
+    from orchestrator.bench_triton import prepare
+    from tests.test_mock_engines import TRITON_REPO, Engine
+
+    (tmp_path / "run" / "pids").mkdir(parents=True)
+    write_knobs(tmp_path / "knobs.json", DEFAULT_KNOBS | {"engine_startup_delay": 0.1})
+    triton = Engine(tmp_path, "mockcloud.engine_triton", ["tritonserver", "--model-repository=/models"], [8000],
+                    [[str(TRITON_REPO), "/models"]])  # fmt: skip
+    try:
+        triton.until(8000, "/v2/health/ready", 200)
+        base = f"http://127.0.0.1:{triton.port[8000]}/v2"
+        model, url, body = prepare(base, [], timeout=10)  # no model listed: the first READY one of the repository
+        assert (model, url) == ("identity_fp32", f"{base}/models/identity_fp32/infer")
+        assert json.loads(body) == {"inputs": [{"name": "INPUT0", "shape": [1, 1], "datatype": "FP32", "data": [0.0]}]}
+        with httpx.Client(trust_env=False) as client:
+            wrong = json.loads(body)
+            wrong["inputs"][0]["datatype"] = "INT32"
+            r = client.post(url, json=wrong)
+            assert r.status_code == 400 and r.json() == {
+                "error": "[request id: <id_unknown>] inference input 'INPUT0' data-type is 'INT32', but model "
+                "'identity_fp32' expects 'FP32'"
+            }
+            wrong["inputs"][0] |= {"datatype": "FP32", "shape": [1, 1, 1]}
+            r = client.post(url, json=wrong)
+            assert r.status_code == 400 and "unexpected shape for input 'INPUT0'" in r.json()["error"]
+            r = client.get(f"{base}/models/nope")
+            assert r.status_code == 400 and r.json() == {"error": "Request for unknown model: 'nope' is not found"}
+        # The delay is read per request: set after start-up, as a test on a deployed host does.
+        write_knobs(tmp_path / "knobs.json", DEFAULT_KNOBS | {"engine_infer_delay": INFER_DELAY})
+        levels = bench.run_inference(url, body, levels=[1, 4], requests=8, timeout=60)
+        assert [(lv["concurrency"], lv["completed"], lv["failed"]) for lv in levels] == [(1, 8, 0), (4, 8, 0)]
+        for lv in levels:
+            for q in ("p50", "p95", "mean"):
+                assert within(lv["latency_s"][q], INFER_DELAY), (lv["concurrency"], q, lv["latency_s"])
+            assert within(lv["inferences_per_s"], lv["concurrency"] / INFER_DELAY), lv
+        with pytest.raises(Exception, match="HTTP 400 for model 'nope'.*not found"):
+            prepare(base, ["nope"], timeout=10)
+    finally:
+        triton.stop()

@@ -52,6 +52,7 @@ def bench(
     currency = cfg.provider.currency if cfg else "EUR"
     kind = dep.engine.kind
     started = time.time()
+    model = dep.engine.served_name
     if kind == "vllm":
         api_key = load_secrets(cfg, create_api_key=False)[0].get(API_KEY) if cfg else None
         figures = load.run(
@@ -65,6 +66,12 @@ def bench(
             timeout=timeout,
             price_per_hour=price,
         )
+    elif kind == "triton":
+        from orchestrator.bench_triton import prepare
+
+        listed = list(getattr(cfg.engine, "models", []) or []) if cfg else []
+        model, url, body = prepare(dep.engine.endpoint, listed, timeout)
+        figures = load.run_inference(url, body, levels=levels, requests=requests, timeout=timeout)
     elif cfg is not None and isinstance(cfg.engine, TfServingConfig) and cfg.engine.example_body is not None:
         body = cfg.engine.example_body
         figures = load.run_inference(
@@ -73,12 +80,12 @@ def bench(
     else:
         raise ConfigError(
             f"bench knows no inference request for {name!r} ({kind})",
-            "TF Serving needs engine.example_input; Triton is not benchmarked yet",
+            "TF Serving needs engine.example_input",
         )
     doc: dict[str, Any] = {
         "name": name,
         "endpoint": dep.engine.endpoint,
-        "model": dep.engine.served_name,
+        "model": model,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "requests_per_level": requests,
         "engine": kind,

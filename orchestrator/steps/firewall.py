@@ -16,6 +16,7 @@ from orchestrator.actions import Local, Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.dcgm import DCGM_PORT
 from orchestrator.errors import HostKeyMismatch, ProviderError, SSHError
+from orchestrator.node_exporter import NODE_PORT
 from orchestrator.providers.base import FirewallRule
 from orchestrator.providers.upctl_parse import parse_firewall_rules
 from orchestrator.steps.host import connect_action
@@ -29,6 +30,8 @@ def engine_ports(ctx: StepContext) -> list[int]:
     ports = {int(getattr(ctx.cfg.engine, f)) for f in PORT_FIELDS if getattr(ctx.cfg.engine, f, None)}
     if ctx.cfg.monitoring.dcgm_exporter:
         ports.add(DCGM_PORT)
+    if ctx.cfg.monitoring.node_exporter:
+        ports.add(NODE_PORT)
     return sorted(ports)
 
 

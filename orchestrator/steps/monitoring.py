@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from orchestrator import dcgm
+from orchestrator import dcgm, node_exporter
 from orchestrator.actions import HttpCheck, Local, LockLocal, ReadLocal, RemoveLocal, UnlockLocal, WriteLocal
 from orchestrator.alerts import AlertSettings, rules_document, rules_path
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import MonitoringError, OrchestratorError
-from orchestrator.grafana import ENGINE_DASHBOARDS, GPU_DASHBOARD, dashboard_path, provisioning_files
+from orchestrator.grafana import ENGINE_DASHBOARDS, GPU_DASHBOARD, HOST_DASHBOARD, dashboard_path, provisioning_files
 from orchestrator.monitoring import (
     add_rule_file,
     check_config_argv,
@@ -51,6 +51,7 @@ def monitoring(ctx: StepContext) -> StepGen:
         return "disabled (no monitoring.prometheus_config or file_sd_dir)"
     target = ctx.engine.scrape_target(ctx.ip)
     gpu = dcgm.scrape_target(ctx.cfg.name, ctx.ip, m.scrape_interval) if m.dcgm_exporter else None
+    host = node_exporter.scrape_target(ctx.cfg.name, ctx.ip, m.scrape_interval) if m.node_exporter else None
     rec = MonitoringRecord(job=target.job)
     written: list[str] = []
     if m.dcgm_exporter:
@@ -63,9 +64,19 @@ def monitoring(ctx: StepContext) -> StepGen:
                 details=(r.stdout + r.stderr)[-3000:] or None,
             )
         written.append(f"DCGM exporter on :{dcgm.DCGM_PORT}")
+    if m.node_exporter:
+        r = yield node_exporter.install(ctx.cfg.ssh.user)
+        if r.known and r.rc != 0:
+            raise MonitoringError(
+                f"installing Prometheus' node exporter failed (exit {r.rc})",
+                f"it is Ubuntu's {node_exporter.PACKAGE} package (universe): check apt on the server "
+                "(or set monitoring.node_exporter: false)",
+                details=(r.stdout + r.stderr)[-3000:] or None,
+            )
+        written.append(f"node exporter on :{node_exporter.NODE_PORT}")
     sd = file_sd_path(ctx)
     if sd is not None:
-        yield WriteLocal(sd, file_sd_document([target, *([gpu] if gpu else [])]))
+        yield WriteLocal(sd, file_sd_document([target, *([gpu] if gpu else []), *([host] if host else [])]))
         rec.file_sd = str(sd)
         written.append(str(sd))
     if m.prometheus_config:
@@ -81,6 +92,10 @@ def monitoring(ctx: StepContext) -> StepGen:
                 text = merge_scrape_job(text, gpu)
             else:
                 text, _gone = remove_scrape_job(text, dcgm.gpu_job(ctx.cfg.name))
+            if host is not None:
+                text = merge_scrape_job(text, host)
+            else:
+                text, _gone = remove_scrape_job(text, node_exporter.node_job(ctx.cfg.name))
             rules = rules_path(path, target.job)
             rules_before: str | None = None
             if m.alerts:
@@ -88,7 +103,8 @@ def monitoring(ctx: StepContext) -> StepGen:
                 rr = yield ReadLocal(rules)
                 rules_before = rr.stdout if rr.known and rr.rc == 0 else None
                 settings = AlertSettings(waiting_requests=m.alert_waiting_requests)
-                yield WriteLocal(rules, rules_document(ctx.cfg.name, target.job, ctx.cfg.engine.kind, settings))
+                doc = rules_document(ctx.cfg.name, target.job, ctx.cfg.engine.kind, settings, host=m.node_exporter)
+                yield WriteLocal(rules, doc)
                 text = add_rule_file(text, rules.name)
             else:
                 text, _dropped = remove_rule_file(text, rules.name)
@@ -121,8 +137,13 @@ def monitoring(ctx: StepContext) -> StepGen:
         yield UnlockLocal(lock)
     if m.grafana_dir:
         grafana = Path(m.grafana_dir).expanduser()
-        for f in provisioning_files(grafana, m.prometheus_url, ctx.cfg.name, target.job, ctx.cfg.engine.kind):
+        files = provisioning_files(
+            grafana, m.prometheus_url, ctx.cfg.name, target.job, ctx.cfg.engine.kind, host=m.node_exporter
+        )
+        for f in files:
             yield WriteLocal(f.path, f.text)
+        if not m.node_exporter:  # turned off since the last deploy: its dashboard would show nothing
+            yield RemoveLocal(dashboard_path(grafana, target.job, HOST_DASHBOARD))
         written.append(f"Grafana provisioning in {grafana}")
     ctx.dep.monitoring = rec
     ctx.save()
@@ -154,7 +175,8 @@ def _remove_job(ctx: StepContext, path: Path, job: str) -> StepGen:
         if r.known and r.rc == 0:
             text, removed = remove_scrape_job(r.stdout, job)
             text, gpu_removed = remove_scrape_job(text, job + "-gpu")  # dcgm.gpu_job: the DCGM exporter's job
-            removed = removed or gpu_removed
+            text, node_removed = remove_scrape_job(text, job + node_exporter.JOB_SUFFIX)  # the node exporter's
+            removed = removed or gpu_removed or node_removed
             note = f"job {job} removed from {path}" if removed else f"job {job} was not in {path}"
             rules = rules_path(path, job)
             text, unreferenced = remove_rule_file(text, rules.name)
@@ -198,7 +220,7 @@ def watch_paths(ctx: StepContext, job: str, rules: bool = True) -> list[Path]:
         paths.append(rules_path(Path(cfg_path).expanduser(), job))
     if ctx.cfg.monitoring.grafana_dir:
         grafana = Path(ctx.cfg.monitoring.grafana_dir).expanduser()
-        paths += [dashboard_path(grafana, job, name) for name in (*ENGINE_DASHBOARDS, GPU_DASHBOARD)]
+        paths += [dashboard_path(grafana, job, name) for name in (*ENGINE_DASHBOARDS, GPU_DASHBOARD, HOST_DASHBOARD)]
     return paths
 
 

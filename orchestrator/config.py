@@ -266,6 +266,12 @@ class RayPorts(Strict):
     object_manager: int = Field(default=8076, ge=1, le=65535, description="`--object-manager-port` on every node")
     node_manager: int = Field(default=8077, ge=1, le=65535, description="`--node-manager-port` on every node")
     dashboard_agent: int = Field(default=52365, ge=1, le=65535, description="`--dashboard-agent-listen-port`")
+    autoscaler_metrics: int = Field(
+        default=44217, ge=1, le=65535, description="the head's autoscaler metrics (AUTOSCALER_METRIC_PORT)"
+    )
+    dashboard_metrics: int = Field(
+        default=44227, ge=1, le=65535, description="the head's dashboard metrics (DASHBOARD_METRIC_PORT)"
+    )
     min_worker: int = Field(default=10002, ge=1024, le=65535, description="`--min-worker-port`")
     max_worker: int = Field(default=10999, ge=1024, le=65535, description="`--max-worker-port`")
 

@@ -42,11 +42,11 @@ class RayNode:
 class OnNode:
     """An action for one node's executor."""
 
-    node: str
+    node: str | None  # None: this machine (local files), not a node
     action: Action
 
     def describe(self) -> str:
-        return f"[{self.node}] {self.action.describe()}"
+        return f"[{self.node or 'local'}] {self.action.describe()}"
 
 
 ClusterGen = Generator[OnNode, Result, str | None]
@@ -145,19 +145,24 @@ class RayCluster:
     def worker_argv(self, node: RayNode) -> list[str]:
         return ["start", f"--address={self.head.private_ip}:{self.c.ports.gcs}", *self._common_flags(node)]
 
-    def _start(self, argv: list[str], purpose: str) -> Remote:
+    def head_env(self) -> str:
+        """The head's two metrics endpoints besides the node's are pinned by environment (no flag exists)."""
+        p = self.c.ports
+        return f"AUTOSCALER_METRIC_PORT={p.autoscaler_metrics} DASHBOARD_METRIC_PORT={p.dashboard_metrics}"
+
+    def _start(self, argv: list[str], purpose: str, env: str = "") -> Remote:
         # All fds redirected: Ray's daemons outlive `ray start` and must not hold the SSH channel open.
         rd = shlex.quote(self.run_dir)
         log = shlex.quote(f"{self.run_dir}/ray-start.log")
         return Remote(
-            f"mkdir -p {rd} && chmod 700 {rd} || exit 1; {RAY_ENV} {self.ray} {shlex.join(argv)} "
+            f"mkdir -p {rd} && chmod 700 {rd} || exit 1; {RAY_ENV} {env}{self.ray} {shlex.join(argv)} "
             f"--temp-dir={self.temp_dir} > {log} 2>&1 < /dev/null; rc=$?; tail -n 30 {log}; exit $rc",
             purpose,
             timeout=180,
         )
 
     def head_start(self) -> Remote:
-        return self._start(self.head_argv(), "start the Ray head")
+        return self._start(self.head_argv(), "start the Ray head", self.head_env() + " ")
 
     def worker_start(self, node: RayNode) -> Remote:
         return self._start(self.worker_argv(node), f"start a Ray worker joining {self.head.private_ip}")
@@ -212,16 +217,16 @@ def bring_up(cluster: RayCluster) -> ClusterGen:
         if c.install == "pip" and (not r.known or parse_version(r.stdout) != c.ray_version):
             for action in cluster.install():
                 r = yield OnNode(node.name, action)
-                _require(r, node, action)
+                require(r, node, action)
             r = yield OnNode(node.name, cluster.version_probe())
         versions[node.name] = r.stdout if r.known else f"ray, version {c.ray_version}"
     checked = check_versions(versions, c.ray_version)
     r = yield OnNode(cluster.head.name, cluster.head_start())
-    _require(r, cluster.head, cluster.head_start())
+    require(r, cluster.head, cluster.head_start())
     for node in cluster.workers:
         action = cluster.worker_start(node)
         r = yield OnNode(node.name, action)
-        _require(r, node, action)
+        require(r, node, action)
     yield OnNode(cluster.head.name, cluster.nodes_alive_check())
     return f"{checked}; head {cluster.head.private_ip}, {len(cluster.workers)} worker(s) joined"
 
@@ -231,7 +236,7 @@ def tear_down(cluster: RayCluster) -> ClusterGen:
     for node in [*cluster.workers, cluster.head]:
         action = cluster.stop()
         r = yield OnNode(node.name, action)
-        _require(r, node, action)
+        require(r, node, action)
     left: list[str] = []
     for node in cluster.nodes:
         r = yield OnNode(node.name, cluster.leftover_probe())
@@ -242,7 +247,7 @@ def tear_down(cluster: RayCluster) -> ClusterGen:
     return f"Ray stopped on {len(cluster.nodes)} node(s)"
 
 
-def _require(r: Result, node: RayNode, action: Action) -> None:
+def require(r: Result, node: RayNode, action: Action) -> None:
     if r.known and r.rc != 0:
         purpose = getattr(action, "purpose", action.describe())
         raise RayClusterError(

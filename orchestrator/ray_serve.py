@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.actions import HttpCheck, Remote, Upload
+from orchestrator.actions import HttpCheck, Pause, Remote, Upload, WriteLocal
 from orchestrator.config import EngineConfig
 from orchestrator.monitoring import ScrapeTarget, file_sd_document, job_name
-from orchestrator.ray_cluster import RayCluster, RayClusterError, RayNode
+from orchestrator.ray_cluster import ClusterGen, OnNode, RayCluster, RayClusterError, RayNode, require
 
 if TYPE_CHECKING:
     import httpx
@@ -245,3 +246,62 @@ def rewrite_discovery(text: str, cluster: RayCluster) -> str:
         labels=(("deployment", cluster.cfg.name), ("engine", "vllm-ray"), ("model", cluster.cfg.engine.served)),
     )
     return file_sd_document([job])
+
+
+# -- the plans ------------------------------------------------------------------------------------------------
+
+
+def serve_up(cluster: RayCluster) -> ClusterGen:
+    """Write the Serve config on the head, `serve deploy` it, and wait until it is ready (readiness)."""
+    head = cluster.head
+    yield OnNode(head.name, upload_config(cluster))
+    action = deploy(cluster)
+    r = yield OnNode(head.name, action)
+    require(r, head, action)
+    for check in readiness(cluster):
+        yield OnNode(head.name, check)
+    return f"Serve application {cluster.c.app_name} RUNNING at {endpoint(cluster)}/v1"
+
+
+def serve_down(cluster: RayCluster) -> ClusterGen:
+    action = shutdown(cluster)
+    r = yield OnNode(cluster.head.name, action)
+    require(r, cluster.head, action)
+    return "Serve shut down"
+
+
+def file_sd_path(prometheus_config: Path, deployment: str) -> Path:
+    """Our file_sd file for the cluster's Ray targets, beside prometheus.yml."""
+    return prometheus_config.parent / "file_sd" / f"{ray_job(deployment)}.json"
+
+
+def scrape_discovery(cluster: RayCluster, dest: Path, tries: int = 30, interval: float = 2.0) -> ClusterGen:
+    """Read Ray's discovery file on the head until it lists every node, then write it rewritten to ``dest``."""
+    text = ""
+    for attempt in range(tries):
+        r = yield OnNode(cluster.head.name, discovery_read(cluster))
+        if not r.known:  # dry-run: show the write with what a cluster of these nodes would list
+            text = json.dumps([{"labels": {"job": "ray"}, "targets": _planned_targets(cluster)}])
+            break
+        text = r.stdout
+        if r.rc == 0 and _target_count(text) >= len(cluster.nodes):
+            break
+        if attempt < tries - 1:
+            yield OnNode(cluster.head.name, Pause(interval, "Ray rewrites its discovery file every few seconds"))
+    document = rewrite_discovery(text, cluster)
+    yield OnNode(None, WriteLocal(dest, document))
+    return f"{len(json.loads(document)[0]['targets'])} Ray metrics target(s) in {dest}"
+
+
+def _planned_targets(cluster: RayCluster) -> list[str]:
+    return [f"{n.private_ip}:{cluster.c.ports.metrics_export}" for n in cluster.nodes]
+
+
+def _target_count(text: str) -> int:
+    try:
+        groups = json.loads(text)
+    except ValueError:
+        return 0
+    if not isinstance(groups, list):
+        return 0
+    return sum(len(g.get("targets", [])) for g in groups if isinstance(g, dict))

@@ -162,7 +162,8 @@ def expect_serve_running(resp: httpx.Response, app: str) -> Verdict:
     if not isinstance(info, dict):
         return Verdict(False, f"application {app} not deployed yet")
     status = info.get("status")
-    deployments = info.get("deployments") if isinstance(info.get("deployments"), dict) else {}
+    raw = info.get("deployments")
+    deployments: dict[str, Any] = raw if isinstance(raw, dict) else {}
     states = {name: d.get("status") for name, d in deployments.items() if isinstance(d, dict)}
     summary = ", ".join(f"{name} {s}" for name, s in sorted(states.items())) or "no deployments yet"
     if status == "DEPLOY_FAILED":

@@ -25,6 +25,14 @@ def ray_site_packages() -> Path:
 
 def seed_ray_venv(home: Path, python: str, user: str | None, venv: str = "ray-venv") -> Path:
     """Make ``home/venv`` a venv of ``python`` that imports this machine's Ray; owned by ``user`` when given."""
+    from mockcloud.hosts import MockHostError, usable_by_others
+
+    site = ray_site_packages()
+    if user is not None and os.geteuid() == 0 and not usable_by_others(site / "ray"):
+        raise MockHostError(
+            f"the mock hosts' user {user} cannot read this machine's Ray in {site} (a parent directory is private); "
+            "put the checkout's venv where other users can traverse to it"
+        )
     path = home / venv
     subprocess.run([python, "-m", "venv", "--without-pip", str(path)], check=True, capture_output=True, timeout=120)
     purelib = subprocess.run(
@@ -34,7 +42,7 @@ def seed_ray_venv(home: Path, python: str, user: str | None, venv: str = "ray-ve
         text=True,
         timeout=60,
     ).stdout.strip()
-    (Path(purelib) / "_mockcloud_ray.pth").write_text(str(ray_site_packages()) + "\n")
+    (Path(purelib) / "_mockcloud_ray.pth").write_text(str(site) + "\n")
     for name, (module, func) in SCRIPTS.items():
         script = path / "bin" / name
         script.write_text(

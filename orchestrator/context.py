@@ -31,6 +31,13 @@ class StepContext:
     facts: dict[str, object] = field(default_factory=dict)  # values learnt during this run (plan, gpu...)
 
     def __post_init__(self) -> None:
+        if self.cfg.cluster is not None:
+            from orchestrator.errors import ConfigError
+
+            raise ConfigError(
+                "a cluster section (Ray Serve on several servers) is validated, but deploy does not build clusters yet",
+                "remove `cluster:` to deploy one server; README.md, 'Ray clusters', says what exists",
+            )
         self.engine: Engine = engine_for(self.cfg)
 
     def save(self) -> None:

@@ -114,6 +114,18 @@ def expect_tfs_predict(resp: httpx.Response, arg: str) -> Verdict:
     return Verdict(False, "predict response has neither predictions nor outputs", fatal=True)
 
 
+def expect_ray_serve_running(resp: httpx.Response, arg: str) -> Verdict:
+    from orchestrator.ray_serve import expect_serve_running
+
+    return expect_serve_running(resp, arg)
+
+
+def expect_ray_nodes_alive(resp: httpx.Response, arg: str) -> Verdict:
+    from orchestrator.ray_serve import expect_nodes_alive
+
+    return expect_nodes_alive(resp, arg)
+
+
 EXPECTATIONS: dict[str, Callable[[httpx.Response, str], Verdict]] = {
     "status": expect_status,
     "openai-model": expect_openai_model,
@@ -121,6 +133,8 @@ EXPECTATIONS: dict[str, Callable[[httpx.Response, str], Verdict]] = {
     "triton-ready": expect_triton_ready,
     "tfs-available": expect_tfs_available,
     "tfs-predict": expect_tfs_predict,
+    "ray-serve-running": expect_ray_serve_running,
+    "ray-nodes-alive": expect_ray_nodes_alive,
 }
 
 

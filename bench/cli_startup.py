@@ -85,8 +85,10 @@ def main() -> None:
             "python -c pass (floor)": [sys.executable, "-c", "pass"],
             "--version": [*CLI, "--version"],
             "--help": [*CLI, "--help"],
-            "status": [*CLI, "status"],
-            f"status {name}": [*CLI, "status", name],
+            "status --local": [*CLI, "status", "--local"],
+            f"status {name} --local": [*CLI, "status", name, "--local"],
+            f"status {name} --json --local": [*CLI, "status", name, "--json", "--local"],
+            f"status {name} (live, nothing answers)": [*CLI, "status", name],
             "validate configs/demo.yaml": [*CLI, "validate", "configs/demo.yaml"],
             "deploy --dry-run": [*CLI, "deploy", "configs/vllm-l40s.yaml", "--dry-run"],
         }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from typing import Annotated
 os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer  # noqa: E402
 
-from orchestrator.console import Console, guard, interrupt_reported, report_error  # noqa: E402
+from orchestrator.console import Console, guard  # noqa: E402
 
 app = typer.Typer(
     help="Take a GPU model server from a laptop to production in one command, and back down again.\n\n"
@@ -55,13 +54,6 @@ def _root(
     ] = False,
 ) -> None:
     pass
-
-
-def _sigterm_as_interrupt() -> None:
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 @app.command()
@@ -315,22 +307,9 @@ def _run_app() -> int:
 
 def main() -> None:
     """Run the CLI: Ctrl-C and SIGTERM raise KeyboardInterrupt, which the commands turn into exit 130."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    _sigterm_as_interrupt()
-    try:
-        raise SystemExit(_run_app())
-    except SystemExit as exc:
-        # The work is over: a late signal must not turn a finished run into a crash at exit.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if exc.code == 130:
-            if not interrupt_reported():
-                report_error(Console(), 130, "interrupted; nothing was changed", None)
-            # CPython may re-deliver a caught Ctrl-C as death-by-SIGINT at exit; the documented code is 130.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
-        raise
+    from orchestrator.entry import run
+
+    run(_run_app)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The state files' layout and a light reader of them: plain dicts and dataclasses, no pydantic.
+"""The state files' layout and a light reader of them: plain dicts and named tuples, no pydantic.
 
 The one home of where a deployment's document lives ($ORCHESTRATOR_HOME/deployments/NAME.json), what makes a file
 one of ours (kind, schema_version) and the defaults of its keys. state.py's pydantic models write the documents
@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.errors import StateError
 
@@ -130,8 +129,7 @@ def normalized(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-@dataclass(frozen=True)
-class ServerView:
+class ServerView(NamedTuple):
     uuid: str
     hostname: str
     plan: str
@@ -141,8 +139,7 @@ class ServerView:
     host_key: str | None
 
 
-@dataclass(frozen=True)
-class EngineView:
+class EngineView(NamedTuple):
     kind: str
     model: str
     served_name: str
@@ -151,17 +148,17 @@ class EngineView:
     method: str
 
 
-@dataclass(frozen=True)
-class HealthView:
+class HealthView(NamedTuple):
     ok: bool
     checked_at: float
     detail: str
     time_to_healthy: float | None
 
 
-@dataclass(frozen=True)
-class DeploymentView:
-    """What the read-only commands use of a deployment's document (``document``: all of it, defaults filled)."""
+class DeploymentView(NamedTuple):
+    """What the read-only commands use of a deployment's document (``document``: all of it, defaults filled).
+
+    Named tuples, not dataclasses: `dataclasses` imports `inspect`, ~15 ms of a 100 ms start-up budget."""
 
     name: str
     config_path: str
@@ -180,7 +177,7 @@ class DeploymentView:
 def _view(cls: type[Any], record: dict[str, Any] | None) -> Any:
     if record is None:
         return None
-    return cls(**{f: record[f] for f in cls.__dataclass_fields__})
+    return cls(**{f: record[f] for f in cls._fields})
 
 
 def view(doc: dict[str, Any]) -> DeploymentView:

@@ -11,16 +11,16 @@ live checks start: entry.py runs this module directly for the usual invocations 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.durations import format_duration
 from orchestrator.errors import OrchestratorError
 from orchestrator.state_doc import DeploymentView, StateReader
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 UPCTL_TIMEOUT = 15.0
 PROBE_TIMEOUT = 5.0
@@ -64,6 +64,8 @@ def _server_live(dep: DeploymentView) -> dict[str, Any]:
 
 def _engine_live(dep: DeploymentView) -> dict[str, Any]:
     """One probe of each readiness check the deploy waited for (no waiting, no SSH): ok, or the first failure."""
+    import dataclasses
+
     from orchestrator.config import DeploymentConfig
     from orchestrator.engines import engine_for
     from orchestrator.health import run_check
@@ -88,6 +90,8 @@ def _engine_live(dep: DeploymentView) -> dict[str, Any]:
 
 def live_checks(deps: list[DeploymentView]) -> list[dict[str, Any]]:
     """The live document of each deployment: every server and engine check concurrently, each one bounded."""
+    from concurrent.futures import ThreadPoolExecutor
+
     if not deps:
         return []
     _preload()
@@ -119,6 +123,8 @@ def _late() -> str:
 
 
 def _result(future: Future[dict[str, Any]], deadline: float, late: dict[str, Any]) -> dict[str, Any]:
+    from concurrent.futures import TimeoutError as FuturesTimeout
+
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FuturesTimeout:

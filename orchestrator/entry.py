@@ -1,10 +1,11 @@
 """Console entry point: the interrupt policy is in place before any heavy import happens.
 
-The usual `status` invocations (`status [NAME] [--local] [--json] [--debug] [--live]`) are answered without typer:
+The usual `status` invocations (`status [NAME] [--local] [--json] [--debug] [--live]`) and `ssh [--debug] NAME
+[-- CMD...]` are answered without typer:
 typer builds a pydantic TypeAdapter for every parameter of the command it runs, which alone costs more than the
 100 ms a read-only command may take to start (bench/cli_startup.py). Anything else, `--help`, an unknown option or
 a second argument included, goes to the typer app in cli.py, which declares every command and its options;
-tests/test_status_fast.py checks that both accept the same options and reach the same function.
+tests/test_state_doc.py checks that both accept the same options and reach the same function with the same values.
 """
 
 from __future__ import annotations
@@ -37,6 +38,23 @@ def fast_status_args(args: list[str]) -> dict[str, object] | None:
             kwargs["name"] = arg
     kwargs.pop("live", None)  # accepted for compatibility: live checks are the default
     return kwargs
+
+
+def fast_ssh_args(args: list[str]) -> tuple[str, list[str], bool] | None:
+    """(name, command argv, debug) as typer passes them to commands.ssh.ssh (options only before NAME; the rest,
+    a leading `--` included, is the command), or None: leave it to typer."""
+    debug = False
+    while args[:1] == ["--debug"]:
+        debug, args = True, args[1:]
+    if not args or not args[0] or args[0].startswith("-"):
+        return None
+    return args[0], args[1:], debug
+
+
+def _fast_ssh(name: str, argv: list[str], debug: bool) -> int:
+    from orchestrator.commands.ssh import ssh
+
+    return ssh(name, argv, debug=debug)
 
 
 def _fast_status(kwargs: dict[str, object]) -> int:
@@ -85,6 +103,11 @@ def main() -> None:
         kwargs = fast_status_args(args[1:])
         if kwargs is not None:
             run(lambda: _fast_status(kwargs))
+            return
+    if args[:1] == ["ssh"]:
+        parsed = fast_ssh_args(args[1:])
+        if parsed is not None:
+            run(lambda: _fast_ssh(*parsed))
             return
     from orchestrator.cli import main as cli_main
 

@@ -1,6 +1,6 @@
 """The light state reader (state_doc.py) and the pydantic models (state.py) describe the same documents: the same
-defaults, and every document StateStore writes reads back through the light reader field for field. The status path
-never imports pydantic or typer, and its typer-free parser accepts exactly the options cli.py declares."""
+defaults, and every document StateStore writes reads back through the light reader field for field. The status and
+ssh paths never import pydantic or typer, and their typer-free parsers pass what typer would pass."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def _full() -> Deployment:
         steps={"provision": StepRecord(status="ok", finished_at=1700000050.0, seconds=50.0, note="n")},
         last_error="boom",
         auto_stop_at=1700003600.0,
-        config={"provider": {"price_per_hour": 1.5}},
+        config={"provider": {"price_per_hour": 1.5}, "ssh": {"user": "root", "port": 22, "private_key": "/k/id"}},
     )  # fmt: skip
 
 
@@ -172,11 +172,17 @@ def test_the_status_path_imports_neither_pydantic_nor_typer(tmp_path: Path) -> N
         "    print('HEAVY', heavy, file=sys.stderr)\n"
     )
     env = {"ORCHESTRATOR_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    for argv in (["status", "--local"], ["status", "full", "--local", "--json"]):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ssh").write_text("#!/bin/sh\necho \"ssh $*\"\n")  # OpenSSH's place: print the argv
+    (tmp_path / "bin" / "ssh").chmod(0o755)
+    env["PATH"] = f"{tmp_path / 'bin'}:{env['PATH']}"
+    for argv in (["status", "--local"], ["status", "full", "--local", "--json"], ["ssh", "full", "--", "true"]):
         proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert "HEAVY []" in proc.stderr, proc.stderr
-        assert "full" in proc.stdout
+        assert "full" in proc.stdout or argv[0] == "ssh"
+    assert "StrictHostKeyChecking=yes" in proc.stdout and "root@203.0.113.7 true" in proc.stdout
+    assert "203.0.113.7 ssh-ed25519 AAAAkey orchestrator:full" in (tmp_path / "known_hosts").read_text()
 
 
 def test_the_fast_status_parser_accepts_what_cli_declares(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,3 +206,32 @@ def test_the_fast_status_parser_accepts_what_cli_declares(monkeypatch: pytest.Mo
         assert seen.pop() == fast, args
     for args in (["--help"], ["a", "b"], ["--orphans"], ["--jsn"], ["-h"], ["--", "n"]):
         assert fast_status_args(args) is None, args
+
+
+def test_the_fast_ssh_parser_passes_what_typer_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """entry.py's `ssh` parser: options only before NAME, the rest verbatim (a leading `--` included), as click
+    does with allow_interspersed_args=False; anything else is left to typer."""
+    from typer.main import get_command
+
+    from orchestrator import cli
+    from orchestrator.commands import ssh as ssh_mod
+    from orchestrator.entry import fast_ssh_args
+
+    command = get_command(cli.app).commands["ssh"]  # type: ignore[attr-defined]
+    assert {opt for p in command.params for opt in getattr(p, "opts", []) if opt.startswith("--")} == {"--debug"}
+    seen: list[tuple[str, list[str], bool]] = []
+
+    def capture(name: str, argv: list[str], *, debug: bool) -> int:
+        seen.append((name, argv, debug))
+        return 0
+
+    monkeypatch.setattr(ssh_mod, "ssh", capture)
+    samples = (["n"], ["n", "--", "a", "b"], ["--debug", "n", "--", "x"], ["n", "--debug"], ["n", "a", "-b"],
+               ["n", "--", "--debug"], ["n", "-L"])  # fmt: skip
+    for args in samples:
+        fast = fast_ssh_args(args)
+        assert fast is not None, args
+        get_command(cli.app).main(["ssh", *args], standalone_mode=False, prog_name="orchestrator")
+        assert seen.pop() == fast, args
+    for args in ([], ["--help"], ["--", "n"], ["-x", "n"], [""]):
+        assert fast_ssh_args(args) is None, args

@@ -1,34 +1,22 @@
-"""Command line: the typer commands. Each parses flags and hands over to session.py; console.py maps errors.
+"""Command line: the typer declarations. Each command parses its flags and hands over to its module in
+orchestrator/commands/ (which runs playbooks through session.py); console.py maps errors.
 
 Heavy modules (pydantic models, paramiko, httpx, prometheus_client) are imported inside the commands, so
-`orchestrator --help` stays fast.
+`orchestrator --help` stays fast. entry.py answers the usual `status` invocations without loading this module.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 # Plain help text: typer's rich formatting costs ~130 ms of imports on every invocation.
 os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer  # noqa: E402
 
-from orchestrator.console import (  # noqa: E402
-    Console,
-    confirm,
-    guard,
-    interrupt_reported,
-    report_error,
-    set_json_errors,
-)
-
-if TYPE_CHECKING:
-    from orchestrator.config import DeploymentConfig
-    from orchestrator.state import Deployment
+from orchestrator.console import Console, guard  # noqa: E402
 
 app = typer.Typer(
     help="Take a GPU model server from a laptop to production in one command, and back down again.\n\n"
@@ -68,19 +56,6 @@ def _root(
     pass
 
 
-def _sigterm_as_interrupt() -> None:
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _load(config: str, *, check_files: bool = True) -> DeploymentConfig:
-    from orchestrator.config import load_config
-
-    return load_config(config, check_files=check_files)
-
-
 @app.command()
 def deploy(
     config: Annotated[str, typer.Argument(help="Deployment config YAML (see configs/).")],
@@ -92,20 +67,9 @@ def deploy(
     debug: Debug = False,
 ) -> None:
     """Provision (or resume), prepare the host, start the engine, prove it serves, wire up Prometheus."""
-    with guard(debug, as_json=as_json):
-        cfg = _load(config)
-    from orchestrator.session import run_playbooks
+    from orchestrator.commands import lifecycle
 
-    run_playbooks(
-        ["deploy"],
-        cfg,
-        config,
-        dry_run=dry_run,
-        as_json=as_json,
-        debug=debug,
-        command="deploy",
-        teardown_on_failure=teardown_on_failure,
-    )
+    lifecycle.deploy(config, teardown_on_failure=teardown_on_failure, dry_run=dry_run, as_json=as_json, debug=debug)
 
 
 @app.command()
@@ -122,21 +86,9 @@ def redeploy(
 
     A recorded server that no longer exists is an error (exit 11): redeploy never creates one without --recreate.
     """
-    with guard(debug, as_json=as_json):
-        cfg = _load(config)
-    books = ["teardown", "deploy"] if recreate else ["redeploy"]
-    from orchestrator.session import run_playbooks
+    from orchestrator.commands import lifecycle
 
-    run_playbooks(
-        books,
-        cfg,
-        config,
-        dry_run=dry_run,
-        as_json=as_json,
-        debug=debug,
-        command="redeploy",
-        existing_required=True,
-    )
+    lifecycle.redeploy(config, recreate=recreate, dry_run=dry_run, as_json=as_json, debug=debug)
 
 
 @app.command()
@@ -162,61 +114,17 @@ def teardown(
     debug: Debug = False,
 ) -> None:
     """Stop the engine, remove the scrape job, delete the server and its storages, confirm, forget."""
-    from orchestrator.errors import ConfigError, StateError
+    from orchestrator.commands import lifecycle
 
-    set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
-
-    if orphans:
-        from orchestrator.session import teardown_orphans
-
-        teardown_orphans(
-            yes=yes, dry_run=dry_run, debug=debug, as_json=as_json, include_foreign=include_foreign
-        )
-        return
-    if include_foreign:
-        with guard(debug, as_json=as_json):
-            raise ConfigError("--include-foreign only goes with --orphans")
-    with guard(debug, as_json=as_json):
-        if target is None:
-            raise ConfigError("name a deployment (or its config file), or use --orphans")
-        if target.endswith((".yaml", ".yml")) or Path(target).is_file():
-            cfg = _load(target, check_files=False)  # tearing down needs no model files
-        else:
-            cfg = _config_from_state(target)
-        from orchestrator.state import StateStore
-
-        if StateStore().load(cfg.name) is None:
-            raise StateError(
-                f"no deployment named {cfg.name!r} in local state",
-                "see `orchestrator status` (and `orchestrator status --orphans`); nothing was changed",
-            )
-        if not (yes or dry_run):
-            confirm(f"Delete deployment {cfg.name} and its server?")
-    from orchestrator.session import run_playbooks
-
-    run_playbooks(
-        ["teardown"],
-        cfg,
+    lifecycle.teardown(
         target,
+        yes=yes,
+        orphans=orphans,
+        include_foreign=include_foreign,
         dry_run=dry_run,
         as_json=as_json,
         debug=debug,
-        command="teardown",
-        existing_required=True,
     )
-
-
-def _config_from_state(name: str) -> DeploymentConfig:
-    from orchestrator.config import DeploymentConfig
-    from orchestrator.errors import StateError
-    from orchestrator.state import StateStore
-
-    dep = StateStore().load(name)
-    if dep is None:
-        raise StateError(f"no deployment named {name!r} in local state", "see `orchestrator status`")
-    if dep.config:
-        return DeploymentConfig.model_validate(dep.config)
-    return _load(dep.config_path, check_files=False)
 
 
 @app.command()
@@ -229,97 +137,22 @@ def status(
             help="Ask the cloud for untracked servers with our labels: this installation's, and others' apart.",
         ),
     ] = False,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Local state only: ask neither the cloud nor the engine (no network)."),
+    ] = False,
     live_check: Annotated[
         bool,
-        typer.Option("--live", help="With NAME: also ask the cloud (server state) and the engine (a health probe)."),
+        typer.Option("--live", hidden=True, help="Accepted for compatibility: live checks are the default."),
     ] = False,
     as_json: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Deployments from local state: server, IP, plan, engine, endpoint, last health result, cost.
+    """Deployments: local state (server, IP, plan, engine, endpoint, last health, cost) and, live, the server's
+    state from the cloud and one health probe of the engine (concurrently, bounded; --local skips them)."""
+    from orchestrator.commands.status import status as run_status
 
-    With NAME and --live it also asks the cloud (server state) and the engine (one health probe)."""
-    from orchestrator.errors import StateError
-
-    set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
-    from orchestrator.progress import status_rows
-    from orchestrator.state import StateStore
-
-    if orphans:
-        from orchestrator.session import describe_orphans, find_orphans, orphans_document
-
-        with guard(debug, as_json=as_json) as console:
-            owner, found = find_orphans()
-            if as_json:
-                console.out(json.dumps(orphans_document(owner, found), indent=2))
-            else:
-                describe_orphans(console, owner, found)
-        return
-    with guard(debug, as_json=as_json) as console:
-        store = StateStore()
-        deps: list[Deployment]
-        if name:
-            one = store.load(name)
-            if one is None:
-                raise StateError(f"no deployment named {name!r} in {store.dir}", "see `orchestrator status`")
-            deps = [one]
-        else:
-            deps = store.all()
-        docs = [_public(d) for d in deps] if as_json else []
-        live_doc = None
-        if live_check and not name:
-            from orchestrator.errors import ConfigError
-
-            raise ConfigError("--live needs a deployment NAME", "orchestrator status NAME --live")
-        if name and live_check:
-            from orchestrator.commands.status import live, live_lines
-
-            live_doc = live(deps[0])
-            if as_json:
-                docs[0]["live"] = _iso_times(live_doc)
-        if as_json:
-            console.out(json.dumps(docs, indent=2))
-            return
-        if not deps:
-            console.out(f"no deployments in {store.dir}")
-            return
-        for line in status_rows(deps):
-            console.out(line)
-        for line in live_lines(live_doc) if live_doc else []:
-            console.out(line)
-
-
-def _public(dep: Deployment) -> dict[str, object]:
-    """A deployment for `status --json`: the state document without the config snapshot, times in ISO-8601 UTC."""
-    import time
-
-    from orchestrator.cost import cost_so_far, price_of
-
-    data = dep.model_dump(mode="json")
-    data.pop("config", None)
-    price, currency = price_of(dep.config)
-    data["cost"] = {
-        "price_per_hour": price,
-        "currency": currency if price is not None else None,
-        "so_far": round(cost_so_far(price, dep.created_at, time.time()), 4) if price and dep.server else None,
-    }
-    result = _iso_times(data)
-    assert isinstance(result, dict)
-    return result
-
-
-def _iso_times(value: object, key: str = "") -> object:
-    """Every `*_at` field (created_at, updated_at, auto_stop_at, health.checked_at, steps.*.finished_at, ...),
-    stored as Unix seconds, becomes e.g. "2026-05-04T12:00:00Z"."""
-    if isinstance(value, dict):
-        return {k: _iso_times(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_iso_times(v) for v in value]
-    if key.endswith("_at") and isinstance(value, (int, float)) and not isinstance(value, bool):
-        from datetime import datetime, timezone
-
-        return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return value
+    run_status(name, orphans=orphans, local=local, as_json=as_json, debug=debug)
 
 
 @app.command()
@@ -356,33 +189,9 @@ def validate(
     debug: Debug = False,
 ) -> None:
     """Check the config and the playbooks without touching anything."""
-    from orchestrator.engines import engine_for
-    from orchestrator.playbook import load_playbook
+    from orchestrator.commands.lifecycle import validate as run_validate
 
-    with guard(debug, as_json=as_json) as console:
-        cfg = _load(config)
-        books = [load_playbook(n) for n in ("deploy", "redeploy", "teardown")]
-        engine_for(cfg)
-        if as_json:
-            doc = {
-                "ok": True,
-                "config": config,
-                "deployment": cfg.name,
-                "engine": cfg.engine.kind,
-                "served": cfg.engine.served,
-                "model": cfg.engine.model,
-                "plan": cfg.provider.plan,
-                "zone": cfg.provider.zone,
-                "playbooks": {b.name: len(b.steps) for b in books},
-            }
-            console.out(json.dumps(doc, indent=2))
-            return
-        console.out(
-            f"{config}: OK — deployment {cfg.name}, {cfg.engine.kind} serving {cfg.engine.served} "
-            f"({cfg.engine.model}) on plan {cfg.provider.plan} in {cfg.provider.zone}; playbooks "
-            + ", ".join(f"{b.name} ({len(b.steps)} steps)" for b in books)
-            + " OK"
-        )
+    run_validate(config, as_json=as_json, debug=debug)
 
 
 @app.command()
@@ -498,22 +307,9 @@ def _run_app() -> int:
 
 def main() -> None:
     """Run the CLI: Ctrl-C and SIGTERM raise KeyboardInterrupt, which the commands turn into exit 130."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    _sigterm_as_interrupt()
-    try:
-        raise SystemExit(_run_app())
-    except SystemExit as exc:
-        # The work is over: a late signal must not turn a finished run into a crash at exit.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if exc.code == 130:
-            if not interrupt_reported():
-                report_error(Console(), 130, "interrupted; nothing was changed", None)
-            # CPython may re-deliver a caught Ctrl-C as death-by-SIGINT at exit; the documented code is 130.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
-        raise
+    from orchestrator.entry import run
+
+    run(_run_app)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Every failure of a command leaves through `_exit()`: it prints `error:`/`hint:` on stderr, in JSON mode one
 `{"ok": false, "error", "hint", "exit_code"}` object on stdout, and raises `typer.Exit` with that same code, so the
-exit status a script sees and the `exit_code` it reads cannot differ.
+exit status a script sees and the `exit_code` it reads cannot differ. typer is not imported here: the fast read-only
+commands (entry.py) run without it, and there the same exit is a SystemExit with that code.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import NoReturn
-
-import typer
 
 from orchestrator.errors import EXIT_CODES, ConfigError, OrchestratorError
 
@@ -68,7 +67,15 @@ def _note_interrupt_reported() -> None:
 def _exit(console: Console, code: int, message: str, hint: str | None, details: str | None = None) -> NoReturn:
     """The one way a command fails: stderr lines, the JSON object (with --json), and the process exit code."""
     report_error(console, code, message, hint, details)
-    raise typer.Exit(code)
+    typer = sys.modules.get("typer")
+    if typer is not None:  # inside the typer app: its Exit, which cli.py turns into the process exit status
+        raise typer.Exit(code)
+    raise SystemExit(code)
+
+
+def _is_typer_exit(exc: BaseException) -> bool:
+    typer = sys.modules.get("typer")
+    return typer is not None and isinstance(exc, typer.Exit)
 
 
 def report_error(console: Console, code: int, message: str, hint: str | None, details: str | None = None) -> None:
@@ -117,12 +124,12 @@ def guard(debug: bool, console: Console | None = None, *, as_json: bool | None =
         yield c
     except OrchestratorError as exc:
         fail(c, exc, debug)
-    except typer.Exit:
-        raise
     except KeyboardInterrupt:
         _note_interrupt_reported()
         _exit(c, EXIT_CODES["interrupted"], "interrupted (no step was running)", None)
     except Exception as exc:  # noqa: BLE001 - the CLI boundary: no traceback without --debug
+        if _is_typer_exit(exc):
+            raise
         if debug:
             _traceback(c)
         _exit(
@@ -136,5 +143,7 @@ def guard(debug: bool, console: Console | None = None, *, as_json: bool | None =
 def confirm(question: str) -> None:
     if not sys.stdin.isatty():
         raise ConfigError("this deletes servers: confirm with --yes when not interactive")
+    import typer
+
     if not typer.confirm(question, err=True):
         _exit(Console(), EXIT_CODES["error"], "aborted; nothing was changed", None)

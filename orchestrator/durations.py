@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BeforeValidator
+if TYPE_CHECKING:
+    from pydantic import BeforeValidator
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -56,4 +57,14 @@ def format_limit(seconds: float) -> str:
     return f"{hours}h" + (f"{minutes:02d}m" if minutes else "")
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+if TYPE_CHECKING:
+    Duration = Annotated[float, BeforeValidator(parse_duration)]
+else:
+
+    def __getattr__(name: str) -> Any:
+        """`Duration` (the config's field type) is made on first use: parsing and formatting need no pydantic."""
+        if name == "Duration":
+            from pydantic import BeforeValidator
+
+            return Annotated[float, BeforeValidator(parse_duration)]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,24 @@
-"""Console entry point: the interrupt policy is in place before any heavy import happens."""
+"""Console entry point: the interrupt policy is in place before any heavy import happens.
+
+The usual `status` invocations (`status [NAME] [--local] [--json] [--debug] [--live]`) and `ssh [--debug] NAME
+[-- CMD...]` are answered without typer:
+typer builds a pydantic TypeAdapter for every parameter of the command it runs, which alone costs more than the
+100 ms a read-only command may take to start (bench/cli_startup.py). Anything else, `--help`, an unknown option or
+a second argument included, goes to the typer app in cli.py, which declares every command and its options;
+tests/test_state_doc.py checks that both accept the same options and reach the same function with the same values.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
+
+# `status`'s flags as cli.py declares them (the option name, and the keyword it sets); --orphans asks the cloud
+# (not a fast path), so it goes through typer like every other case.
+STATUS_FLAGS = {"--local": "local", "--json": "as_json", "--debug": "debug", "--live": "live"}
 
 
 def _quiet_exit(signum: int, frame: FrameType | None) -> None:
@@ -12,15 +26,89 @@ def _quiet_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(130)
 
 
+def fast_status_args(args: list[str]) -> dict[str, object] | None:
+    """The keyword arguments of commands.status.status for ``args`` (after `status`), or None: leave it to typer."""
+    kwargs: dict[str, object] = {"name": None, "orphans": False, "local": False, "as_json": False, "debug": False}
+    for arg in args:
+        if arg in STATUS_FLAGS:
+            kwargs[STATUS_FLAGS[arg]] = True
+        elif arg.startswith("-") or kwargs["name"] is not None or not arg:
+            return None
+        else:
+            kwargs["name"] = arg
+    kwargs.pop("live", None)  # accepted for compatibility: live checks are the default
+    return kwargs
+
+
+def fast_ssh_args(args: list[str]) -> tuple[str, list[str], bool] | None:
+    """(name, command argv, debug) as typer passes them to commands.ssh.ssh (options only before NAME; the rest,
+    a leading `--` included, is the command), or None: leave it to typer."""
+    debug = False
+    while args[:1] == ["--debug"]:
+        debug, args = True, args[1:]
+    if not args or not args[0] or args[0].startswith("-"):
+        return None
+    return args[0], args[1:], debug
+
+
+def _fast_ssh(name: str, argv: list[str], debug: bool) -> int:
+    from orchestrator.commands.ssh import ssh
+
+    return ssh(name, argv, debug=debug)
+
+
+def _fast_status(kwargs: dict[str, object]) -> int:
+    from orchestrator.commands.status import status
+
+    status(**kwargs)  # type: ignore[arg-type]
+    return 0
+
+
+def run(body: Callable[[], int]) -> None:
+    """Run a command body: Ctrl-C and SIGTERM raise KeyboardInterrupt, which the commands turn into exit 130."""
+    from orchestrator.console import Console, interrupt_reported, report_error
+
+    def sigterm(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, sigterm)
+    try:
+        raise SystemExit(body())
+    except SystemExit as exc:
+        # The work is over: a late signal must not turn a finished run into a crash at exit.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if exc.code == 130:
+            if not interrupt_reported():
+                report_error(Console(), 130, "interrupted; nothing was changed", None)
+            # CPython may re-deliver a caught Ctrl-C as death-by-SIGINT at exit; the documented code is 130.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
+
+
 def main() -> None:
     # Until the CLI is loaded, Ctrl-C / SIGTERM just stop (no traceback from half-done imports).
     signal.signal(signal.SIGINT, _quiet_exit)
     signal.signal(signal.SIGTERM, _quiet_exit)
-    if sys.argv[1:] == ["--version"]:  # answered before typer loads (the option is also in --help)
+    args = sys.argv[1:]
+    if args == ["--version"]:  # answered before typer loads (the option is also in --help)
         from orchestrator import installed_version
 
         print(f"orchestrator {installed_version()}")
         return
+    if args[:1] == ["status"]:
+        kwargs = fast_status_args(args[1:])
+        if kwargs is not None:
+            run(lambda: _fast_status(kwargs))
+            return
+    if args[:1] == ["ssh"]:
+        parsed = fast_ssh_args(args[1:])
+        if parsed is not None:
+            run(lambda: _fast_ssh(*parsed))
+            return
     from orchestrator.cli import main as cli_main
 
     cli_main()

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from orchestrator.actions import Action, ReadLocal, Result, WriteLocal
-from orchestrator.state import orchestrator_home
+from orchestrator.state_doc import orchestrator_home
+
+if TYPE_CHECKING:  # imported where used: `orchestrator ssh` reads this module on its fast start-up path
+    from orchestrator.actions import Action, Result
 
 
 def path() -> Path:
@@ -40,6 +43,8 @@ def with_entry(text: str, name: str, ip: str, port: int, key_line: str) -> str:
 
 def record(name: str, ip: str, port: int, key_line: str) -> Generator[Action, Result, None]:
     """Actions: put this deployment's pinned key into the file (replacing its old entry)."""
+    from orchestrator.actions import ReadLocal, WriteLocal
+
     current = yield ReadLocal(path())
     text = current.stdout if current.ok else ""
     new = with_entry(text, name, ip, port, key_line)
@@ -49,6 +54,8 @@ def record(name: str, ip: str, port: int, key_line: str) -> Generator[Action, Re
 
 def forget(name: str) -> Generator[Action, Result, None]:
     """Actions: remove this deployment's entry (teardown's forget step)."""
+    from orchestrator.actions import ReadLocal, WriteLocal
+
     current = yield ReadLocal(path())
     if not current.ok:
         return

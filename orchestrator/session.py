@@ -9,6 +9,7 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from orchestrator.actions import Action, Result
+from orchestrator.commands.specs import CommandSpec
 from orchestrator.config import DeploymentConfig
 from orchestrator.console import Console, confirm, guard
 from orchestrator.context import StepContext, upctl_binary
@@ -22,7 +23,6 @@ from orchestrator.run_metrics import StepTiming, render_run_metrics, textfile_na
 from orchestrator.runner import Runner, StepOutcome
 from orchestrator.secrets import API_KEY, load_secrets
 from orchestrator.state import Deployment, ServerRecord, StateStore
-from orchestrator.steps.provision import EXISTING_SERVER_ONLY
 from orchestrator.transports.base import Executor
 from orchestrator.transports.live import LiveExecutor
 from orchestrator.transports.recording import RecordingExecutor
@@ -31,38 +31,31 @@ PLANNED_API_KEY = "planned-key-generated-on-the-first-real-run"  # as long as a 
 
 
 def run_playbooks(
-    playbooks: list[str],
+    spec: CommandSpec,
     cfg: DeploymentConfig,
     config_path: str,
     *,
     dry_run: bool,
     as_json: bool,
     debug: bool,
-    command: str,
-    existing_required: bool = False,
     teardown_on_failure: bool = False,
 ) -> None:
-
+    """Run the command ``spec`` declares (commands/specs.py): every difference between commands is a field there."""
+    command = spec.name
     with guard(debug):
-        secrets, secrets_note = load_secrets(cfg, create_api_key=not dry_run and command != "teardown")
-    if dry_run and command != "teardown" and getattr(cfg.engine, "api_key_env", None) and API_KEY not in secrets:
+        secrets, secrets_note = load_secrets(cfg, create_api_key=not dry_run and spec.engine_secrets)
+    if dry_run and spec.engine_secrets and getattr(cfg.engine, "api_key_env", None) and API_KEY not in secrets:
         # A real run generates the key here; plan with a stand-in of the same length, so the dry run sends the
         # same Bearer header and uploads the same files as the real run.
         secrets[API_KEY] = PLANNED_API_KEY
     console = Console(secrets, verbose=debug or dry_run)
     with guard(debug, console), contextlib.ExitStack() as stack:
-        books = [load_playbook(p) for p in playbooks]
-        recreate = command == "redeploy" and "deploy" in playbooks
-        if recreate:
-            # --recreate replaces the server, not the deployment: its generated API key (and the record, which
-            # the deploy half starts afresh) must survive, or clients and later runs hold a key the engine lacks.
-            keep = [s for b in books if b.name == "teardown" for s in b.steps if s.kind != "forget"]
-            books = [b.model_copy(update={"steps": keep}) if b.name == "teardown" else b for b in books]
+        books = [_trimmed(load_playbook(p), spec) for p in spec.playbooks]
         store = StateStore()
         if not dry_run:
             stack.enter_context(store.lock(cfg.name, command))
         dep = store.load(cfg.name)
-        if existing_required and dep is None:
+        if spec.existing_required and dep is None:
             raise StateError(
                 f"no deployment named {cfg.name!r} in {store.dir}",
                 f"deploy it first: orchestrator deploy {config_path}",
@@ -71,7 +64,7 @@ def run_playbooks(
             dep = Deployment(name=cfg.name, config_path=str(Path(config_path).resolve()))
         dep.config = cfg.model_dump(mode="json")
         if not dry_run:
-            _preflight(cfg, command, console)
+            _preflight(cfg, spec.strict_preflight, console)
         reporter = ProgressReporter(console, dry_run=dry_run, as_json=as_json)
         if dry_run:
             from orchestrator.transports.recording import RecordingExecutor
@@ -91,7 +84,7 @@ def run_playbooks(
             from orchestrator.transports.live import LiveExecutor
 
             executor = LiveExecutor(secrets, notify=reporter.info, feed=reporter)
-            if command != "teardown":
+            if spec.engine_secrets:
                 if secrets_note:
                     reporter.info(secrets_note)
                 elif "engine_api_key" not in secrets and cfg.engine.kind == "vllm":
@@ -100,11 +93,8 @@ def run_playbooks(
                         "anyone who can reach its port"
                     )
         ctx = StepContext(cfg=cfg, dep=dep, store=None if dry_run else store, secrets=secrets, notify=reporter.info)
-        if command == "redeploy":
-            ctx.facts["restart"] = True  # redeploy means: restart the engine with the current config
-            if not recreate:
-                ctx.facts[EXISTING_SERVER_ONLY] = True  # a gone server is an error, never a new server
-        if command != "teardown":
+        ctx.facts.update(spec.facts)
+        if spec.sets_owner:
             # Who we are on the account: new servers carry it; a same-named server of anyone else is a clash.
             ctx.facts[OWNER_FACT] = (load_owner() or PLACEHOLDER) if dry_run else ensure_owner()
         runner = Runner(executor, reporter)
@@ -112,15 +102,15 @@ def run_playbooks(
         failure: OrchestratorError | None = None
         try:
             if not dry_run:
-                dep.status = "tearing-down" if command == "teardown" else "deploying"
+                dep.status = spec.status_running
                 ctx.save()
             for book in books:
-                if book.name == "deploy" and command == "redeploy":
+                if book.name == spec.fresh_record_before:
                     ctx.dep = dep = Deployment(name=cfg.name, config_path=dep.config_path, config=dep.config)
                     ctx.save()
                 outcomes += runner.run(book, ctx)
-            if not dry_run and command != "teardown":
-                dep.status, dep.last_error = "deployed", None
+            if not dry_run and spec.status_done is not None:
+                dep.status, dep.last_error = spec.status_done, None
                 ctx.save()
         except OrchestratorError as exc:
             failure = exc
@@ -130,16 +120,24 @@ def run_playbooks(
                 ctx.save()
         finally:
             executor.close()
-        if not dry_run and command != "teardown":
+        if not dry_run and spec.writes_run_metrics:
             _write_run_metrics(ctx, command, outcomes, failure is None)
         reporter.summary(command, ctx, outcomes, failure)
         if failure is not None:
-            raise _explain_failure(failure, command, config_path, cfg, ctx, teardown_on_failure, dry_run, reporter)
+            raise _explain_failure(failure, spec, config_path, cfg, ctx, teardown_on_failure, dry_run, reporter)
+
+
+def _trimmed(book: Playbook, spec: CommandSpec) -> Playbook:
+    """The playbook without the steps the spec drops (redeploy --recreate keeps the record and its API key)."""
+    drop = {kind for name, kind in spec.drop_steps if name == book.name}
+    if not drop:
+        return book
+    return book.model_copy(update={"steps": [s for s in book.steps if s.kind not in drop]})
 
 
 def _explain_failure(
     failure: OrchestratorError,
-    command: str,
+    spec: CommandSpec,
     config_path: str,
     cfg: DeploymentConfig,
     ctx: StepContext,
@@ -150,7 +148,7 @@ def _explain_failure(
     """Say what is left and what to do: nothing may be left billing without the user knowing."""
 
     dep = ctx.dep
-    if command == "teardown" and not dry_run and not isinstance(failure, (Interrupted, StateError)):
+    if spec.removes and not dry_run and not isinstance(failure, (Interrupted, StateError)):
         # The cloud part first: is anything still billing? Then what is left locally.
         where = f"server {dep.server.uuid} still exists (billing)" if dep.server else "server deleted"
         msg = failure.message
@@ -158,7 +156,7 @@ def _explain_failure(
             msg = f"teardown incomplete: {msg}"
         failure = TeardownIncomplete(f"{where}; {msg}", failure.hint, details=failure.details)
     extra: list[str] = []
-    if command != "teardown" and dep.server is not None and not dry_run:
+    if not spec.removes and dep.server is not None and not dry_run:
         if teardown_on_failure and not isinstance(failure, Interrupted):
             uuid = dep.server.uuid
             reporter.info(f"--teardown-on-failure: removing server {uuid}")
@@ -179,9 +177,8 @@ def _explain_failure(
                 "debugging and is billing by the hour"
             )
     if isinstance(failure, Interrupted) or extra:
-        again = f"orchestrator {command} {config_path}" + (" --yes" if command == "teardown" else "")
-        extra.append(f"resume: {again}")
-        if command != "teardown":
+        extra.append(f"resume: orchestrator {spec.name} {config_path}{spec.resume_flags}")
+        if not spec.removes:
             extra.append(f"remove it: orchestrator teardown {cfg.name} --yes")
     if extra:
         failure.hint = "\n".join(([failure.hint] if failure.hint else []) + extra)
@@ -201,11 +198,11 @@ def _teardown_after_failure(ctx: StepContext, reporter: ProgressReporter) -> boo
     return True
 
 
-def _preflight(cfg: DeploymentConfig, command: str = "deploy", console: Console | None = None) -> None:
+def _preflight(cfg: DeploymentConfig, strict: bool = True, console: Console | None = None) -> None:
     """Checks that need no network, before anything is created: the key pair, and that the key can log in.
 
     The private key must load (decrypt) or ssh-agent must hold the key matching ssh.public_key. Teardown only
-    tries (best effort, for stopping the engine): nothing local may block deleting a server.
+    (strict=False) only tries (best effort, for stopping the engine): nothing local may block deleting a server.
     """
     import os
 
@@ -214,7 +211,7 @@ def _preflight(cfg: DeploymentConfig, command: str = "deploy", console: Console 
     ssh = cfg.ssh
     if console is not None and ssh.passphrase_env and os.environ.get(ssh.passphrase_env):
         console.secrets.append(os.environ[ssh.passphrase_env])  # masked like every other secret
-    if command == "teardown":
+    if not strict:
         with contextlib.suppress(ConfigError):
             load_client_key(str(ssh.private_key_path), str(ssh.public_key_path), ssh.passphrase_env)
         return

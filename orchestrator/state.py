@@ -1,4 +1,8 @@
-"""The state store: one JSON document per deployment under $ORCHESTRATOR_HOME, written atomically, mode 0600."""
+"""The state store: one JSON document per deployment under $ORCHESTRATOR_HOME, written atomically, mode 0600.
+
+The file layout, the document checks and the keys' defaults are state_doc.py's (the light, pydantic-free reader
+of the same files); these models write the documents and validate them strictly.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +18,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.atomic import write_atomic
 from orchestrator.errors import StateError
+from orchestrator.state_doc import (
+    KIND,
+    SCHEMA_VERSION,
+    bad_file_hint,
+    deployments_dir,
+    document_names,
+    document_path,
+    orchestrator_home,
+    parse_document,
+    read_text,
+)
 
-SCHEMA_VERSION = 1
-KIND = "orchestrator/deployment"
-
-
-def orchestrator_home() -> Path:
-    """Where everything local lives (state, secrets, scrape config...): $ORCHESTRATOR_HOME, else ~/.orchestrator.
-
-    The one place that decides it; it creates nothing (dry-run and `status` write no files): ensure_home() does.
-    """
-    return Path(os.environ.get("ORCHESTRATOR_HOME") or Path.home() / ".orchestrator").expanduser().absolute()
+__all__ = ["KIND", "SCHEMA_VERSION", "Deployment", "StateStore", "ensure_home", "orchestrator_home"]
 
 
 def ensure_home(home: Path | None = None) -> Path:
@@ -111,38 +117,23 @@ class StateStore:
 
     def __init__(self, home: Path | None = None) -> None:
         self.home = home or orchestrator_home()
-        self.dir = self.home / "deployments"
+        self.dir = deployments_dir(self.home)
 
     def _make_dir(self) -> None:
         ensure_home(self.home)
         self.dir.mkdir(exist_ok=True, mode=0o700)
 
     def path(self, name: str) -> Path:
-        return self.dir / f"{name}.json"
+        return document_path(self.dir, name)
 
     def load(self, name: str) -> Deployment | None:
         path = self.path(name)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StateError(f"cannot read state file {path}: {exc.strerror}") from None
-        return self._parse(path, text)
+        text = read_text(path)
+        return None if text is None else self._parse(path, text)
 
     def _parse(self, path: Path, text: str) -> Deployment:
-        hint = f"inspect {path}; move it away if it is not yours (nothing was changed)"
-        try:
-            raw: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise StateError(f"state file {path} is corrupt (line {exc.lineno}: {exc.msg})", hint) from None
-        if not isinstance(raw, dict) or raw.get("kind") != KIND:
-            raise StateError(f"state file {path} is not an orchestrator deployment document", hint)
-        if raw.get("schema_version") != SCHEMA_VERSION:
-            raise StateError(
-                f"state file {path} has schema_version {raw.get('schema_version')!r}, expected {SCHEMA_VERSION}",
-                "upgrade orchestrator, or move the file away",
-            )
+        hint = bad_file_hint(path)
+        raw = parse_document(path, text)
         try:
             return Deployment.model_validate(raw)
         except ValidationError as exc:
@@ -204,9 +195,7 @@ class StateStore:
         self.path(name).unlink(missing_ok=True)
 
     def names(self) -> list[str]:
-        if not self.dir.is_dir():
-            return []
-        return sorted(p.stem for p in self.dir.glob("*.json"))
+        return document_names(self.dir)
 
     def all(self) -> list[Deployment]:
         return [d for d in (self.load(n) for n in self.names()) if d is not None]

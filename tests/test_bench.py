@@ -200,7 +200,7 @@ def test_bench_on_the_mock_cloud_matches_the_engine_delays(deployed: tuple[dict[
 
 def test_status_live_on_the_mock_cloud(deployed: tuple[dict[str, str], Path]) -> None:
     env, _home = deployed
-    proc = run_cli("status", "bench", "--live", "--json", env=env)
+    proc = run_cli("status", "bench", "--json", env=env)  # live is the default
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)[0]
     live = doc["live"]
@@ -208,7 +208,9 @@ def test_status_live_on_the_mock_cloud(deployed: tuple[dict[str, str], Path]) ->
     assert live["engine_health"]["checked"] is True and live["engine_health"]["ok"] is True, live
     assert (live["price_per_hour"], live["currency"], live["cost_so_far"]) == (1.92, "EUR", 1.92)
     assert doc["cost"] == {"price_per_hour": 1.92, "currency": "EUR", "so_far": 1.92}
-    offline = run_cli("status", "bench", "--live", "--json", env=env | {"UPCLOUD_TOKEN": "", "UPCLOUD_USERNAME": ""})
+    every = json.loads(run_cli("status", "--json", env=env).stdout)  # no NAME: every deployment, checked live
+    assert [d["live"]["server"]["state"] for d in every] == ["started"] and every[0]["live"]["engine_health"]["ok"]
+    offline = run_cli("status", "bench", "--json", env=env | {"UPCLOUD_TOKEN": "", "UPCLOUD_USERNAME": ""})
     assert offline.returncode == 0, offline.stderr
     gone = json.loads(offline.stdout)[0]["live"]
     assert gone["server"] == {"checked": False, "state": None, "error": "upctl found no UpCloud credentials"}
@@ -256,17 +258,21 @@ def test_status_live_probes_the_engine_and_says_what_it_could_not_check(engine: 
         )
     )
     env = {"ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_UPCTL": str(tmp_path / "no-upctl"), "VLLM_API_KEY": KEY}
-    proc = run_cli("status", "live", "--live", "--json", env=env)
+    proc = run_cli("status", "live", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     live = json.loads(proc.stdout)[0]["live"]
     assert live["server"] == {"checked": False, "state": None, "error": f"{tmp_path / 'no-upctl'}: command not found"}
     assert live["engine_health"]["checked"] is True and live["engine_health"]["ok"] is True
     assert (live["price_per_hour"], live["currency"], live["cost_so_far"]) == (1.5, "EUR", 1.5)
-    wrong = run_cli("status", "live", "--live", env=env | {"VLLM_API_KEY": "wrong"})
+    wrong = run_cli("status", "live", "--live", env=env | {"VLLM_API_KEY": "wrong"})  # --live: a no-op alias
     assert wrong.returncode == 0, wrong.stderr
     assert "  server:  not checked: " in wrong.stdout
     assert "  engine:  UNHEALTHY: " in wrong.stdout and "401" in wrong.stdout
-    assert "live:" not in run_cli("status", "live", env=env).stdout  # the plain local path asks nobody
+    table = run_cli("status", env=env | {"VLLM_API_KEY": "wrong"}).stdout  # no NAME: every deployment, live
+    assert "live live:" in table and "  engine:  UNHEALTHY: " in table and "401" in table
+    local = run_cli("status", "live", "--local", "--json", env=env)
+    assert local.returncode == 0 and "live" not in json.loads(local.stdout)[0]  # --local asks nobody
+    assert "live:" not in run_cli("status", "live", "--local", env=env).stdout
 
 
 def test_tfserving_inferences_per_second_and_latency(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_dry_run_shows_the_configured_price_and_none_without_one(tmp_path: Path)
 
 def test_status_shows_price_and_cost_so_far(tmp_path: Path) -> None:
     home = tmp_path / "orch"
-    env = {"ORCHESTRATOR_HOME": str(home)}
+    env = {"ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_UPCTL": str(tmp_path / "no-upctl")}
     store = StateStore(home)
     now = time.time()
     server = ServerRecord(uuid="00aa", plan="GPU-8xCPU-64GB-1xL40S", zone="fi-hel2", ip="10.0.0.2", state="started")
@@ -65,3 +65,10 @@ def test_status_shows_price_and_cost_so_far(tmp_path: Path) -> None:
     docs = {d["name"]: d for d in json.loads(run_cli("status", "--json", env=env).stdout)}
     assert docs["priced"]["cost"] == {"price_per_hour": 1.92, "currency": "EUR", "so_far": 5.76}
     assert docs["free"]["cost"] == {"price_per_hour": None, "currency": None, "so_far": None}
+    # Live by default: what could not be checked says why, and the cost is there all the same.
+    live = docs["priced"]["live"]
+    assert live["server"] == {"checked": False, "state": None, "error": f"{tmp_path / 'no-upctl'}: command not found"}
+    assert live["engine_health"] == {"checked": False, "ok": None, "detail": "no engine recorded"}
+    assert (live["price_per_hour"], live["currency"], live["cost_so_far"]) == (1.92, "EUR", 5.76)
+    assert docs["free"]["live"]["price_per_hour"] is None and docs["free"]["live"]["cost_so_far"] is None
+    assert "live" not in json.loads(run_cli("status", "--json", "--local", env=env).stdout)[0]

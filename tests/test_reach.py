@@ -20,7 +20,7 @@ import yaml
 
 from mockcloud.cloud import MockCloud
 from orchestrator.commands.ssh import openssh_argv, remote_command
-from orchestrator.commands.target import Target
+from orchestrator.commands.target import Target, load_ssh_target, load_target, ssh_target_of
 from orchestrator.config import DeploymentConfig
 from orchestrator.engines import engine_for
 from orchestrator.errors import ConfigError
@@ -65,7 +65,7 @@ def test_ssh_argv_pins_the_host_key_and_quotes_the_command() -> None:
     cfg = DeploymentConfig.model_validate(
         {"name": "reach", "engine": {"model": "m"}, "ssh": {"user": "ubuntu", "port": 2222, "private_key": "/k/id"}}
     )
-    t = Target(dep=dep, cfg=cfg, ip="10.0.0.9", host_key=HOST_KEY)
+    t = ssh_target_of(Target(dep=dep, cfg=cfg, ip="10.0.0.9", host_key=HOST_KEY))
     argv = openssh_argv("/usr/bin/ssh", t, "/h/known_hosts", remote_command(["sh", "-c", "exit 3"]))
     assert argv == [
         "/usr/bin/ssh",
@@ -135,6 +135,24 @@ def offline(tmp_path: Path) -> dict[str, str]:
     )
     StateStore(home).save(unpinned)
     return {"ORCHESTRATOR_HOME": str(home)}
+
+
+def test_the_light_ssh_target_is_the_validated_one(offline: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`orchestrator ssh` reads the snapshot's ssh section without pydantic: the same values as the config model
+    (a `~` key path expanded the same way), and the same refusal of an unpinned server."""
+    monkeypatch.setenv("ORCHESTRATOR_HOME", offline["ORCHESTRATOR_HOME"])
+    light = load_ssh_target("far")
+    full = load_target("far")
+    assert light == ssh_target_of(full)
+    assert light.private_key_path == full.cfg.ssh.private_key_path
+    tilde = full.cfg.model_copy(update={"ssh": full.cfg.ssh.model_copy(update={"private_key": "~/k"})})
+    StateStore().save(full.dep.model_copy(update={"name": "tilde", "config": tilde.model_dump(mode="json")}))
+    assert load_ssh_target("tilde").private_key_path == tilde.ssh.private_key_path == Path.home() / "k"
+    with pytest.raises(Exception) as light_err:
+        load_ssh_target("loose")
+    with pytest.raises(Exception) as full_err:
+        load_target("loose")
+    assert str(light_err.value) == str(full_err.value) and type(light_err.value) is type(full_err.value)
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ def variants() -> list[tuple[str, dict[str, object]]]:
 
 def planned_remotes(data: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Remote]:
     """Every Remote the dry-run of deploy and redeploy hands the executor (health checks' inner ones too)."""
+    from orchestrator.commands.specs import DEPLOY, REDEPLOY, TEARDOWN
     from orchestrator.config import load_config
     from orchestrator.session import run_playbooks
     from orchestrator.transports.recording import RecordingExecutor
@@ -63,14 +64,14 @@ def planned_remotes(data: dict[str, object], tmp_path: Path, monkeypatch: pytest
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(yaml.safe_dump(data))
     cfg = load_config(cfg_path)
-    run_playbooks(["deploy"], cfg, str(cfg_path), dry_run=True, as_json=True, debug=False, command="deploy")
+    run_playbooks(DEPLOY, cfg, str(cfg_path), dry_run=True, as_json=True, debug=False)
     # redeploy and teardown start from what a finished deploy recorded (redeploy never creates a server)
     from orchestrator.state import Deployment, ServerRecord, StateStore
 
     server = ServerRecord(uuid="00000000-0000-4000-8000-000000000001", ip="203.0.113.10", state="started")
     StateStore().save(Deployment(name=cfg.name, config_path=str(cfg_path), server=server, status="deployed"))
-    for books in (["redeploy"], ["teardown"]):
-        run_playbooks(books, cfg, str(cfg_path), dry_run=True, as_json=True, debug=False, command=books[0])
+    for spec in (REDEPLOY, TEARDOWN):
+        run_playbooks(spec, cfg, str(cfg_path), dry_run=True, as_json=True, debug=False)
     remotes: list[Remote] = []
     for a in seen:
         if isinstance(a, Remote):

@@ -12,7 +12,7 @@ import os
 import shlex
 import shutil
 
-from orchestrator.commands.target import Target, load_target
+from orchestrator.commands.target import SshTarget, load_ssh_target
 from orchestrator.errors import ConfigError, SSHError
 
 CONNECT_TIMEOUT = 15  # seconds
@@ -23,7 +23,7 @@ def remote_command(argv: list[str]) -> str:
     return argv[0] if len(argv) == 1 else shlex.join(argv)
 
 
-def ensure_pinned(target: Target) -> str:
+def ensure_pinned(target: SshTarget) -> str:
     """$ORCHESTRATOR_HOME/known_hosts with this deployment's pinned key (written from state if it lacks it)."""
     from orchestrator import known_hosts
     from orchestrator.atomic import write_atomic
@@ -35,7 +35,7 @@ def ensure_pinned(target: Target) -> str:
         text = ""
     except OSError as exc:
         raise SSHError(f"cannot read {path}: {exc.strerror}") from None
-    new = known_hosts.with_entry(text, target.dep.name, target.ip, target.port, target.host_key)
+    new = known_hosts.with_entry(text, target.name, target.ip, target.port, target.host_key)
     if new != text:
         try:
             write_atomic(path, new, 0o600)
@@ -44,7 +44,7 @@ def ensure_pinned(target: Target) -> str:
     return str(path)
 
 
-def openssh_argv(ssh_bin: str, target: Target, known_hosts_file: str, command: str | None) -> list[str]:
+def openssh_argv(ssh_bin: str, target: SshTarget, known_hosts_file: str, command: str | None) -> list[str]:
     """OpenSSH with the pinned key only: no prompt, no TOFU, only the deployment's key offered."""
     argv = [
         ssh_bin,
@@ -57,7 +57,7 @@ def openssh_argv(ssh_bin: str, target: Target, known_hosts_file: str, command: s
         "-o",
         "IdentitiesOnly=yes",
         "-i",
-        str(target.cfg.ssh.private_key_path),
+        str(target.private_key_path),
         "-o",
         f"ConnectTimeout={CONNECT_TIMEOUT}",
         "-p",
@@ -73,7 +73,7 @@ def ssh(name: str, argv: list[str], *, debug: bool) -> int:
     from orchestrator.console import guard
 
     with guard(debug):
-        target = load_target(name)
+        target = load_ssh_target(name)
         if argv[:1] == ["--"]:  # click keeps the separator in the argument list
             argv = argv[1:]
         command = remote_command(argv) if argv else None
@@ -99,6 +99,7 @@ def ssh(name: str, argv: list[str], *, debug: bool) -> int:
                 f"install openssh-client, or run one command: orchestrator ssh {name} -- CMD",
             )
         from orchestrator.commands.remote import stream_command
+        from orchestrator.commands.target import load_target
 
-        return stream_command(target, command)
+        return stream_command(load_target(name), command)
     return 1  # not reached: guard exits on every error

@@ -1,25 +1,45 @@
-"""`orchestrator status NAME`: local state plus what the cloud and the engine say right now.
+"""`orchestrator status [NAME]`: local state plus what the cloud and the engine say right now.
 
-Each live check is reported on its own (`checked`, and the reason when it could not be made), so being offline or
-without credentials never fails the command; the plain `status` (no NAME) stays local and fast.
+Every deployment is checked live by default: the server's state (one upctl call) and the engine's health (one
+probe of each readiness check, no waiting), all deployments and both checks at once in threads, each bounded by
+its own timeout. Each live check is reported on its own (`checked`, and the reason when it could not be made), so
+being offline or without credentials never fails the command. `--local` asks nobody.
+
+The state is read by state_doc.py's light reader, and nothing here imports pydantic, typer or httpx before the
+live checks start: entry.py runs this module directly for the usual invocations (bench/cli_startup.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.durations import format_duration
 from orchestrator.errors import OrchestratorError
+from orchestrator.state_doc import DeploymentView, StateReader
 
 if TYPE_CHECKING:
-    from orchestrator.state import Deployment
+    from concurrent.futures import Future
 
-UPCTL_TIMEOUT = 30.0
+UPCTL_TIMEOUT = 15.0
 PROBE_TIMEOUT = 5.0
+LIVE_DEADLINE = UPCTL_TIMEOUT + 5.0  # a check still running then is reported as not checked
+WORKERS = 8
+LIVE_MODULES = (
+    "orchestrator.context",
+    "orchestrator.providers.upctl",
+    "orchestrator.providers.upctl_errors",
+    "orchestrator.providers.upctl_parse",
+    "orchestrator.transports.local",
+    "orchestrator.config",
+    "orchestrator.engines",
+    "orchestrator.health",
+    "orchestrator.secrets",
+)  # what _server_live and _engine_live import
 
 
-def _server_live(dep: Deployment) -> dict[str, Any]:
+def _server_live(dep: DeploymentView) -> dict[str, Any]:
     from orchestrator.context import upctl_binary
     from orchestrator.providers.upctl import UpctlCommands
     from orchestrator.providers.upctl_errors import ServerNotFound, map_failure
@@ -42,8 +62,10 @@ def _server_live(dep: Deployment) -> dict[str, Any]:
     return {"checked": True, "state": info.state, "error": None}
 
 
-def _engine_live(dep: Deployment) -> dict[str, Any]:
+def _engine_live(dep: DeploymentView) -> dict[str, Any]:
     """One probe of each readiness check the deploy waited for (no waiting, no SSH): ok, or the first failure."""
+    import dataclasses
+
     from orchestrator.config import DeploymentConfig
     from orchestrator.engines import engine_for
     from orchestrator.health import run_check
@@ -66,15 +88,60 @@ def _engine_live(dep: Deployment) -> dict[str, Any]:
     return {"checked": True, "ok": True, "detail": detail}
 
 
-def live(dep: Deployment) -> dict[str, Any]:
+def live_checks(deps: list[DeploymentView]) -> list[dict[str, Any]]:
+    """The live document of each deployment: every server and engine check concurrently, each one bounded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not deps:
+        return []
+    _preload()
+    now = time.time()
+    pool = ThreadPoolExecutor(max_workers=min(WORKERS, 2 * len(deps)), thread_name_prefix="status")
+    try:
+        futures = [(pool.submit(_server_live, d), pool.submit(_engine_live, d)) for d in deps]
+        deadline = time.monotonic() + LIVE_DEADLINE
+        docs = []
+        for dep, (server, engine) in zip(deps, futures, strict=True):
+            srv = _result(server, deadline, {"checked": False, "state": None, "error": _late()})
+            eng = _result(engine, deadline, {"checked": False, "ok": None, "detail": _late()})
+            docs.append(_live_doc(dep, now, srv, eng))
+        return docs
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _preload() -> None:
+    """The checks' modules, imported here first: threads importing the same modules at once can deadlock."""
+    import importlib
+
+    for module in LIVE_MODULES:
+        importlib.import_module(module)
+
+
+def _late() -> str:
+    return f"no answer within {LIVE_DEADLINE:.0f}s"
+
+
+def _result(future: Future[dict[str, Any]], deadline: float, late: dict[str, Any]) -> dict[str, Any]:
+    from concurrent.futures import TimeoutError as FuturesTimeout
+
+    try:
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except FuturesTimeout:
+        return late
+    except Exception as exc:  # noqa: BLE001 - a check that breaks says so; status itself never fails for it
+        key = "error" if "error" in late else "detail"
+        return {**late, key: f"check failed: {type(exc).__name__}: {exc}"}
+
+
+def _live_doc(dep: DeploymentView, now: float, srv: dict[str, Any], eng: dict[str, Any]) -> dict[str, Any]:
     from orchestrator.cost import cost_so_far, price_of
 
-    now = time.time()
     price, currency = price_of(dep.config)
     return {
         "checked_at": now,
-        "server": _server_live(dep),
-        "engine_health": _engine_live(dep),
+        "server": srv,
+        "engine_health": eng,
         "ttl_left_s": round(dep.auto_stop_at - now, 1) if dep.auto_stop_at is not None else None,
         "price_per_hour": price,
         "currency": currency if price is not None else None,
@@ -82,10 +149,15 @@ def live(dep: Deployment) -> dict[str, Any]:
     }
 
 
-def live_lines(doc: dict[str, Any]) -> list[str]:
+def live(dep: DeploymentView) -> dict[str, Any]:
+    """One deployment's live document (server state, engine health, TTL left, price and cost so far)."""
+    return live_checks([dep])[0]
+
+
+def live_lines(doc: dict[str, Any], name: str | None = None) -> list[str]:
     srv, eng = doc["server"], doc["engine_health"]
     lines = [
-        "live:",
+        f"live {name}:" if name else "live:",
         "  server:  " + (srv["state"] if srv["checked"] else f"not checked: {srv['error']}"),
     ]
     if not eng["checked"]:
@@ -96,3 +168,133 @@ def live_lines(doc: dict[str, Any]) -> list[str]:
         so_far = f", {doc['cost_so_far']:.2f} {doc['currency']} so far" if doc["cost_so_far"] is not None else ""
         lines.append(f"  cost:    {doc['price_per_hour']:.2f} {doc['currency']} per hour{so_far}")
     return lines
+
+
+# ---------------------------------------------------------------- the local part: the table and the JSON document
+
+
+def auto_stop_text(at: float | None, now: float) -> str:
+    if at is None:
+        return "-"
+    if at <= now:
+        return f"due {format_duration(now - at)} ago"
+    return f"in {format_duration(at - now)}"
+
+
+def cost_text(d: DeploymentView, now: float) -> str:
+    """"1.92 EUR/h, 3.84 so far" from the config snapshot's provider.price_per_hour; "-" without a price."""
+    from orchestrator.cost import cost_so_far, price_of
+
+    price, currency = price_of(d.config)
+    if price is None:
+        return "-"
+    if d.server is None:
+        return f"{price:.2f} {currency}/h"
+    return f"{price:.2f} {currency}/h, {cost_so_far(price, d.created_at, now):.2f} so far"
+
+
+def status_rows(deps: list[DeploymentView]) -> list[str]:
+    header = ("NAME", "STATUS", "SERVER", "IP", "PLAN", "ENGINE", "ENDPOINT", "HEALTH", "AUTO-STOP", "COST")
+    rows = [header]
+    now = time.time()
+    for d in deps:
+        srv, eng, h = d.server, d.engine, d.health
+        health = "-"
+        if h is not None:
+            health = f"{'ok' if h.ok else 'FAILED'} {format_duration(now - h.checked_at)} ago"
+        rows.append(
+            (
+                d.name,
+                d.status,
+                srv.uuid if srv else "-",
+                (srv.ip or "-") if srv else "-",
+                srv.plan if srv else "-",
+                f"{eng.kind}:{eng.served_name}" if eng else "-",
+                eng.endpoint if eng else "-",
+                health,
+                auto_stop_text(d.auto_stop_at, now),
+                cost_text(d, now),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def public(dep: DeploymentView) -> dict[str, Any]:
+    """A deployment for `status --json`: the state document without the config snapshot, times in ISO-8601 UTC."""
+    from orchestrator.cost import cost_so_far, price_of
+
+    data = dict(dep.document)
+    data.pop("config", None)
+    price, currency = price_of(dep.config)
+    data["cost"] = {
+        "price_per_hour": price,
+        "currency": currency if price is not None else None,
+        "so_far": round(cost_so_far(price, dep.created_at, time.time()), 4) if price and dep.server else None,
+    }
+    result = iso_times(data)
+    assert isinstance(result, dict)
+    return result
+
+
+def iso_times(value: object, key: str = "") -> object:
+    """Every `*_at` field (created_at, updated_at, auto_stop_at, health.checked_at, steps.*.finished_at, ...),
+    stored as Unix seconds, becomes e.g. "2026-05-04T12:00:00Z"."""
+    if isinstance(value, dict):
+        return {k: iso_times(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [iso_times(v) for v in value]
+    if key.endswith("_at") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
+    return value
+
+
+# ---------------------------------------------------------------- the command
+
+
+def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug: bool) -> None:
+    """`orchestrator status [NAME] [--local] [--orphans] [--json]` (cli.py declares it; entry.py may call it)."""
+    from orchestrator.console import guard, set_json_errors
+    from orchestrator.errors import StateError
+
+    set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
+    if orphans:
+        _orphans(as_json=as_json, debug=debug)
+        return
+    with guard(debug, as_json=as_json) as console:
+        reader = StateReader()
+        deps: list[DeploymentView]
+        if name:
+            one = reader.load(name)
+            if one is None:
+                raise StateError(f"no deployment named {name!r} in {reader.dir}", "see `orchestrator status`")
+            deps = [one]
+        else:
+            deps = reader.all()
+        lives = [] if local else live_checks(deps)
+        if as_json:
+            docs = [public(d) for d in deps]
+            for doc, live_doc in zip(docs, lives, strict=False):
+                doc["live"] = iso_times(live_doc)
+            console.out(json.dumps(docs, indent=2))
+            return
+        if not deps:
+            console.out(f"no deployments in {reader.dir}")
+            return
+        for line in status_rows(deps):
+            console.out(line)
+        for dep, live_doc in zip(deps, lives, strict=False):
+            for line in live_lines(live_doc, None if name else dep.name):
+                console.out(line)
+
+
+def _orphans(*, as_json: bool, debug: bool) -> None:
+    from orchestrator.console import guard
+    from orchestrator.session import describe_orphans, find_orphans, orphans_document
+
+    with guard(debug, as_json=as_json) as console:
+        owner, found = find_orphans()
+        if as_json:
+            console.out(json.dumps(orphans_document(owner, found), indent=2))
+        else:
+            describe_orphans(console, owner, found)

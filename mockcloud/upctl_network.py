@@ -44,7 +44,8 @@ def _ip_network(item: str) -> dict[str, Any]:
         if "dhcp-default-route" in fields
         else False,
         "family": family,
-        "gateway": fields.get("gateway", ""),
+        # upctl's help: "Defaults to first address of the network if not given".
+        "gateway": fields.get("gateway") or (str(next(net.hosts())) if net.version == 4 else ""),
     }
 
 

@@ -51,7 +51,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mockcloud import upctl_create, upctl_info, upctl_server
+from mockcloud import upctl_create, upctl_info, upctl_network, upctl_server
 from mockcloud.upctl_cli import CommandSpec, Parsed, UsageError, check_required, parse, usage
 from mockcloud.upctl_exec import (
     Ctx,
@@ -95,6 +95,8 @@ NO_ARG_HANDLERS: dict[tuple[str, ...], NoArgHandler] = {
     ("zone", "devices"): upctl_info.zone_devices,
     ("storage", "list"): upctl_info.storage_list,
     ("ip-address", "list"): upctl_info.ip_list,
+    ("network", "create"): upctl_network.create,
+    ("network", "list"): upctl_network.list_networks,
 }
 TARGET_HANDLERS: dict[tuple[str, ...], TargetHandler] = {
     ("server", "show"): upctl_server.show,
@@ -106,6 +108,8 @@ TARGET_HANDLERS: dict[tuple[str, ...], TargetHandler] = {
     ("server", "firewall", "show"): upctl_server.firewall_show,
     ("server", "firewall", "delete"): upctl_server.firewall_delete,
     ("zone", "devices", "show"): upctl_info.zone_devices_show,
+    ("network", "show"): upctl_network.show,
+    ("network", "delete"): upctl_network.delete,
 }
 
 

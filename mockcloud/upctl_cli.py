@@ -245,6 +245,30 @@ COMMANDS: tuple[CommandSpec, ...] = (
             _toggle("template", "Show only template storages."),
         ),
     ),
+    CommandSpec(("network",), "Manage networks", "group", aliases=("net",)),
+    CommandSpec(
+        ("network", "create"),
+        "Create a network",
+        flags=(
+            Flag("name", default=""),
+            Flag("zone", default=""),
+            Flag("router", default=""),
+            Flag("ip-network", "array", ()),
+        ),
+        required=("name", "zone", "ip-network"),
+    ),  # fmt: skip
+    CommandSpec(
+        ("network", "list"),
+        "List networks, by default private networks only",
+        flags=(
+            Flag("zone", default=""),
+            _toggle("all", "Show all networks."),
+            _toggle("public", "Show public networks instead of private networks."),
+            _toggle("utility", "Show utility networks instead of private networks."),
+        ),
+    ),  # fmt: skip
+    CommandSpec(("network", "show"), "Show network details", "multi"),
+    CommandSpec(("network", "delete"), "Delete a network", "multi"),
     CommandSpec(("ip-address",), "Manage IP addresses", "group", aliases=("ip",)),
     CommandSpec(("ip-address", "list"), "List IP addresses"),
 )

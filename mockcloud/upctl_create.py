@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mockcloud import upctl_firewall
+from mockcloud import upctl_firewall, upctl_network
 from mockcloud import upctl_seed as seed
 from mockcloud.upctl_exec import CAPACITY_TITLE, ApiError, CommandError, Ctx, Result, simulated_wait
 from mockcloud.upctl_output import details, go_quote
@@ -103,6 +103,7 @@ def _networks(items: list[str]) -> list[dict[str, str]]:
                 "type": fields["type"],
                 "family": fields.get("family") or "IPv4",
                 "ip": fields.get("ip-address", ""),
+                "network": fields.get("network", ""),
             }
         )
     return networks
@@ -154,7 +155,9 @@ def _api_checks(
             raise ApiError(f"{CAPACITY_TITLE}: no {plan_name} available in {zone}", "SERVER_RESOURCES_UNAVAILABLE", 409)
 
 
-def _interfaces(state: dict[str, Any], networks: list[dict[str, str]], public_ipv4: str) -> list[dict[str, Any]]:
+def _interfaces(
+    state: dict[str, Any], networks: list[dict[str, str]], public_ipv4: str, zone: str = ""
+) -> list[dict[str, Any]]:
     taken = {a["address"] for s in state["servers"] for i in s["interfaces"] for a in i["addresses"]}
     if not networks:
         networks = [
@@ -164,7 +167,11 @@ def _interfaces(state: dict[str, Any], networks: list[dict[str, str]], public_ip
         ]
     interfaces = []
     for index, net in enumerate(networks, start=1):
-        if net["ip"]:
+        if net["type"] == "private":
+            if not net.get("network"):
+                raise ApiError("A private interface needs a network.", "NETWORK_MISSING", 400)
+            address = net["ip"] or upctl_network.private_address(state, net["network"], zone, taken)
+        elif net["ip"]:
             address = net["ip"]
         elif net["type"] == "public" and net["family"] == "IPv4" and public_ipv4 not in taken:
             address = public_ipv4
@@ -175,7 +182,7 @@ def _interfaces(state: dict[str, Any], networks: list[dict[str, str]], public_ip
         else:
             address = new_utility_ipv4(taken)
         taken.add(address)
-        network = f"03000000-0000-4000-8{index:03d}-{net['type'][:2].encode().hex():0>12}"
+        network = net.get("network") or f"03000000-0000-4000-8{index:03d}-{net['type'][:2].encode().hex():0>12}"
         interfaces.append(
             {
                 "index": index,
@@ -303,7 +310,7 @@ def _store(
             else "no",
             "host": new_host_id(),
             "storage_devices": devices,
-            "interfaces": _interfaces(state, networks, public_ipv4),
+            "interfaces": _interfaces(state, networks, public_ipv4, p.string("zone")),
             "firewall_rules": [],
             "simple_backup": p.string("simple-backup") or "no",
             "timezone": p.string("time-zone") or "UTC",

@@ -10,7 +10,7 @@ from orchestrator.actions import Action, Result
 from orchestrator.config import DeploymentConfig
 from orchestrator.engines import engine_for
 from orchestrator.engines.base import Engine
-from orchestrator.providers.upctl import UpctlCommands
+from orchestrator.providers.provider import Provider
 from orchestrator.state import Deployment, StateStore
 
 StepGen = Generator[Action, Result, str | None]
@@ -20,6 +20,13 @@ def upctl_binary() -> str:
     return os.environ.get("ORCHESTRATOR_UPCTL") or "upctl"
 
 
+def default_provider() -> Provider:
+    """The one place a provider is made: UpCloud through `upctl` ($ORCHESTRATOR_UPCTL or upctl on PATH)."""
+    from orchestrator.providers.upctl_provider import UpctlProvider
+
+    return UpctlProvider(upctl_binary())
+
+
 @dataclass
 class StepContext:
     cfg: DeploymentConfig
@@ -27,7 +34,7 @@ class StepContext:
     store: StateStore | None  # None in dry-run: nothing is persisted
     secrets: dict[str, str] = field(default_factory=dict)
     notify: Callable[[str], None] = lambda _msg: None
-    upctl: UpctlCommands = field(default_factory=lambda: UpctlCommands(upctl_binary()))
+    provider: Provider = field(default_factory=default_provider)
     facts: dict[str, object] = field(default_factory=dict)  # values learnt during this run (plan, gpu...)
 
     def __post_init__(self) -> None:

@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.actions import Action, Local, Result
-from orchestrator.providers.base import DEPLOYMENT_LABEL_KEY, OUR_LABEL, OWNER_LABEL_KEY, ServerInfo
-from orchestrator.providers.upctl import UpctlCommands
-from orchestrator.providers.upctl_errors import ServerNotFound, map_failure
-from orchestrator.providers.upctl_parse import parse_server, parse_server_list
+from orchestrator.actions import Action, Result
+from orchestrator.providers.base import DEPLOYMENT_LABEL_KEY, OUR_LABEL, OWNER_LABEL_KEY, ServerInfo, ServerNotFound
+from orchestrator.providers.provider import Provider
 from orchestrator.state import Deployment
 
 
@@ -43,33 +41,29 @@ def _placeholder(kind: str, owner_id: str) -> ServerInfo:
     )
 
 
-def scan(up: UpctlCommands, tracked: Sequence[Deployment], owner_id: str | None) -> Generator[Action, Result, Scan]:
+def scan(up: Provider, tracked: Sequence[Deployment], owner_id: str | None) -> Generator[Action, Result, Scan]:
     """List every server, read its labels (`server show`), sort the untracked ones of ours by owner."""
-    listing = Local(tuple(up.list_servers()), "list every server of the account")
-    r = yield listing
+    listing = up.list_servers("list every server of the account")
+    r = yield listing.action
     if not r.known:
-        yield Local(tuple(up.show("<server.uuid>")), "read the labels of each server that state does not track")
+        yield up.show("<server.uuid>", "read the labels of each server that state does not track").action
         return Scan(
             [Orphan(_placeholder("orphan", owner_id or "<owner.id>"), "untracked server of this owner")],
             [Orphan(_placeholder("foreign", "<other.owner.id>"), "another owner's server")],
             known=False,
         )
-    if r.rc != 0:
-        raise map_failure(listing.argv, r.rc, r.stdout, r.stderr)
+    summaries = listing.parse(r)
     known = {d.server.uuid for d in tracked if d.server is not None}
     tracked_names = {d.name for d in tracked}
     found = Scan()
-    for summary in parse_server_list(r.stdout):
+    for summary in summaries:
         if summary.uuid in known:
             continue
-        show = Local(tuple(up.show(summary.uuid)), f"read the labels of {summary.hostname or summary.uuid}")
-        detail = yield show
-        if detail.rc != 0:
-            err = map_failure(show.argv, detail.rc, detail.stdout, detail.stderr)
-            if isinstance(err, ServerNotFound):
-                continue  # deleted meanwhile
-            raise err
-        srv = parse_server(detail.stdout)
+        show = up.show(summary.uuid, f"read the labels of {summary.hostname or summary.uuid}")
+        try:
+            srv = show.parse((yield show.action))
+        except ServerNotFound:
+            continue  # deleted meanwhile
         if not srv.is_ours:
             continue
         if srv.owned_by(owner_id):

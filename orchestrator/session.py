@@ -12,13 +12,12 @@ from orchestrator.actions import Action, Result
 from orchestrator.commands.specs import CommandSpec
 from orchestrator.config import DeploymentConfig
 from orchestrator.console import Console, confirm, guard
-from orchestrator.context import StepContext, upctl_binary
+from orchestrator.context import StepContext, default_provider
 from orchestrator.errors import ConfigError, Interrupted, OrchestratorError, StateError, TeardownIncomplete
 from orchestrator.orphans import Scan, orphan_json, orphan_rows, scan
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, ensure_owner, load_owner
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
 from orchestrator.progress import ProgressReporter
-from orchestrator.providers.upctl import UpctlCommands
 from orchestrator.run_metrics import StepTiming, render_run_metrics, textfile_name, write_textfile
 from orchestrator.runner import Runner, StepOutcome
 from orchestrator.secrets import API_KEY, load_secrets
@@ -273,8 +272,7 @@ def find_orphans(
     owner = load_owner()
     ex: Executor = executor if executor is not None else LiveExecutor({})
     try:
-        up = UpctlCommands(upctl_binary())
-        found = _drive_scan(scan(up, StateStore().all(), owner.id if owner else None), ex, reporter)
+        found = _drive_scan(scan(default_provider(), StateStore().all(), owner.id if owner else None), ex, reporter)
     finally:
         if executor is None:
             ex.close()

@@ -14,6 +14,7 @@ from orchestrator.providers.base import (
     OUR_LABEL,
     CreateSpec,
     FirewallRule,
+    NetworkSpec,
     PlanInfo,
     ServerInfo,
     TemplateInfo,
@@ -175,12 +176,13 @@ def every_argv(cmd: UpctlCommands) -> list[list[str]]:
         cmd.create(spec(user_data="#cloud-config\n")), cmd.show("x"), cmd.list_servers(), cmd.stop("x"),
         cmd.delete("x"), cmd.start("x"), cmd.firewall_rules("x"), cmd.firewall_create("x", rule),
         cmd.firewall_delete("x", 1), cmd.enable_firewall("x"),
+        cmd.create(spec(private_networks=("03aa0000-0000-4000-8000-000000000001",))),
+        cmd.network_create(NetworkSpec("net", "fi-hel2", "10.0.0.0/24")), cmd.network_list("fi-hel2"),
+        cmd.network_show("x"), cmd.network_delete("x"),
     ]  # fmt: skip
 
 
-def test_credentials_reach_upctl_only_through_its_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_credentials_reach_upctl_only_through_its_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """With credentials set, no argv carries them (nor a credential flag), and upctl receives them in its env."""
     for key, value in CREDENTIALS.items():
         monkeypatch.setenv(key, value)

@@ -266,3 +266,58 @@ def firewall_show(api: Json) -> Json:
 
 def firewall_create(api: Json) -> Json:
     return FIREWALL_RULE(api["firewall_rule"])
+
+
+# ------------------------------------------------------------------ networks (upcloud.Network, IPNetwork)
+
+_ROUTES_CONFIG = lambda v: {  # noqa: E731  DHCPRoutesConfiguration: a struct, so omitempty never drops it
+    "effective_routes_auto_population": {
+        "enabled": _boolean(((v or {}).get("effective_routes_auto_population") or {}).get("enabled"))
+    }
+}
+IP_NETWORK = _struct(
+    [
+        ("address", _str),
+        ("dhcp", _boolean),
+        ("dhcp_default_route", _boolean),
+        ("dhcp_dns", lambda v: v if isinstance(v, list) and v else None),
+        ("dhcp_routes", lambda v: v if isinstance(v, list) and v else None),
+        ("family", _str),
+        ("gateway", _str),
+        ("dhcp_routes_configuration", _ROUTES_CONFIG),
+    ],
+    frozenset({"address", "dhcp_dns", "dhcp_routes", "family", "gateway"}),
+)
+NETWORK_SERVER = _struct([("uuid", _str), ("title", _str)])
+
+
+def _ip_networks(v: Json) -> Json:
+    """IPNetworkSlice marshals back into its wrapper; nil as an empty list."""
+    items = v.get("ip_network") if isinstance(v, dict) else None
+    return {"ip_network": [IP_NETWORK(x) for x in items or []]}
+
+
+NETWORK = _struct(
+    [
+        ("ip_networks", _ip_networks),
+        ("name", _str),
+        ("type", _str),
+        ("uuid", _str),
+        ("zone", _str),
+        ("router", _str),
+        ("servers", _wrapped("server", NETWORK_SERVER)),  # NetworkServerSlice has no MarshalJSON: a bare list
+        ("labels", _plain_list(LABEL)),
+    ]
+)
+
+
+def network_show(api: Json) -> Json:
+    """`network create|show`: the Network object."""
+    return NETWORK(api["network"])
+
+
+def network_list(api: Json, *, all_types: bool = False) -> Json:
+    """`network list`: private networks only unless --all; none matching prints null."""
+    items = [NETWORK(n) for n in api["networks"]["network"]]
+    kept = [n for n in items if all_types or n["type"] == "private"]
+    return {"networks": kept or None}

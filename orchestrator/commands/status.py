@@ -28,9 +28,8 @@ LIVE_DEADLINE = UPCTL_TIMEOUT + 5.0  # a check still running then is reported as
 WORKERS = 8
 LIVE_MODULES = (
     "orchestrator.context",
-    "orchestrator.providers.upctl",
-    "orchestrator.providers.upctl_errors",
-    "orchestrator.providers.upctl_parse",
+    "orchestrator.providers.base",
+    "orchestrator.providers.upctl_provider",
     "orchestrator.transports.local",
     "orchestrator.config",
     "orchestrator.engines",
@@ -40,23 +39,17 @@ LIVE_MODULES = (
 
 
 def _server_live(dep: DeploymentView) -> dict[str, Any]:
-    from orchestrator.context import upctl_binary
-    from orchestrator.providers.upctl import UpctlCommands
-    from orchestrator.providers.upctl_errors import ServerNotFound, map_failure
-    from orchestrator.providers.upctl_parse import parse_server
+    from orchestrator.context import default_provider
+    from orchestrator.providers.base import ServerNotFound
     from orchestrator.transports.local import run_local
 
     if dep.server is None:
         return {"checked": False, "state": None, "error": "no server recorded"}
-    argv = UpctlCommands(upctl_binary()).show(dep.server.uuid)
+    show = default_provider().show(dep.server.uuid)
     try:
-        r = run_local(argv, UPCTL_TIMEOUT)
-        if r.rc != 0:
-            err = map_failure(argv, r.rc, r.stdout, r.stderr)
-            if isinstance(err, ServerNotFound):
-                return {"checked": True, "state": "gone", "error": None}
-            raise err
-        info = parse_server(r.stdout)
+        info = show.parse(run_local(show.action.argv, UPCTL_TIMEOUT))
+    except ServerNotFound:
+        return {"checked": True, "state": "gone", "error": None}
     except OrchestratorError as exc:
         return {"checked": False, "state": None, "error": exc.message}
     return {"checked": True, "state": info.state, "error": None}

@@ -1,10 +1,13 @@
-"""Provider-neutral data shapes: plans, OS templates, servers, the create request, and our labels."""
+"""Provider-neutral data shapes: plans, OS templates, servers, networks, the create request, and our labels.
+
+The ``Provider`` protocol (orchestrator/providers/provider.py) speaks in these types only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, ProviderError
 
 OUR_LABEL: tuple[str, str] = ("managed_by", "orchestrator")
 DEPLOYMENT_LABEL_KEY = "orchestrator_deployment"
@@ -54,6 +57,8 @@ class ServerInfo:
     # Excluded from the hash so a frozen ServerInfo stays hashable; still compared by ==.
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     gpu_models: tuple[str, ...] = ()
+    private_ipv4: str | None = None  # the address on the first private network, when attached to one
+    storages: tuple[str, ...] = field(default=(), compare=False)  # storage UUIDs (details only)
 
     @property
     def deployment(self) -> str | None:
@@ -95,6 +100,47 @@ class CreateSpec:
     labels: tuple[tuple[str, str], ...]
     wait: bool = True
     user_data: str | None = None
+    # UUIDs of private networks (in ``zone``) to attach besides the default public and utility interfaces.
+    private_networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A private network to create: one IPv4 range in one zone."""
+
+    name: str
+    zone: str
+    cidr: str  # e.g. "10.0.0.0/24"
+    dhcp: bool = True
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """One network as the provider shows it; ``servers`` are the UUIDs of the servers attached to it."""
+
+    uuid: str
+    name: str
+    zone: str
+    network_type: str  # private | public | utility
+    cidr: str = ""
+    dhcp: bool = False
+    servers: tuple[str, ...] = ()
+
+
+class ServerNotFound(ProviderError):
+    """The named server does not exist (the provider could not resolve it, or it is gone)."""
+
+    not_found = True
+
+
+class NetworkNotFound(ProviderError):
+    """The named network does not exist."""
+
+    not_found = True
+
+
+class NetworkNotEmpty(ProviderError):
+    """The network still has servers attached, so it cannot be deleted yet."""
 
 
 def labels_for(deployment: str) -> tuple[tuple[str, str], ...]:

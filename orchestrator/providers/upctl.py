@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import ConfigError
-from orchestrator.providers.base import CreateSpec, FirewallRule
+from orchestrator.providers.base import CreateSpec, FirewallRule, NetworkSpec
 
 # --------------------------------------------------------------------------------------------- argv
 
@@ -18,6 +19,31 @@ def _check_name(what: str, value: str) -> str:
     if not value or value.startswith("-") or "\n" in value:
         raise ConfigError(f"invalid {what} {value!r} for upctl", f"give a non-empty {what} not starting with '-'")
     return value
+
+
+def _check_cidr(cidr: str) -> str:
+    """An IPv4 network in CIDR form (upctl derives the family from it; private networks are IPv4 only)."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError:
+        net = None
+    if net is None or net.version != 4 or "/" not in cidr:
+        raise ConfigError(
+            f"invalid private network range {cidr!r}", "give an IPv4 network in CIDR form, e.g. 10.0.0.0/24"
+        )
+    return str(net)
+
+
+def _interfaces(private_networks: Sequence[str]) -> list[str]:
+    """`--network` flags: any one replaces the default interfaces, so the utility and public ones are named too."""
+    if not private_networks:
+        return []
+    args = ["--network", "type=utility", "--network", "type=public"]
+    for uuid in private_networks:
+        if not re.fullmatch(r"[0-9A-Za-z-]+|<[^<>,=\n]+>", uuid):  # a UUID (upctl resolves no name here)
+            raise ConfigError(f"invalid private network UUID {uuid!r}", "pass the network's UUID")
+        args += ["--network", f"type=private,network={uuid}"]
+    return args
 
 
 def _ssh_keys_value(keys: Sequence[str]) -> str:
@@ -88,6 +114,7 @@ class UpctlCommands:
             if not key or "=" in key:
                 raise ConfigError(f"invalid label key {key!r}", "label keys must be non-empty and contain no '='")
             args += ["--label", f"{key}={value}"]
+        args += _interfaces(spec.private_networks)
         if spec.wait:
             args.append("--wait")
         if spec.user_data is not None:
@@ -145,3 +172,23 @@ class UpctlCommands:
 
     def enable_firewall(self, server: str) -> list[str]:
         return self._json("server", "modify", _check_name("server", server), "--enable-firewall")
+
+    def network_create(self, spec: NetworkSpec) -> list[str]:
+        ip_network = f"address={_check_cidr(spec.cidr)},dhcp={'true' if spec.dhcp else 'false'}"
+        return self._json(
+            "network", "create",
+            "--name", _check_name("network name", spec.name),
+            "--zone", _check_name("zone", spec.zone),
+            "--ip-network", ip_network,
+        )  # fmt: skip
+
+    def network_list(self, zone: str | None = None) -> list[str]:
+        """Private networks only (upctl's default), of one zone or all."""
+        return self._json("network", "list", *(["--zone", _check_name("zone", zone)] if zone else []))
+
+    def network_show(self, network: str) -> list[str]:
+        return self._json("network", "show", _check_name("network", network))
+
+    def network_delete(self, network: str) -> list[str]:
+        # Prints nothing on success, like `server delete`.
+        return self._json("network", "delete", _check_name("network", network))

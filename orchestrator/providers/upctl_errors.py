@@ -8,14 +8,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from orchestrator.errors import CapacityError, CredentialsError, ProviderError
+from orchestrator.providers.base import NetworkNotEmpty, NetworkNotFound, ServerNotFound
 from orchestrator.providers.upctl_parse import MIN_UPCTL_VERSION, as_str, dicts, snippet
 
-
-class ServerNotFound(ProviderError):
-    """The named server does not exist (upctl could not resolve it, or the API says it is gone)."""
-
-    not_found = True
-
+__all__ = ["NetworkNotEmpty", "NetworkNotFound", "ServerNotFound", "map_failure", "wait_warning"]
 
 _CAPACITY = re.compile(
     r"SERVER_RESOURCES_UNAVAILABLE|no (?:gpu |free )?capacity|out of capacity|insufficient capacity"
@@ -28,6 +24,7 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 _NOT_FOUND = re.compile(r"cannot resolve argument: nothing found matching|SERVER_NOT_FOUND")
+_NETWORK_NOT_FOUND = re.compile(r"cannot resolve argument: nothing found matching|NETWORK_NOT_FOUND")
 _AUTH = re.compile(r"AUTHENTICATION_FAILED|INVALID_CREDENTIALS|invalid user credentials")
 _HINTS: tuple[tuple[str, str], ...] = (
     ("INSUFFICIENT_CREDITS", "add credits to the UpCloud account"),
@@ -124,6 +121,13 @@ def map_failure(argv: Sequence[str], returncode: int, stdout: str, stderr: str) 
     message = f"{cmd} failed: {text}"
     if _AUTH.search(text):
         return CredentialsError("UpCloud rejected the credentials", BAD_CREDENTIALS_HINT, **common)
+    if list(argv)[1:2] == ["network"]:
+        if "NETWORK_NOT_EMPTY" in text:
+            return NetworkNotEmpty(
+                message, "servers are still attached to the network: delete them first, then the network", **common
+            )
+        if _NETWORK_NOT_FOUND.search(text):
+            return NetworkNotFound(message, "the network does not exist (already deleted?)", **common)
     if _NOT_FOUND.search(text):
         return ServerNotFound(message, "the server does not exist (already deleted?)", **common)
     if "SERVER_STATE_ILLEGAL" in text:

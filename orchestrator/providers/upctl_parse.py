@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
-from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.errors import CapacityError, ProviderError
-from orchestrator.providers.base import PlanInfo, ServerInfo, TemplateInfo
+from orchestrator.errors import ProviderError
+from orchestrator.providers.base import NetworkInfo, PlanInfo, ServerInfo, TemplateInfo
+from orchestrator.providers.catalogue import check_gpu_availability, check_zone, resolve_template, select_plan
+
+__all__ = ["check_gpu_availability", "check_zone", "resolve_template", "select_plan"]  # their old home
 
 MIN_UPCTL_VERSION = "3.21.0"  # first release with `zone devices`
 _SNIPPET = 200
@@ -82,32 +82,6 @@ def parse_plans(stdout: str) -> list[PlanInfo]:
     ]
 
 
-def select_plan(plans: Sequence[PlanInfo], pattern: str) -> PlanInfo:
-    """Exact plan name first, else a full-match regex that must match exactly one plan."""
-    for plan in plans:
-        if plan.name == pattern:
-            return plan
-    try:
-        rx: re.Pattern[str] | None = re.compile(pattern)
-    except re.error:
-        rx = None
-    matches = [p for p in plans if rx is not None and rx.fullmatch(p.name)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        names = ", ".join(p.name for p in matches)
-        raise ProviderError(
-            f"plan pattern {pattern!r} matches {len(matches)} plans: {names}",
-            "set the plan to one exact name from that list",
-        )
-    gpu_names = [p.name for p in plans if p.is_gpu]
-    close = difflib.get_close_matches(pattern, gpu_names, n=5, cutoff=0.4) or sorted(gpu_names)[:8]
-    raise ProviderError(
-        f"no UpCloud plan is named or matches {pattern!r}",
-        f"GPU plans include: {', '.join(close)}" if close else "`upctl server plans` lists no GPU plans",
-    )
-
-
 def parse_zones(stdout: str) -> list[str]:
     """`zone list -o json` → zone ids. The key is singular: ``{"zone": [...]}``."""
     data = _load(stdout, "zone list")
@@ -131,33 +105,6 @@ def parse_zone_devices(stdout: str) -> dict[str, dict[str, int]]:
     return result
 
 
-def check_zone(zones: Sequence[str], zone: str) -> None:
-    """Raise when ``zone`` is not one of the zones this account sees."""
-    if zone in zones:
-        return
-    close = difflib.get_close_matches(zone, list(zones), n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known zones: {', '.join(sorted(zones))}"
-    raise ProviderError(f"UpCloud has no zone {zone!r}", hint + " (GPU servers live in fi-hel2)")
-
-
-def check_gpu_availability(devices: dict[str, dict[str, int]], zone: str, plan: str) -> None:
-    """CapacityError when ``plan`` has no free GPUs in ``zone``; the hint names zones that have some."""
-    available = devices.get(zone, {})
-    amount = available.get(plan)
-    if amount is not None and amount > 0:
-        return
-    elsewhere = sorted(z for z, plans in devices.items() if z != zone and plans.get(plan, 0) > 0)
-    other_plans = sorted(p for p, n in available.items() if n > 0)
-    if elsewhere:
-        hint = f"{plan} is available in: {', '.join(elsewhere)}"
-    elif other_plans:
-        hint = f"no zone has {plan} free right now; {zone} has: {', '.join(other_plans)}"
-    else:
-        hint = "no zone reports free capacity for this plan; try again later or pick another GPU plan"
-    reason = "has no free capacity" if amount is not None else "is not offered"
-    raise CapacityError(f"GPU plan {plan} {reason} in zone {zone}", hint)
-
-
 def parse_templates(stdout: str) -> list[TemplateInfo]:
     """`storage list --public --template -o json` → templates (``{"storages": [...]}``)."""
     data = _load(stdout, "storage list")
@@ -176,55 +123,24 @@ def parse_templates(stdout: str) -> list[TemplateInfo]:
     ]
 
 
-def _one_template(matches: list[TemplateInfo], wanted: str, how: str) -> TemplateInfo:
-    if len(matches) == 1:
-        return matches[0]
-    listing = "; ".join(f"{t.title} ({t.uuid})" for t in matches)
-    raise ProviderError(
-        f"OS template {wanted!r} {how} {len(matches)} templates: {listing}",
-        "set the template to one UUID or exact title from that list",
-    )
-
-
-def resolve_template(templates: Sequence[TemplateInfo], wanted: str) -> TemplateInfo:
-    """UUID or exact title; else a unique case-insensitive substring of the title; else a regex search."""
-    for tmpl in templates:
-        if tmpl.uuid == wanted:
-            return tmpl
-    exact = [t for t in templates if t.title == wanted]
-    if exact:
-        return _one_template(exact, wanted, "has the same title as")
-    needle = wanted.casefold()
-    matches = [t for t in templates if needle and needle in t.title.casefold()]
-    if not matches:
-        try:
-            rx = re.compile(wanted, re.IGNORECASE)
-            matches = [t for t in templates if rx.search(t.title)]
-        except re.error:
-            matches = []
-    if matches:
-        return _one_template(matches, wanted, "matches")
-    titles = ", ".join(sorted(t.title for t in templates)[:10])
-    raise ProviderError(
-        f"no public OS template matches {wanted!r}",
-        f"available templates: {titles}" if titles else "`upctl storage list --public --template` returned none",
-    )
-
-
 def _address(ip: dict[str, Any], family: str) -> str | None:
     if ip.get("family") == family and as_str(ip.get("address")):
         return as_str(ip.get("address"))
     return None
 
 
-def public_ipv4(server: dict[str, Any]) -> str | None:
-    """The public IPv4: public interfaces first, then the top-level ``ip_addresses`` (create responses)."""
-    candidates: list[tuple[bool, str]] = []
+def _interfaces(server: dict[str, Any]) -> list[dict[str, Any]]:
     networking = server.get("networking")
     interfaces = networking.get("interfaces") if isinstance(networking, dict) else None
     if isinstance(interfaces, dict):  # the API's wrapped form {"interface": [...]}
         interfaces = interfaces.get("interface")
-    for iface in dicts(interfaces):
+    return dicts(interfaces)
+
+
+def public_ipv4(server: dict[str, Any]) -> str | None:
+    """The public IPv4: public interfaces first, then the top-level ``ip_addresses`` (create responses)."""
+    candidates: list[tuple[bool, str]] = []
+    for iface in _interfaces(server):
         if iface.get("type") != "public":
             continue
         ips = iface.get("ip_addresses")
@@ -240,6 +156,36 @@ def public_ipv4(server: dict[str, Any]) -> str | None:
     if not candidates:
         return None
     return sorted(candidates, key=lambda c: c[0])[0][1]  # prefer the server's own address over a floating one
+
+
+def private_ipv4(server: dict[str, Any]) -> str | None:
+    """The IPv4 on the first private interface; else a top-level ``ip_addresses`` entry with access "private".
+
+    The create response lists a private interface's address only under ``networking.interfaces``.
+    """
+    for iface in sorted(_interfaces(server), key=lambda i: _int(i.get("index"))):
+        if iface.get("type") != "private":
+            continue
+        ips = iface.get("ip_addresses")
+        if isinstance(ips, dict):
+            ips = ips.get("ip_address")
+        for ip in dicts(ips):
+            if addr := _address(ip, "IPv4"):
+                return addr
+    ips = server.get("ip_addresses")
+    if isinstance(ips, dict):
+        ips = ips.get("ip_address")
+    for ip in dicts(ips):
+        if ip.get("access") == "private" and (addr := _address(ip, "IPv4")):
+            return addr
+    return None
+
+
+def _storage_uuids(server: dict[str, Any]) -> tuple[str, ...]:
+    devices = server.get("storage_devices")
+    if isinstance(devices, dict):
+        devices = devices.get("storage_device")
+    return tuple(as_str(d.get("storage")) for d in dicts(devices) if as_str(d.get("storage")))
 
 
 def _labels(value: Any) -> dict[str, str]:
@@ -259,6 +205,8 @@ def _server(obj: dict[str, Any], detailed: bool) -> ServerInfo:
         public_ipv4=public_ipv4(obj),
         labels=_labels(obj.get("labels")) if detailed else {},
         gpu_models=tuple(as_str(d.get("model")) for d in dicts(obj.get("devices")) if d.get("type") == "gpu"),
+        private_ipv4=private_ipv4(obj),
+        storages=_storage_uuids(obj) if detailed else (),
     )
 
 
@@ -286,6 +234,64 @@ def parse_server_list(stdout: str) -> list[ServerInfo]:
     if not isinstance(data, list):
         raise _shape_error("server list", data)
     return [_server(s, detailed=False) for s in dicts(data) if as_str(s.get("uuid"))]
+
+
+def parse_storage_uuids(stdout: str) -> list[str]:
+    """`storage list -o json` → the UUIDs of the account's storages (``{"storages": [...]}``)."""
+    data = _load(stdout, "storage list")
+    if isinstance(data, dict):
+        data = data.get("storages")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise _shape_error("storage list", data)
+    return [as_str(s.get("uuid")) for s in dicts(data) if as_str(s.get("uuid"))]
+
+
+def _network(obj: dict[str, Any]) -> NetworkInfo:
+    ip_networks = obj.get("ip_networks")
+    if isinstance(ip_networks, dict):  # {"ip_network": [...]}, in the API and in upctl's output alike
+        ip_networks = ip_networks.get("ip_network")
+    ipv4 = [n for n in dicts(ip_networks) if n.get("family", "IPv4") == "IPv4" and as_str(n.get("address"))]
+    first = ipv4[0] if ipv4 else {}
+    servers = obj.get("servers")
+    if isinstance(servers, dict):  # the API's {"server": [...]}; upctl prints the bare list
+        servers = servers.get("server")
+    return NetworkInfo(
+        uuid=as_str(obj.get("uuid")),
+        name=as_str(obj.get("name")),
+        zone=as_str(obj.get("zone")),
+        network_type=as_str(obj.get("type")),
+        cidr=as_str(first.get("address")),
+        dhcp=first.get("dhcp") in ("yes", True, "true"),
+        servers=tuple(as_str(s.get("uuid")) for s in dicts(servers) if as_str(s.get("uuid"))),
+    )
+
+
+def parse_network(stdout: str) -> NetworkInfo:
+    """`network create|show -o json` → the network (one object, or the first of an array)."""
+    data = _load(stdout, "network details")
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if isinstance(data, dict) and isinstance(data.get("network"), dict):  # the API's wrapper, should upctl keep it
+        data = data["network"]
+    if not isinstance(data, dict) or not as_str(data.get("uuid")):
+        raise _shape_error("network details", data)
+    return _network(data)
+
+
+def parse_network_list(stdout: str) -> list[NetworkInfo]:
+    """`network list -o json` → ``{"networks": [...] or null}`` (null when none matches the filter)."""
+    data = _load(stdout, "network list")
+    if isinstance(data, dict):
+        data = data.get("networks")
+    if isinstance(data, dict):  # the API's {"network": [...]}
+        data = data.get("network")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise _shape_error("network list", data)
+    return [_network(n) for n in dicts(data) if as_str(n.get("uuid"))]
 
 
 def parse_firewall_rules(stdout: str) -> list[dict[str, str]]:

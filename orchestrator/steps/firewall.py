@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 
-from orchestrator.actions import Local, Remote
+from orchestrator.actions import Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.dcgm import DCGM_PORT
 from orchestrator.errors import HostKeyMismatch, ProviderError, SSHError
 from orchestrator.node_exporter import NODE_PORT
 from orchestrator.providers.base import FirewallRule
-from orchestrator.providers.upctl_parse import parse_firewall_rules
 from orchestrator.steps.host import connect_action
-from orchestrator.steps.provision import checked
 
 EPHEMERAL = (32768, 60999)  # Linux net.ipv4.ip_local_port_range default
 PORT_FIELDS = ("port", "http_port", "grpc_port", "metrics_port", "rest_port")
@@ -130,9 +128,9 @@ def firewall(ctx: StepContext) -> StepGen:
         else:
             allow = ["<operator address>/32"]
     wanted = desired_rules(allow, ctx.cfg.ssh.port, engine_ports(ctx))
-    show = Local(tuple(ctx.upctl.firewall_rules(srv)), "current firewall rules")
-    r = checked(ctx, show, (yield show))
-    existing = parse_firewall_rules(r.stdout) if r.known else []
+    show = ctx.provider.firewall_rules(srv, "current firewall rules")
+    r = show.check((yield show.action))
+    existing = show.parse(r) if r.known else []
     if r.known and [_existing_key(x) for x in existing] == [_key(w) for w in wanted]:
         return f"already configured: SSH and engine ports open to {', '.join(allow)} only"
     yield from _replace(ctx, r.known, existing, wanted)
@@ -150,13 +148,13 @@ def _replace(ctx: StepContext, known: bool, existing: list[dict[str, str]], want
         else ["<each existing rule, last first>"]
     )
     for position in positions:
-        delete = Local(tuple(ctx.upctl.firewall_delete(srv, position)), "remove an old rule", mutates=True)
-        checked(ctx, delete, (yield delete))
+        delete = ctx.provider.firewall_delete(srv, position, "remove an old rule")
+        delete.check((yield delete.action))
     for new in wanted:
-        create = Local(tuple(ctx.upctl.firewall_create(srv, new)), "add a firewall rule", mutates=True)
-        checked(ctx, create, (yield create))
-    enable = Local(tuple(ctx.upctl.enable_firewall(srv)), "turn the firewall on", mutates=True)
-    checked(ctx, enable, (yield enable))
+        create = ctx.provider.firewall_create(srv, new, "add a firewall rule")
+        create.check((yield create.action))
+    enable = ctx.provider.enable_firewall(srv, "turn the firewall on")
+    enable.check((yield enable.action))
     return None
 
 
@@ -193,11 +191,11 @@ def firewall_access(ctx: StepContext) -> StepGen:
     if not fw.enabled:
         return "firewall disabled (provider.firewall.enabled: false)"
     ssh = ctx.cfg.ssh
-    show = Local(tuple(ctx.upctl.firewall_rules(ctx.server_ref)), "current firewall rules")
-    r = checked(ctx, show, (yield show))
+    show = ctx.provider.firewall_rules(ctx.server_ref, "current firewall rules")
+    r = show.check((yield show.action))
     if not r.known:
         return None
-    existing = parse_firewall_rules(r.stdout)
+    existing = show.parse(r)
     sources = _ssh_allow_sources(existing, ssh.port)
     if not sources:
         return "no SSH allow rule on the server yet: nothing to check"
@@ -227,10 +225,8 @@ def firewall_access(ctx: StepContext) -> StepGen:
     )
     for fam in ("IPv6", "IPv4"):  # both at position 1: checked before every other rule
         rule = FirewallRule("in", "accept", fam, "tcp", dest_ports=(ssh.port, ssh.port), comment=TEMPORARY)
-        create = Local(
-            tuple(ctx.upctl.firewall_create(ctx.server_ref, rule, position=1)),
-            "open SSH to any address until the firewall step narrows it",
-            mutates=True,
+        create = ctx.provider.firewall_create(
+            ctx.server_ref, rule, "open SSH to any address until the firewall step narrows it", position=1
         )
-        checked(ctx, create, (yield create))
+        create.check((yield create.action))
     return "SSH opened to any address (key-only, pinned host key) until the firewall step narrows it"

@@ -5,36 +5,17 @@ from __future__ import annotations
 import re
 import time
 
-from orchestrator.actions import Local, Pause, Result
+from orchestrator.actions import Pause
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import CapacityError, ConfigError, ProviderError, StateError
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, load_owner
-from orchestrator.providers.base import CreateSpec, ServerInfo, server_labels
-from orchestrator.providers.upctl_errors import ServerNotFound, map_failure, wait_warning
-from orchestrator.providers.upctl_parse import (
-    check_gpu_availability,
-    check_zone,
-    parse_plans,
-    parse_server,
-    parse_server_list,
-    parse_templates,
-    parse_zone_devices,
-    parse_zones,
-    resolve_template,
-    select_plan,
-)
+from orchestrator.providers.base import CreateSpec, PlanInfo, ServerInfo, ServerNotFound, server_labels
+from orchestrator.providers.catalogue import check_gpu_availability, check_zone, resolve_template, select_plan
 from orchestrator.state import ServerRecord
 
 LITERAL_PLAN = re.compile(r"\^?([A-Za-z0-9-]+)\$?")
 # Set by the session for `redeploy` (without --recreate): the recorded server must exist; never create one.
 EXISTING_SERVER_ONLY = "existing_server_only"
-
-
-def checked(ctx: StepContext, action: Local, r: Result) -> Result:
-    """Raise the mapped provider error for a failed upctl call."""
-    if r.known and r.rc != 0:
-        raise map_failure(action.argv, r.rc, r.stdout, r.stderr)
-    return r
 
 
 def _record(ctx: StepContext, srv: ServerInfo) -> None:
@@ -54,11 +35,11 @@ def wait_started(ctx: StepContext) -> StepGen:
     """Poll `server show` until started: upctl's --wait exits 0 even when it timed out."""
     deadline = time.monotonic() + ctx.cfg.provider.wait_started
     while True:
-        show = Local(tuple(ctx.upctl.show(ctx.server_ref)), "confirm the server state")
-        r = checked(ctx, show, (yield show))
+        show = ctx.provider.show(ctx.server_ref, "confirm the server state")
+        r = yield show.action
         if not r.known:
             return None
-        srv = parse_server(r.stdout)
+        srv = show.parse(r)
         _record(ctx, srv)
         if srv.state == "started":
             break
@@ -95,26 +76,23 @@ def _whose(srv: ServerInfo, owner: Owner) -> str:
     return f"this installation's deployment {srv.deployment or '?'}"
 
 
-def _adopt_existing(ctx: StepContext, hostname: str, owner: Owner, plans_r: Result) -> StepGen:
+def _adopt_existing(ctx: StepContext, hostname: str, owner: Owner, plans: list[PlanInfo] | None) -> StepGen:
     """Before any plan or zone is tried: a server of this deployment and owner that is not in state (an
     interrupted create, whatever plan it got) is adopted, not duplicated; anyone else's with our hostname is a
     clash, never adopted."""
-    listing = Local(tuple(ctx.upctl.list_servers()), "is a server with this hostname already there?")
-    r = checked(ctx, listing, (yield listing))
+    listing = ctx.provider.list_servers("is a server with this hostname already there?")
+    r = yield listing.action
     if not r.known:
         return None
     mine: list[ServerInfo] = []
-    for summary in parse_server_list(r.stdout):
+    for summary in listing.parse(r):
         if summary.hostname.lower() != hostname.lower():
             continue
-        show = Local(tuple(ctx.upctl.show(summary.uuid)), "whose server is it?")
-        d = yield show
-        if d.rc != 0:
-            err = map_failure(show.argv, d.rc, d.stdout, d.stderr)
-            if isinstance(err, ServerNotFound):
-                continue  # deleted meanwhile
-            raise err
-        srv = parse_server(d.stdout)
+        show = ctx.provider.show(summary.uuid, "whose server is it?")
+        try:
+            srv = show.parse((yield show.action))
+        except ServerNotFound:
+            continue  # deleted meanwhile
         if not (srv.owned_by(owner.id) and srv.deployment == ctx.cfg.name):
             raise ConfigError(
                 f"a server with hostname {hostname!r} already exists ({srv.uuid}, {_whose(srv, owner)})",
@@ -140,13 +118,13 @@ def _adopt_existing(ctx: StepContext, hostname: str, owner: Owner, plans_r: Resu
     ctx.notify(f"found server {srv.uuid} of this deployment that was not in local state; adopting it")
     _record(ctx, srv)
     assert ctx.dep.server is not None
-    plan = next((p for p in parse_plans(plans_r.stdout) if p.name == srv.plan), None) if plans_r.known else None
+    plan = next((p for p in plans if p.name == srv.plan), None) if plans is not None else None
     if plan is not None:
         ctx.dep.server.gpu_amount, ctx.dep.server.gpu_model = plan.gpu_amount, plan.gpu_model
     ctx.save()
     if srv.state == "stopped":
-        start = Local(tuple(ctx.upctl.start(srv.uuid)), "start the stopped server", mutates=True)
-        checked(ctx, start, (yield start))
+        start = ctx.provider.start(srv.uuid, "start the stopped server")
+        start.check((yield start.action))
     yield from wait_started(ctx)
     return f"adopted server {srv.uuid} ({ctx.ip})"
 
@@ -159,16 +137,16 @@ def _owner(ctx: StepContext) -> Owner:
 
 def provision(ctx: StepContext) -> StepGen:
     pc = ctx.cfg.provider
-    up = ctx.upctl
+    up = ctx.provider
     existing_only = bool(ctx.facts.get(EXISTING_SERVER_ONLY))
     again = f"orchestrator redeploy {ctx.dep.config_path or ctx.cfg.name} --recreate"
     if ctx.dep.server is not None:
-        show = Local(tuple(up.show(ctx.dep.server.uuid)), "is the recorded server still there?")
-        r = yield show
+        show = up.show(ctx.dep.server.uuid, "is the recorded server still there?")
+        r = yield show.action
         if not r.known:
             return f"server {ctx.dep.server.uuid} already recorded"
-        if r.rc != 0:
-            err = map_failure(show.argv, r.rc, r.stdout, r.stderr)
+        err = show.error(r)
+        if err is not None:
             if not isinstance(err, ServerNotFound):
                 raise err
             gone = ctx.dep.server.uuid
@@ -181,11 +159,11 @@ def provision(ctx: StepContext) -> StepGen:
                 )
             ctx.notify(f"recorded server {gone} no longer exists; creating a new one")
         else:
-            srv = parse_server(r.stdout)
+            srv = show.parse(r)
             _record(ctx, srv)
             if srv.state == "stopped":
-                start = Local(tuple(up.start(srv.uuid)), "start the stopped server", mutates=True)
-                checked(ctx, start, (yield start))
+                start = up.start(srv.uuid, "start the stopped server")
+                start.check((yield start.action))
             if srv.state != "started":
                 yield from wait_started(ctx)
             return f"server {srv.uuid} already exists ({ctx.ip})"
@@ -195,20 +173,21 @@ def provision(ctx: StepContext) -> StepGen:
             f"create one with `{again}` (or `orchestrator deploy {ctx.dep.config_path or ctx.cfg.name}`)",
         )
 
-    plans_cmd = Local(tuple(up.plans()), "list plans")
-    plans_r = checked(ctx, plans_cmd, (yield plans_cmd))
-    zones_cmd = Local(tuple(up.zones()), "check the zone")
-    zones_r = checked(ctx, zones_cmd, (yield zones_cmd))
-    dev_cmd = Local(tuple(up.zone_devices()), "check GPU stock in the zone")
-    dev_r = checked(ctx, dev_cmd, (yield dev_cmd))
-    tmpl_cmd = Local(tuple(up.templates()), "resolve the OS template")
-    r = checked(ctx, tmpl_cmd, (yield tmpl_cmd))
-    os_ref = resolve_template(parse_templates(r.stdout), pc.template).uuid if r.known else pc.template
+    plans_call = up.plans("list plans")
+    plans_r = plans_call.check((yield plans_call.action))
+    zones_call = up.zones("check the zone")
+    zones_r = zones_call.check((yield zones_call.action))
+    dev_call = up.zone_devices("check GPU stock in the zone")
+    dev_r = dev_call.check((yield dev_call.action))
+    tmpl_call = up.templates("resolve the OS template")
+    r = tmpl_call.check((yield tmpl_call.action))
+    os_ref = resolve_template(tmpl_call.parse(r), pc.template).uuid if r.known else pc.template
+    plans = plans_call.parse(plans_r) if plans_r.known else None
 
     hostname = pc.hostname or ctx.cfg.name
     owner = _owner(ctx)
     labels = server_labels(ctx.cfg.name, owner.labels(), pc.labels)
-    adopted = yield from _adopt_existing(ctx, hostname, owner, plans_r)
+    adopted = yield from _adopt_existing(ctx, hostname, owner, plans)
     if adopted:
         return adopted
 
@@ -216,19 +195,19 @@ def provision(ctx: StepContext) -> StepGen:
     tried: list[str] = []
     last: CapacityError | None = None
     for pattern, zone in candidates:
-        if plans_r.known:
-            plan = select_plan(parse_plans(plans_r.stdout), pattern)
+        if plans is not None:
+            plan = select_plan(plans, pattern)
             plan_name, gpu_amount, gpu_model = plan.name, plan.gpu_amount, plan.gpu_model
         else:
             literal = LITERAL_PLAN.fullmatch(pattern)
             plan_name = literal.group(1) if literal else f"<plan matching {pattern}>"
             gpu_amount, gpu_model = 0, ""
         if zones_r.known:
-            check_zone(parse_zones(zones_r.stdout), zone)
+            check_zone(zones_call.parse(zones_r), zone)
         tried.append(f"{plan_name} in {zone}")
         try:
             if dev_r.known and gpu_amount:
-                check_gpu_availability(parse_zone_devices(dev_r.stdout), zone, plan_name)
+                check_gpu_availability(dev_call.parse(dev_r), zone, plan_name)
         except CapacityError as exc:
             last = exc
             ctx.notify(
@@ -247,20 +226,18 @@ def provision(ctx: StepContext) -> StepGen:
             labels=labels,
             wait=True,
         )
-        create = Local(tuple(up.create(spec)), "create the server", timeout=pc.wait_started + 300, mutates=True)
-        r = yield create
+        create = up.create(spec, "create the server", timeout=pc.wait_started + 300)
+        r = yield create.action
         if not r.known:
             if len(candidates) > 1:
                 ctx.notify("on no capacity: " + ", ".join(f"{p} in {z}" for p, z in candidates[1:]))
             break
-        if r.rc != 0:
-            err = map_failure(create.argv, r.rc, r.stdout, r.stderr)
-            if isinstance(err, CapacityError):
-                last = err
-                ctx.notify(f"no capacity for {plan_name} in {zone}: {err.message}")
-                continue
-            raise err
-        srv = parse_server(r.stdout)
+        try:
+            srv = create.parse(r)
+        except CapacityError as err:
+            last = err
+            ctx.notify(f"no capacity for {plan_name} in {zone}: {err.message}")
+            continue
         # Recorded before anything else can fail: from here on `teardown` can always find it.
         ctx.dep.server = ServerRecord(
             uuid=srv.uuid,
@@ -273,7 +250,7 @@ def provision(ctx: StepContext) -> StepGen:
             gpu_model=gpu_model,
         )
         ctx.save()
-        warning = wait_warning(r.stderr)
+        warning = up.wait_warning(r)
         if warning:
             ctx.notify(f"upctl: {warning}; checking the state myself")
         break

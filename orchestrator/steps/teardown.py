@@ -2,60 +2,47 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Generator
 
 from orchestrator import known_hosts
-from orchestrator.actions import Action, Local, Pause, RemoveLocal, Result
+from orchestrator.actions import Action, Pause, RemoveLocal, Result
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import TeardownIncomplete
-from orchestrator.providers.upctl_errors import ServerNotFound, map_failure
-from orchestrator.providers.upctl_parse import parse_server
+from orchestrator.providers.base import ServerInfo, ServerNotFound
+from orchestrator.providers.provider import Call
 from orchestrator.secrets import generated_key_path
-from orchestrator.steps.provision import checked
-
-
-def _storages(show_stdout: str) -> list[str]:
-    try:
-        data = json.loads(show_stdout)
-    except ValueError:
-        return []
-    obj = data[0] if isinstance(data, list) and data else data
-    devices = obj.get("storage_devices") if isinstance(obj, dict) else None
-    return [d["storage"] for d in devices or [] if isinstance(d, dict) and d.get("storage")]
 
 
 def destroy_server(ctx: StepContext) -> StepGen:
     srv = ctx.dep.server
     if srv is None:
         return "no server recorded"
-    up = ctx.upctl
-    show = Local(tuple(up.show(srv.uuid)), "current server state")
-    r = yield show
+    up = ctx.provider
+    show = up.show(srv.uuid, "current server state")
+    r = yield show.action
     storages: list[str] = []
     if r.known:
-        if r.rc != 0:
-            err = map_failure(show.argv, r.rc, r.stdout, r.stderr)
-            if isinstance(err, ServerNotFound):
-                ctx.dep.server = None
-                ctx.save()
-                return f"server {srv.uuid} is already gone"
-            raise err
-        state = parse_server(r.stdout).state
-        storages = _storages(r.stdout)
+        try:
+            info = show.parse(r)
+        except ServerNotFound:
+            ctx.dep.server = None
+            ctx.save()
+            return f"server {srv.uuid} is already gone"
+        state = info.state
+        storages = list(info.storages)
     else:
         state = "started"
     if state == "maintenance":
         # UpCloud refuses to stop a server under maintenance (being created or changed): wait it out, bounded.
         state = yield from _wait_out_maintenance(ctx, show)
     if state not in ("stopped", "error"):  # a server in 'error' cannot be stopped; deleting it is the way out
-        stop = Local(tuple(up.stop(srv.uuid, wait=True)), "stop the server", timeout=1200, mutates=True)
-        checked(ctx, stop, (yield stop))
+        stop = up.stop(srv.uuid, "stop the server", wait=True, timeout=1200)
+        stop.check((yield stop.action))
         deadline = time.monotonic() + 900
         while True:
-            r = checked(ctx, show, (yield show))
-            state = parse_server(r.stdout).state if r.known else "stopped"
+            r = yield show.action
+            state = show.parse(r).state if r.known else "stopped"
             if state in ("stopped", "error"):  # 'error': stop polling at once and try the delete
                 break
             if time.monotonic() > deadline:
@@ -64,28 +51,23 @@ def destroy_server(ctx: StepContext) -> StepGen:
                     f"retry `orchestrator teardown {ctx.cfg.name}`; it is still billing",
                 )
             yield Pause(5.0, "waiting for 'stopped'")
-    delete = Local(
-        tuple(up.delete(srv.uuid, delete_storages=True)),
-        "delete the server and its storages",
-        timeout=600,
-        mutates=True,
-    )
-    r = yield delete
-    if state == "error" and r.known and r.rc != 0:
+    delete = up.delete(srv.uuid, "delete the server and its storages", delete_storages=True, timeout=600)
+    r = yield delete.action
+    refused = delete.error(r)
+    if state == "error" and refused is not None:
         raise TeardownIncomplete(
-            f"server {srv.uuid} is in state 'error' and UpCloud refused to delete it: "
-            f"{map_failure(delete.argv, r.rc, r.stdout, r.stderr).message}",
+            f"server {srv.uuid} is in state 'error' and UpCloud refused to delete it: {refused.message}",
             f"it may be billing: retry `orchestrator teardown {ctx.cfg.name}` later ('error' clears on UpCloud's "
             "side), or ask UpCloud support",
         )
-    checked(ctx, delete, r)
-    r = yield show
+    delete.check(r)
+    r = yield show.action
     if r.known and r.rc == 0:
         raise TeardownIncomplete(
             f"server {srv.uuid} still exists after delete",
             f"retry `orchestrator teardown {ctx.cfg.name}`; check `upctl server show {srv.uuid}`",
         )
-    if r.known and not isinstance(map_failure(show.argv, r.rc, r.stdout, r.stderr), ServerNotFound):
+    if r.known and not isinstance(show.error(r), ServerNotFound):
         raise TeardownIncomplete(
             f"could not confirm that server {srv.uuid} is gone: {r.stderr.strip()[-200:]}",
             f"check `upctl server show {srv.uuid}`",
@@ -94,10 +76,10 @@ def destroy_server(ctx: StepContext) -> StepGen:
         ctx.dep.server = None  # confirmed gone; a record kept for local leftovers must not point at it
         ctx.save()
     if storages:
-        listing = Local(tuple(up.list_storages()), "confirm storages gone")
-        r = yield listing
+        listing = up.list_storages("confirm storages gone")
+        r = yield listing.action
         if r.ok:
-            left = [s for s in storages if s in r.stdout]
+            left = [s for s in storages if s in r.stdout]  # a substring test: no parse can fail here
             if left:
                 raise TeardownIncomplete(
                     f"storage(s) left after deleting the server: {', '.join(left)}",
@@ -109,14 +91,14 @@ def destroy_server(ctx: StepContext) -> StepGen:
 MAINTENANCE_WAIT_S = 900.0
 
 
-def _wait_out_maintenance(ctx: StepContext, show: Local) -> Generator[Action, Result, str]:
+def _wait_out_maintenance(ctx: StepContext, show: Call[ServerInfo]) -> Generator[Action, Result, str]:
     srv = ctx.server_ref
     ctx.notify(f"server {srv} is in 'maintenance': waiting for it to end before stopping it")
     deadline = time.monotonic() + MAINTENANCE_WAIT_S
     while True:
         yield Pause(5.0, "waiting for 'maintenance' to end")
-        r = checked(ctx, show, (yield show))
-        state = parse_server(r.stdout).state if r.known else "started"
+        r = yield show.action
+        state = show.parse(r).state if r.known else "started"
         if state != "maintenance":
             return state
         if time.monotonic() > deadline:

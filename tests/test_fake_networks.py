@@ -1,0 +1,119 @@
+"""The fake upctl's private networks, checked against the recorded shapes (tests/upctl_go.py) and our parsers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.providers.base import NetworkNotEmpty, NetworkSpec
+from orchestrator.providers.upctl_errors import map_failure
+from orchestrator.providers.upctl_parse import parse_network, parse_network_list, parse_server
+from orchestrator.providers.upctl_provider import UpctlProvider
+from tests import upctl_go
+
+REPO = Path(__file__).resolve().parents[1]
+UPCTL = REPO / "mockcloud" / "bin" / "upctl"
+RECORDED = Path(__file__).parent / "fixtures" / "recorded" / "upcloud-go-api"
+
+
+def _shape(value: Any) -> Any:
+    """Keys in order and value types, recursively (lists: their first item)."""
+    if isinstance(value, dict):
+        return [(k, _shape(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return ["list", _shape(value[0]) if value else None]
+    return type(value).__name__
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("fakenet")
+    (root / "world").mkdir()
+    (root / "home").mkdir()
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")}
+    return {**keep, "HOME": str(root / "home"), "FAKE_UPCTL_HOME": str(root / "world"),
+            "MOCKCLOUD_PYTHON": sys.executable, "PYTHONPATH": str(REPO), "NO_COLOR": "1",
+            "UPCLOUD_TOKEN": "test-token"}  # fmt: skip
+
+
+def run(env: dict[str, str], argv: list[str] | tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(UPCTL), *argv[1:]], env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_network_lifecycle_on_the_fake(env: dict[str, str], tmp_path: Path) -> None:
+    prov = UpctlProvider()
+    create = prov.network_create(NetworkSpec("ray", "fi-hel2", "10.20.0.0/24"))
+    r = run(env, create.action.argv)
+    assert r.returncode == 0, r.stderr
+    recorded = upctl_go.network_show(json.loads((RECORDED / "network_create_201.json").read_text()))
+    printed = json.loads(r.stdout)
+    for ipn in recorded["ip_networks"]["ip_network"]:
+        ipn.pop("dhcp_dns")  # omitempty; the recorded request set DNS servers, ours sets none
+    assert _shape(printed) == _shape({**recorded, "servers": None, "labels": None})
+    net = parse_network(r.stdout)
+    assert (net.name, net.zone, net.cidr, net.dhcp, net.network_type) == (
+        "ray",
+        "fi-hel2",
+        "10.20.0.0/24",
+        True,
+        "private",
+    )
+
+    listed = run(env, prov.network_list().action.argv)
+    assert [n.uuid for n in parse_network_list(listed.stdout)] == [net.uuid]
+    public_only = run(env, ["upctl", "network", "list", "--public", "-o", "json"])
+    assert json.loads(public_only.stdout) == {"networks": None}
+
+    key = tmp_path / "k.pub"
+    blob = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + os.urandom(32)
+    key.write_text(f"ssh-ed25519 {base64.b64encode(blob).decode()} t@x\n")
+    argv = [
+        "upctl", "server", "create", "--hostname", "n1", "--zone", "fi-hel2", "--plan", "1xCPU-2GB",
+        "--os-storage-size", "25", "--ssh-keys", str(key),
+        "--network", "type=utility", "--network", "type=public", "--network", f"type=private,network={net.uuid}",
+        "-o", "json",
+    ]  # fmt: skip
+    made = run(env, argv)
+    assert made.returncode == 0, made.stderr
+    srv = parse_server(made.stdout)
+    assert srv.private_ipv4 == "10.20.0.2" and srv.public_ipv4
+    types = [i["type"] for i in json.loads(made.stdout)["networking"]["interfaces"]]
+    assert types == ["utility", "public", "private"]  # --network replaced the defaults: no public IPv6
+    shown = parse_server(run(env, prov.show(srv.uuid).action.argv).stdout)
+    assert shown.private_ipv4 == "10.20.0.2"
+    assert parse_network(run(env, prov.network_show(net.uuid).action.argv).stdout).servers == (srv.uuid,)
+
+    delete = prov.network_delete(net.uuid)
+    refused = run(env, delete.action.argv)
+    assert refused.returncode == 1
+    assert "NETWORK_NOT_EMPTY" in json.loads(refused.stdout)["error"] and "status=409" in refused.stdout
+    err = map_failure(delete.action.argv, refused.returncode, refused.stdout, refused.stderr)
+    assert isinstance(err, NetworkNotEmpty)
+
+    for _ in range(10):  # the fake settles after a poll or two
+        if parse_server(run(env, prov.show(srv.uuid).action.argv).stdout).state == "started":
+            break
+    for step in (["server", "stop", srv.uuid, "--type", "hard", "--wait"], ["server", "delete", srv.uuid]):
+        assert run(env, ["upctl", *step]).returncode == 0
+    gone = run(env, delete.action.argv)
+    assert gone.returncode == 0 and gone.stdout == "", gone.stderr
+    missing = run(env, prov.network_show(net.uuid).action.argv)
+    assert missing.returncode == 1 and "nothing found matching" in missing.stdout + missing.stderr
+
+
+def test_private_interface_needs_a_known_network(env: dict[str, str]) -> None:
+    argv = ["upctl", "server", "create", "--hostname", "n2", "--zone", "fi-hel2", "--plan", "1xCPU-2GB",
+            "--password-delivery", "email",
+            "--network", "type=private,network=03000000-dead-4000-8000-000000000000", "-o", "json"]  # fmt: skip
+    r = run(env, argv)
+    assert r.returncode == 1 and "NETWORK_NOT_FOUND" in r.stdout

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
 from pathlib import Path
+
+from mockcloud.hosts import MockHostError, usable_by_others
 
 SCRIPTS = {"ray": ("ray.scripts.scripts", "main"), "serve": ("ray.serve.scripts", "cli")}
 
@@ -23,16 +26,39 @@ def ray_site_packages() -> Path:
     return Path(ray.__file__).resolve().parent.parent
 
 
-def seed_ray_venv(home: Path, python: str, user: str | None, venv: str = "ray-venv") -> Path:
-    """Make ``home/venv`` a venv of ``python`` that imports this machine's Ray; owned by ``user`` when given."""
-    from mockcloud.hosts import MockHostError, usable_by_others
+def readable_site(site: Path, dest: Path) -> Path:
+    """``site`` (private) mirrored at ``dest`` where other users can read it: hard links when on one filesystem."""
+    if not dest.exists():
+        tmp = dest.with_name(dest.name + ".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        linked = subprocess.run(["cp", "-al", str(site), str(tmp)], capture_output=True, timeout=600)
+        if linked.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(site, tmp, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        for folder, _, files in os.walk(tmp):
+            os.chmod(folder, 0o755)
+            for name in files:
+                item = os.path.join(folder, name)
+                if not os.path.islink(item):
+                    os.chmod(item, os.stat(item).st_mode | 0o444)
+        tmp.rename(dest)
+    if not usable_by_others(dest / "ray"):
+        raise MockHostError(f"{dest} is not reachable by the mock hosts' user: a parent directory is private")
+    return dest
 
+
+def seed_ray_venv(
+    home: Path, python: str, user: str | None, venv: str = "ray-venv", shared: Path | None = None
+) -> Path:
+    """Make ``home/venv`` a venv of ``python`` that imports this machine's Ray; owned by ``user`` when given.
+
+    When the host's user cannot reach this machine's Ray (the checkout, and so its venv, sits in a private
+    directory, as in a clone under /root), the installed packages are linked (hard links, else copied) once into
+    ``shared/ray-site`` (default: beside ``home``), a world-readable folder the hosts import from instead.
+    """
     site = ray_site_packages()
     if user is not None and os.geteuid() == 0 and not usable_by_others(site / "ray"):
-        raise MockHostError(
-            f"the mock hosts' user {user} cannot read this machine's Ray in {site} (a parent directory is private); "
-            "put the checkout's venv where other users can traverse to it"
-        )
+        site = readable_site(site, (shared or home.parent) / "ray-site")
     path = home / venv
     subprocess.run([python, "-m", "venv", "--without-pip", str(path)], check=True, capture_output=True, timeout=120)
     purelib = subprocess.run(

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from orchestrator.health import Wait
     from orchestrator.live_display import LiveDisplay
     from orchestrator.runner import StepOutcome
-    from orchestrator.state import Deployment
 
 Mode = Literal["dry-run", "plain", "rich", "json"]
 
@@ -319,50 +318,3 @@ def lifetime_cost_text(ctx: StepContext) -> str:
         f"≈ {d['total']:.2f} {d['currency']} for {format_duration(lifetime)} "
         f"({d['billed_hours']} started hour(s) at {d['price_per_hour']} {d['currency']} per hour)"
     )
-
-
-def auto_stop_text(at: float | None, now: float) -> str:
-    if at is None:
-        return "-"
-    if at <= now:
-        return f"due {format_duration(now - at)} ago"
-    return f"in {format_duration(at - now)}"
-
-
-def cost_text(d: Deployment, now: float) -> str:
-    """ "1.92 EUR/h, 3.84 so far" from the config snapshot's provider.price_per_hour; "-" without a price."""
-    from orchestrator.cost import cost_so_far, price_of
-
-    price, currency = price_of(d.config)
-    if price is None:
-        return "-"
-    if d.server is None:
-        return f"{price:.2f} {currency}/h"
-    return f"{price:.2f} {currency}/h, {cost_so_far(price, d.created_at, now):.2f} so far"
-
-
-def status_rows(deps: list[Deployment]) -> list[str]:
-    header = ("NAME", "STATUS", "SERVER", "IP", "PLAN", "ENGINE", "ENDPOINT", "HEALTH", "AUTO-STOP", "COST")
-    rows = [header]
-    now = time.time()
-    for d in deps:
-        srv, eng, h = d.server, d.engine, d.health
-        health = "-"
-        if h is not None:
-            health = f"{'ok' if h.ok else 'FAILED'} {format_duration(now - h.checked_at)} ago"
-        rows.append(
-            (
-                d.name,
-                d.status,
-                srv.uuid if srv else "-",
-                (srv.ip or "-") if srv else "-",
-                srv.plan if srv else "-",
-                f"{eng.kind}:{eng.served_name}" if eng else "-",
-                eng.endpoint if eng else "-",
-                health,
-                auto_stop_text(d.auto_stop_at, now),
-                cost_text(d, now),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

@@ -156,7 +156,7 @@ def cluster() -> Iterator[Cluster]:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         for host in hosts:
             host.authorized_keys.write_text((root / "client_key.pub").read_text())
-            seed_ray_venv(host.home, mock.host_python, host.user)
+            seed_ray_venv(host.home, mock.host_python, host.user, shared=root)
         (root / "prom").mkdir()
         cfg_file = root / "ray-mock.yaml"
         cfg_file.write_text(CONFIG.format(user=hosts[0].user, key=key, prom=root / "prom" / "prometheus.yml"))

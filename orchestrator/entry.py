@@ -1,7 +1,7 @@
 """Console entry point: the interrupt policy is in place before any heavy import happens.
 
-The usual `status` invocations (`status [NAME] [--local] [--json] [--debug] [--live]`) and `ssh [--debug] NAME
-[-- CMD...]` are answered without typer:
+The usual `status` invocations (`status [NAME] [--local] [--json] [--debug] [--live]`), `ssh [--debug] NAME
+[-- CMD...]` and `logs NAME [-f] [--tail N] [--since X] [--debug]` are answered without typer:
 typer builds a pydantic TypeAdapter for every parameter of the command it runs, which alone costs more than the
 100 ms a read-only command may take to start (bench/cli_startup.py). Anything else, `--help`, an unknown option or
 a second argument included, goes to the typer app in cli.py, which declares every command and its options;
@@ -19,6 +19,12 @@ from types import FrameType
 # `status`'s flags as cli.py declares them (the option name, and the keyword it sets); --orphans asks the cloud
 # (not a fast path), so it goes through typer like every other case.
 STATUS_FLAGS = {"--local": "local", "--json": "as_json", "--debug": "debug", "--live": "live"}
+
+
+# `logs`'s options as cli.py declares them: flags, and the options that take the next argument as their value.
+LOGS_FLAGS = {"--follow": "follow", "-f": "follow", "--debug": "debug"}
+LOGS_VALUES = {"--tail": "tail", "-n": "tail", "--since": "since"}
+LOGS_TAIL = 100  # cli.py's default for --tail
 
 
 def _quiet_exit(signum: int, frame: FrameType | None) -> None:
@@ -49,6 +55,32 @@ def fast_ssh_args(args: list[str]) -> tuple[str, list[str], bool] | None:
     if not args or not args[0] or args[0].startswith("-"):
         return None
     return args[0], args[1:], debug
+
+
+def fast_logs_args(args: list[str]) -> dict[str, object] | None:
+    """The keyword arguments of commands.logs.logs for ``args`` (after `logs`), or None: leave it to typer (--help,
+    `--tail=N`, a --tail that is not a plain number, a second argument, anything unknown)."""
+    kwargs: dict[str, object] = {"name": None, "tail": LOGS_TAIL, "since": None, "follow": False, "debug": False}
+    rest = iter(args)
+    for arg in rest:
+        if arg in LOGS_FLAGS:
+            kwargs[LOGS_FLAGS[arg]] = True
+        elif arg in LOGS_VALUES:
+            value = next(rest, None)  # click takes the next argument as the value, even one that starts with -
+            if value is None or (LOGS_VALUES[arg] == "tail" and not (value.isascii() and value.isdigit())):
+                return None
+            kwargs[LOGS_VALUES[arg]] = int(value) if LOGS_VALUES[arg] == "tail" else value
+        elif arg.startswith("-") or kwargs["name"] is not None or not arg:
+            return None
+        else:
+            kwargs["name"] = arg
+    return kwargs if kwargs["name"] is not None else None
+
+
+def _fast_logs(kwargs: dict[str, object]) -> int:
+    from orchestrator.commands.logs import logs
+
+    return logs(**kwargs)  # type: ignore[arg-type]
 
 
 def _fast_ssh(name: str, argv: list[str], debug: bool) -> int:
@@ -108,6 +140,11 @@ def main() -> None:
         parsed = fast_ssh_args(args[1:])
         if parsed is not None:
             run(lambda: _fast_ssh(*parsed))
+            return
+    if args[:1] == ["logs"]:
+        logs_kwargs = fast_logs_args(args[1:])
+        if logs_kwargs is not None:
+            run(lambda: _fast_logs(logs_kwargs))
             return
     from orchestrator.cli import main as cli_main
 

@@ -2,28 +2,88 @@
 
 Which log: `docker logs` for a container (Triton, TF Serving, vLLM's docker method), else the engine's log file
 (the detached process writes it, and so does the systemd unit: StandardOutput=append:). The command is the
-engine's own (Engine.log_command); `-f` streams the channel as it comes until Ctrl-C, which ends it with exit 0.
+engine's own (engines/logs.py, which Engine.log_command uses); `-f` streams it until Ctrl-C, which ends it with
+exit 0.
+
+How: OpenSSH's `ssh`, pinned to $ORCHESTRATOR_HOME/known_hosts as `orchestrator ssh` runs it, with the command
+built from the state's config snapshot (no pydantic, no paramiko: the command starts within the 100 ms budget).
+The validated way (config model, Engine.log_command, paramiko) where that cannot be: no `ssh` on PATH, a snapshot
+without the values (an older state file), or a key whose passphrase comes from ssh.passphrase_env (paramiko
+reads it; OpenSSH would prompt).
 """
 
 from __future__ import annotations
 
-from orchestrator.commands.target import load_target
-from orchestrator.errors import ConfigError
+from typing import Any
+
+from orchestrator.commands.target import SshTarget, load_light_target, load_target
+from orchestrator.errors import ConfigError, SSHError
 
 
 def logs(name: str, *, tail: int, since: str | None, follow: bool, debug: bool) -> int:
     """Print (or follow) the engine's log; returns the exit code: the remote command's, 0 after Ctrl-C."""
-    from orchestrator.commands.remote import INTERRUPTED, stream_command
+    import shutil
+
+    from orchestrator.commands.remote import INTERRUPTED
     from orchestrator.console import guard
-    from orchestrator.engines import engine_for
 
     with guard(debug):
         if tail < 0:
             raise ConfigError(f"--tail {tail}: give a number of lines >= 0")
-        target = load_target(name)
-        command = engine_for(target.cfg).log_command(tail, since, follow)
-        if debug:
-            print(f"remote: {command}", flush=True)
-        rc = stream_command(target, command)
+        light, snapshot = load_light_target(name)
+        command = light_log_command(snapshot, tail, since, follow)
+        ssh_bin = shutil.which("ssh")
+        if light is not None and command is not None and ssh_bin is not None and _no_passphrase_env(snapshot):
+            if debug:
+                print(f"remote: {command}", flush=True)
+            rc = _openssh(ssh_bin, light, command)
+        else:
+            rc = _validated(name, tail, since, follow, debug)
         return 0 if rc == INTERRUPTED and follow else rc
     return 1  # not reached: guard exits on every error
+
+
+def light_log_command(snapshot: dict[str, Any], tail: int, since: str | None, follow: bool) -> str | None:
+    """Engine.log_command's text from the config snapshot, or None where the snapshot lacks what it needs."""
+    from orchestrator.engines.logs import log_command, snapshot_log_source
+
+    source = snapshot_log_source(snapshot)
+    return None if source is None else log_command(*source, tail, since, follow)
+
+
+def _no_passphrase_env(snapshot: dict[str, Any]) -> bool:
+    ssh = snapshot.get("ssh")
+    return isinstance(ssh, dict) and ssh.get("passphrase_env") is None
+
+
+def _openssh(ssh_bin: str, target: SshTarget, command: str) -> int:
+    """``command`` on the server through OpenSSH, its output straight to ours; 130 after Ctrl-C."""
+    import subprocess
+
+    from orchestrator.commands.remote import INTERRUPTED
+    from orchestrator.commands.ssh import SSH_FAILED, ensure_pinned, openssh_argv
+
+    argv = openssh_argv(ssh_bin, target, ensure_pinned(target), command)
+    try:
+        # no stdin, as on the paramiko path: the command sees EOF
+        rc = subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode
+    except KeyboardInterrupt:  # ssh is stopped with us; the remote command gets SIGHUP
+        return INTERRUPTED
+    if rc == SSH_FAILED:  # ssh's own failure (unreachable, refused key): ssh said why on stderr
+        raise SSHError(
+            f"cannot reach {target.ip}:{target.port} or log in as {target.user} (ssh exit {rc})",
+            f"is the server up? see `orchestrator status {target.name}`",
+        )
+    return rc
+
+
+def _validated(name: str, tail: int, since: str | None, follow: bool, debug: bool) -> int:
+    """The config model's engine and paramiko: where OpenSSH or the snapshot's values are missing."""
+    from orchestrator.commands.remote import stream_command
+    from orchestrator.engines import engine_for
+
+    target = load_target(name)
+    command = engine_for(target.cfg).log_command(tail, since, follow)
+    if debug:
+        print(f"remote: {command}", flush=True)
+    return stream_command(target, command)

@@ -1,15 +1,15 @@
 """The deployed server a command reaches: from the deployment's state record alone (no config file needed).
 
 Target: the record and the validated config (logs, extend, the paramiko path). SshTarget: only what OpenSSH needs,
-read by the light state reader from the config snapshot's `ssh` section, so `orchestrator ssh` starts without
-pydantic (a test checks that both give the same values).
+read by the light state reader from the config snapshot's `ssh` section, so `orchestrator ssh` and `logs` start
+without pydantic (a test checks that both give the same values).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from orchestrator.errors import SSHError, StateError
 
@@ -99,6 +99,14 @@ SNAPSHOT_SSH_KEYS = ("user", "port", "private_key")  # SshConfig's fields the sn
 def load_ssh_target(name: str) -> SshTarget:
     """As load_target (same errors), without pydantic when the state's config snapshot has its `ssh` section; a
     record without one (an older state file) goes the validated way, through the config file."""
+    light, _ = load_light_target(name)
+    return light if light is not None else ssh_target_of(load_target(name))
+
+
+def load_light_target(name: str) -> tuple[SshTarget | None, dict[str, Any]]:
+    """The SshTarget read from the config snapshot without pydantic (None where the snapshot lacks its `ssh`
+    section), and the snapshot itself ({} when there is none). Unknown deployment, no server, no IP, no pinned
+    key: the errors load_target raises."""
     from orchestrator.state_doc import StateReader
 
     reader = StateReader()
@@ -110,8 +118,9 @@ def load_ssh_target(name: str) -> SshTarget:
     if isinstance(ssh, dict) and all(k in ssh for k in SNAPSHOT_SSH_KEYS):
         user, port, key = ssh["user"], ssh["port"], ssh["private_key"]
         if isinstance(user, str) and isinstance(port, int) and isinstance(key, str):
-            return SshTarget(name=name, ip=ip, host_key=host_key, user=user, port=port, private_key=key)
-    return ssh_target_of(load_target(name))
+            target = SshTarget(name=name, ip=ip, host_key=host_key, user=user, port=port, private_key=key)
+            return target, view.config
+    return None, view.config
 
 
 def ssh_target_of(target: Target) -> SshTarget:

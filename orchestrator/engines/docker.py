@@ -6,33 +6,14 @@ engine is back after a reboot of the server without the orchestrator.
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
 from orchestrator.actions import Remote, Upload, UploadFile
 from orchestrator.config import DeploymentConfig
 from orchestrator.engines.base import StartAction
-from orchestrator.errors import ConfigError
+from orchestrator.engines.logs import container_name, docker_log_command, run_dir
 from orchestrator.model_files import dirs_under, files_under
-
-# What `docker logs --since` takes: a Go duration relative to now (10m, 1h30m, 45s) or a timestamp (RFC 3339,
-# a date, Unix seconds).
-SINCE_RE = re.compile(
-    r"^(?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+$"  # 10m, 1h30m
-    r"|^\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$"  # 2026-05-04, 2026-05-04T12:00:00Z
-    r"|^\d+(?:\.\d+)?$"  # Unix seconds
-)
-
-
-def check_since(since: str) -> str:
-    """``since`` as docker logs and journalctl understand it; anything else is a usage error (exit 2)."""
-    if not SINCE_RE.match(since):
-        raise ConfigError(
-            f"--since {since!r} is not a duration or a timestamp",
-            "give a duration such as 10m, 1h30m or 45s, or a timestamp such as 2026-05-04T12:00:00Z",
-        )
-    return since
 
 
 class DockerEngine:
@@ -52,8 +33,8 @@ class DockerEngine:
     def __init__(self, cfg: DeploymentConfig, image: str) -> None:
         self.cfg = cfg
         self.image = image
-        self.run_dir = f".orchestrator/{cfg.name}"
-        self.container = f"orchestrator-{cfg.name}"
+        self.run_dir = run_dir(cfg.name)
+        self.container = container_name(cfg.name)
 
     # -- install ---------------------------------------------------------------------------------
     def install_probe(self) -> Remote:
@@ -161,9 +142,4 @@ class DockerEngine:
 
     def log_command(self, tail: int, since: str | None = None, follow: bool = False) -> str:
         """The container's log, as docker keeps it (stdout and stderr of the engine, merged)."""
-        words = ["docker", "logs", "--tail", str(tail)]
-        if since:
-            words += ["--since", check_since(since)]
-        if follow:
-            words.append("--follow")
-        return shlex.join([*words, self.container]) + " 2>&1"
+        return docker_log_command(self.container, tail, since, follow)

@@ -9,7 +9,7 @@ from orchestrator.actions import HttpCheck, Remote, Upload
 from orchestrator.config import DeploymentConfig, EngineConfig
 from orchestrator.engines.base import StartAction
 from orchestrator.engines.docker import DockerEngine
-from orchestrator.errors import ConfigError
+from orchestrator.engines.logs import file_log_command, log_file, run_dir
 from orchestrator.monitoring import ScrapeTarget, job_name
 from orchestrator.secrets import API_KEY, HF_TOKEN
 
@@ -59,7 +59,7 @@ class VllmEngine:
             raise TypeError(f"VllmEngine needs a vllm engine config, not {cfg.engine.kind}")
         self.cfg = cfg
         self.e = cfg.engine
-        self.run_dir = f".orchestrator/{cfg.name}"
+        self.run_dir = run_dir(cfg.name)
         self.method = self.e.install.method
         self.unit = f"orchestrator-{cfg.name}.service"
         # Until the probe answers (dry-run), assume what a fresh UpCloud server gives: root with systemd.
@@ -259,14 +259,7 @@ class VllmEngine:
         engine's output to the same file as the detached process does: StandardOutput=append:)."""
         if self.docker is not None:
             return self.docker.log_command(tail, since, follow)
-        if since:
-            raise ConfigError(
-                f"--since is not supported for vLLM's {self.method} method: its log is a plain file whose lines "
-                "carry no full date",
-                "use --tail N (and -f to follow)",
-            )
-        words = ["tail", "-n", str(tail)] + (["-F"] if follow else [])
-        return shlex.join(words) + " " + shlex.quote(f"{self.run_dir}/engine.log")
+        return file_log_command(log_file(self.cfg.name), self.method, tail, since, follow)
 
     # -- health / monitoring ---------------------------------------------------------------------
     def endpoint(self, ip: str) -> str:

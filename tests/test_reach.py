@@ -12,17 +12,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from mockcloud.cloud import MockCloud
+from orchestrator.commands.logs import light_log_command
 from orchestrator.commands.ssh import openssh_argv, remote_command
 from orchestrator.commands.target import Target, load_ssh_target, load_target, ssh_target_of
-from orchestrator.config import DeploymentConfig
+from orchestrator.config import AnyEngineConfig, DeploymentConfig, InstallConfig, load_config
 from orchestrator.engines import engine_for
+from orchestrator.engines.logs import KINDS, METHODS, snapshot_log_source
 from orchestrator.errors import ConfigError
 from orchestrator.state import Deployment, ServerRecord, StateStore
 from tests.conftest import REPO, run_cli
@@ -58,6 +62,43 @@ def test_docker_log_commands() -> None:
     for bad in ("10m; rm -rf ~", "$(id)", "yesterday", "10 m"):
         with pytest.raises(ConfigError, match="is not a duration or a timestamp"):
             triton.log_command(20, bad)
+
+
+def _outcome(build: Callable[[], str]) -> str:
+    try:
+        return build()
+    except ConfigError as exc:
+        return f"ConfigError: {exc} / {exc.hint}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("method", METHODS)
+def test_the_snapshot_log_command_is_the_engines(path: Path, method: str) -> None:
+    """`logs` builds the command from the config snapshot without pydantic: for every config here and each of
+    vLLM's install methods, the same text as Engine.log_command, and the same refusal of --since for log files."""
+    data = load_config(path, check_files=False).model_dump(mode="json")
+    if data["engine"]["kind"] == "vllm":
+        data["engine"]["install"]["method"] = method
+    elif method != "pip":
+        pytest.skip("only vLLM has install methods")
+    try:
+        cfg = DeploymentConfig.model_validate(data)
+    except ValidationError:
+        pytest.skip(f"{path.name} does not take the {method} method")
+    snapshot = cfg.model_dump(mode="json")
+    engine = engine_for(cfg)
+    for tail, since, follow in ((100, None, False), (0, None, True), (7, "1h30m", True), (3, "$(id)", False)):
+        light = _outcome(lambda: light_log_command(snapshot, tail, since, follow) or "no command")
+        assert light == _outcome(lambda: engine.log_command(tail, since, follow)), (tail, since, follow)
+
+
+def test_the_snapshot_log_source_knows_what_the_config_model_knows() -> None:
+    kinds = {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(AnyEngineConfig)[0])}
+    assert set(KINDS) == kinds
+    assert METHODS == get_args(InstallConfig.model_fields["method"].annotation)
+    for odd in ({}, {"name": "x"}, {"name": "x", "engine": {"kind": "other"}}, {"name": "x", "engine": {"kind": "vllm"}},
+                {"name": "x", "engine": {"kind": "vllm", "install": {"method": "conda"}}}):  # fmt: skip
+        assert snapshot_log_source(odd) is None, odd  # the validated config decides (and says what is wrong)
 
 
 def test_ssh_argv_pins_the_host_key_and_quotes_the_command() -> None:

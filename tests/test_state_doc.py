@@ -1,6 +1,6 @@
 """The light state reader (state_doc.py) and the pydantic models (state.py) describe the same documents: the same
 defaults, and every document StateStore writes reads back through the light reader field for field. The status and
-ssh paths never import pydantic or typer, and their typer-free parsers pass what typer would pass."""
+ssh and logs paths never import pydantic or typer, and their typer-free parsers pass what typer would pass."""
 
 from __future__ import annotations
 
@@ -160,17 +160,21 @@ def test_views_name_only_model_fields() -> None:
         assert set(view._fields) - {"document"} <= set(model.model_fields), view
 
 
+# Runs the CLI with the given arguments, then prints which heavy modules it imported.
+HEAVY_CHECK = (
+    "import sys; sys.argv = ['orchestrator'] + sys.argv[1:]\n"
+    "from orchestrator.entry import main\n"
+    "try:\n    main()\n"
+    "finally:\n"
+    "    heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'typer', 'click', 'httpx',"
+    " 'paramiko', 'rich', 'yaml'))\n"
+    "    print('HEAVY', heavy, file=sys.stderr)\n"
+)
+
+
 def test_the_status_path_imports_neither_pydantic_nor_typer(tmp_path: Path) -> None:
     StateStore(tmp_path).save(_full())
-    code = (
-        "import sys; sys.argv = ['orchestrator'] + sys.argv[1:]\n"
-        "from orchestrator.entry import main\n"
-        "try:\n    main()\n"
-        "finally:\n"
-        "    heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'typer', 'click', 'httpx',"
-        " 'paramiko', 'rich', 'yaml'))\n"
-        "    print('HEAVY', heavy, file=sys.stderr)\n"
-    )
+    code = HEAVY_CHECK
     env = {"ORCHESTRATOR_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "ssh").write_text("#!/bin/sh\necho \"ssh $*\"\n")  # OpenSSH's place: print the argv
@@ -183,6 +187,33 @@ def test_the_status_path_imports_neither_pydantic_nor_typer(tmp_path: Path) -> N
         assert "full" in proc.stdout or argv[0] == "ssh"
     assert "StrictHostKeyChecking=yes" in proc.stdout and "root@203.0.113.7 true" in proc.stdout
     assert "203.0.113.7 ssh-ed25519 AAAAkey orchestrator:full" in (tmp_path / "known_hosts").read_text()
+
+
+def test_the_logs_path_imports_neither_pydantic_nor_typer_nor_paramiko(tmp_path: Path) -> None:
+    """`logs NAME` builds the engine's log command from the config snapshot and runs it over OpenSSH (here a
+    script that prints its argv): none of the heavy modules, and the pinned key written to known_hosts."""
+    from orchestrator.config import DeploymentConfig
+
+    cfg = DeploymentConfig.model_validate(
+        {"name": "snap", "engine": {"model": "m"}, "ssh": {"user": "ubuntu", "port": 2222, "private_key": "/k/id"}}
+    )
+    StateStore(tmp_path).save(_full().model_copy(update={"name": "snap", "config": cfg.model_dump(mode="json")}))
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ssh").write_text('#!/bin/sh\necho "ssh $*"\n')
+    (tmp_path / "bin" / "ssh").chmod(0o755)
+    env = {"ORCHESTRATOR_HOME": str(tmp_path), "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    argv = ["logs", "snap", "-n", "5", "--debug"]
+    proc = subprocess.run([sys.executable, "-c", HEAVY_CHECK, *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("remote: tail -n 5 .orchestrator/snap/engine.log\nssh -o "), proc.stdout
+    assert "StrictHostKeyChecking=yes" in proc.stdout
+    assert proc.stdout.endswith(" -p 2222 -- ubuntu@203.0.113.7 tail -n 5 .orchestrator/snap/engine.log\n")
+    assert "[203.0.113.7]:2222 ssh-ed25519 AAAAkey orchestrator:snap" in (tmp_path / "known_hosts").read_text()
+    since = subprocess.run([sys.executable, "-c", HEAVY_CHECK, "logs", "snap", "--since", "1h"], cwd=REPO, env=env,
+                           capture_output=True, text=True)  # fmt: skip
+    assert since.returncode == 2 and "--since is not supported for vLLM's pip method" in since.stderr, since.stderr
+    assert "HEAVY []" in since.stderr and since.stdout == ""
 
 
 def test_the_fast_status_parser_accepts_what_cli_declares(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,3 +266,36 @@ def test_the_fast_ssh_parser_passes_what_typer_passes(monkeypatch: pytest.Monkey
         assert seen.pop() == fast, args
     for args in ([], ["--help"], ["--", "n"], ["-x", "n"], [""]):
         assert fast_ssh_args(args) is None, args
+
+
+def test_the_fast_logs_parser_passes_what_typer_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """entry.py's `logs` parser knows exactly `logs`'s options (but --help), and for every argument list it takes,
+    typer would call commands.logs.logs with the same values; anything else is left to typer."""
+    from typer.main import get_command
+
+    from orchestrator import cli
+    from orchestrator.commands import logs as logs_mod
+    from orchestrator.entry import LOGS_FLAGS, LOGS_TAIL, LOGS_VALUES, fast_logs_args
+
+    command = get_command(cli.app).commands["logs"]  # type: ignore[attr-defined]
+    declared = {opt for p in command.params for opt in getattr(p, "opts", []) if opt.startswith("-")}
+    assert declared - {"--help"} == set(LOGS_FLAGS) | set(LOGS_VALUES)
+    assert {p.name: p.default for p in command.params}["tail"] == LOGS_TAIL
+    seen: list[dict[str, object]] = []
+
+    def capture(name: str, **kw: object) -> int:
+        seen.append({"name": name, **kw})
+        return 0
+
+    monkeypatch.setattr(logs_mod, "logs", capture)
+    samples = (["n"], ["n", "-f"], ["--follow", "n", "--tail", "5"], ["n", "-n", "0", "--since", "10m", "--debug"],
+               ["--since", "-x", "n"], ["n", "--since", ""], ["n", "--tail", "3", "--tail", "007"],
+               ["-f", "-f", "n", "--debug"], ["n", "--since", "1h", "--since", "2h"])  # fmt: skip
+    for args in samples:
+        fast = fast_logs_args(args)
+        assert fast is not None, args
+        get_command(cli.app).main(["logs", *args], standalone_mode=False, prog_name="orchestrator")
+        assert seen.pop() == fast, args
+    for args in ([], ["--help"], ["a", "b"], ["n", "--tail"], ["n", "--tail", "-3"], ["n", "--tail", "x"],
+                 ["n", "--tail=5"], ["n", "-fn5"], ["--", "n"], [""], ["n", "--since"], ["n", "--tail", "٣"]):  # fmt: skip
+        assert fast_logs_args(args) is None, args

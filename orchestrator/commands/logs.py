@@ -8,7 +8,7 @@ exit 0.
 How: OpenSSH's `ssh`, pinned to $ORCHESTRATOR_HOME/known_hosts as `orchestrator ssh` runs it, with the command
 built from the state's config snapshot (no pydantic, no paramiko: the command starts within the 100 ms budget).
 The validated way (config model, Engine.log_command, paramiko) where that cannot be: no `ssh` on PATH, a snapshot
-without the values (an older state file), or a key whose passphrase comes from ssh.passphrase_env (paramiko
+without the values (an older state file), or a key passphrase in the variable ssh.passphrase_env names (paramiko
 reads it; OpenSSH would prompt).
 """
 
@@ -52,8 +52,13 @@ def light_log_command(snapshot: dict[str, Any], tail: int, since: str | None, fo
 
 
 def _no_passphrase_env(snapshot: dict[str, Any]) -> bool:
+    """False where the key's passphrase is in the environment variable ssh.passphrase_env names: paramiko reads it
+    there, OpenSSH would ask for it."""
+    import os
+
     ssh = snapshot.get("ssh")
-    return isinstance(ssh, dict) and ssh.get("passphrase_env") is None
+    env = ssh.get("passphrase_env") if isinstance(ssh, dict) else None
+    return not (isinstance(env, str) and os.environ.get(env))
 
 
 def _openssh(ssh_bin: str, target: SshTarget, command: str) -> int:

@@ -64,9 +64,9 @@ def test_docker_log_commands() -> None:
             triton.log_command(20, bad)
 
 
-def _outcome(build: Callable[[], str]) -> str:
+def _outcome(build: Callable[[int, str | None, bool], str | None], tail: int, since: str | None, follow: bool) -> str:
     try:
-        return build()
+        return build(tail, since, follow) or "no command"
     except ConfigError as exc:
         return f"ConfigError: {exc} / {exc.hint}"
 
@@ -88,16 +88,17 @@ def test_the_snapshot_log_command_is_the_engines(path: Path, method: str) -> Non
     snapshot = cfg.model_dump(mode="json")
     engine = engine_for(cfg)
     for tail, since, follow in ((100, None, False), (0, None, True), (7, "1h30m", True), (3, "$(id)", False)):
-        light = _outcome(lambda: light_log_command(snapshot, tail, since, follow) or "no command")
-        assert light == _outcome(lambda: engine.log_command(tail, since, follow)), (tail, since, follow)
+        light = _outcome(lambda t, s, f: light_log_command(snapshot, t, s, f), tail, since, follow)
+        assert light == _outcome(engine.log_command, tail, since, follow), (tail, since, follow)
 
 
 def test_the_snapshot_log_source_knows_what_the_config_model_knows() -> None:
     kinds = {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(AnyEngineConfig)[0])}
     assert set(KINDS) == kinds
-    assert METHODS == get_args(InstallConfig.model_fields["method"].annotation)
-    for odd in ({}, {"name": "x"}, {"name": "x", "engine": {"kind": "other"}}, {"name": "x", "engine": {"kind": "vllm"}},
-                {"name": "x", "engine": {"kind": "vllm", "install": {"method": "conda"}}}):  # fmt: skip
+    assert get_args(InstallConfig.model_fields["method"].annotation) == METHODS
+    vllm = {"kind": "vllm"}
+    for odd in ({}, {"name": "x"}, {"name": "x", "engine": {"kind": "other"}}, {"name": "x", "engine": vllm},
+                {"name": "x", "engine": {**vllm, "install": {"method": "conda"}}}):  # fmt: skip
         assert snapshot_log_source(odd) is None, odd  # the validated config decides (and says what is wrong)
 
 

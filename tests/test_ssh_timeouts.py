@@ -11,8 +11,9 @@ import yaml
 
 from orchestrator.actions import Action, HttpCheck, Remote
 from tests.conftest import REPO
+from tests.golden_cases import plannable
 
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+CONFIGS = [p for p in sorted((REPO / "configs").glob("*.yaml")) if plannable(p)]  # deploy plans these today
 # Found independently of orchestrator.actions.contained_wait, so the test does not grade its own rule.
 LOCK = re.compile(r"Lock::Timeout=(\d+)")
 TIMEOUT_CMD = re.compile(r"(?:^|[\s;&|(])timeout\s+(?:-\S+\s+(?:[A-Z]+\s+)?)*(\d+)\b")

@@ -61,6 +61,18 @@ def dicts(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
+def _listing(stdout: str, what: str, key: str) -> list[Any]:
+    """A `... list -o json` answer: ``{key: [...]}`` (or the bare list); ``null`` means none."""
+    data = _load(stdout, what)
+    if isinstance(data, dict):
+        data = data.get(key)
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise _shape_error(what, data)
+    return data
+
+
 def parse_plans(stdout: str) -> list[PlanInfo]:
     """`server plans -o json`: a bare array (v3.9+) or the older ``{"plans": [...]}``."""
     data = _load(stdout, "server plans")
@@ -107,13 +119,7 @@ def parse_zone_devices(stdout: str) -> dict[str, dict[str, int]]:
 
 def parse_templates(stdout: str) -> list[TemplateInfo]:
     """`storage list --public --template -o json` → templates (``{"storages": [...]}``)."""
-    data = _load(stdout, "storage list")
-    if isinstance(data, dict):
-        data = data.get("storages")
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise _shape_error("storage list", data)
+    data = _listing(stdout, "storage list", "storages")
     return [
         TemplateInfo(
             uuid=as_str(s.get("uuid")), title=as_str(s.get("title")), template_type=as_str(s.get("template_type"))
@@ -226,25 +232,13 @@ def parse_server(stdout: str) -> ServerInfo:
 
 def parse_server_list(stdout: str) -> list[ServerInfo]:
     """`server list -o json` → summaries (``{"servers": [...]}``): no labels or devices."""
-    data = _load(stdout, "server list")
-    if isinstance(data, dict):
-        data = data.get("servers")
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise _shape_error("server list", data)
+    data = _listing(stdout, "server list", "servers")
     return [_server(s, detailed=False) for s in dicts(data) if as_str(s.get("uuid"))]
 
 
 def parse_storage_uuids(stdout: str) -> list[str]:
     """`storage list -o json` → the UUIDs of the account's storages (``{"storages": [...]}``)."""
-    data = _load(stdout, "storage list")
-    if isinstance(data, dict):
-        data = data.get("storages")
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise _shape_error("storage list", data)
+    data = _listing(stdout, "storage list", "storages")
     return [as_str(s.get("uuid")) for s in dicts(data) if as_str(s.get("uuid"))]
 
 

@@ -26,6 +26,19 @@ LOGS_FLAGS = {"--follow": "follow", "-f": "follow", "--debug": "debug"}
 LOGS_VALUES = {"--tail": "tail", "-n": "tail", "--since": "since"}
 LOGS_TAIL = 100  # cli.py's default for --tail
 
+# The config commands' flags as cli.py declares them (the option name, and the keyword it sets). deploy, redeploy
+# and teardown take this path only with --dry-run (a real run may ask for confirmation through typer), teardown
+# not with --orphans/--include-foreign; validate always. Each takes one CONFIG (teardown: a NAME or a config).
+CONFIG_FLAGS = {"--json": "as_json", "--debug": "debug"}
+DRY_RUN_FLAGS = CONFIG_FLAGS | {"--dry-run": "dry_run"}
+CONFIG_COMMANDS: dict[str, tuple[str, dict[str, str]]] = {  # command: (its positional's keyword, its flags)
+    "deploy": ("config", DRY_RUN_FLAGS | {"--teardown-on-failure": "teardown_on_failure"}),
+    "redeploy": ("config", DRY_RUN_FLAGS | {"--recreate": "recreate"}),
+    "teardown": ("target", DRY_RUN_FLAGS | {"--yes": "yes", "-y": "yes"}),
+    "validate": ("config", CONFIG_FLAGS),
+}
+CONFIG_DEFAULTS: dict[str, dict[str, object]] = {"teardown": {"orphans": False, "include_foreign": False}}
+
 
 def _quiet_exit(signum: int, frame: FrameType | None) -> None:
     sys.stderr.write("error: interrupted while starting; nothing was changed\n")
@@ -75,6 +88,31 @@ def fast_logs_args(args: list[str]) -> dict[str, object] | None:
         else:
             kwargs["name"] = arg
     return kwargs if kwargs["name"] is not None else None
+
+
+def fast_config_args(command: str, args: list[str]) -> dict[str, object] | None:
+    """The keyword arguments of commands.lifecycle.<command> for ``args`` (after the command), or None: leave it to
+    typer (--help, a real run, --orphans, a second argument, anything unknown)."""
+    positional, flags = CONFIG_COMMANDS[command]
+    kwargs: dict[str, object] = {positional: None} | {key: False for key in flags.values()}
+    kwargs |= CONFIG_DEFAULTS.get(command, {})
+    for arg in args:
+        if arg in flags:
+            kwargs[flags[arg]] = True
+        elif arg.startswith("-") or kwargs[positional] is not None or not arg:
+            return None
+        else:
+            kwargs[positional] = arg
+    if kwargs[positional] is None or kwargs.get("dry_run") is False:
+        return None
+    return kwargs
+
+
+def _fast_config_command(command: str, kwargs: dict[str, object]) -> int:
+    from orchestrator.commands import lifecycle
+
+    getattr(lifecycle, command)(**kwargs)
+    return 0
 
 
 def _fast_logs(kwargs: dict[str, object]) -> int:
@@ -145,6 +183,11 @@ def main() -> None:
         logs_kwargs = fast_logs_args(args[1:])
         if logs_kwargs is not None:
             run(lambda: _fast_logs(logs_kwargs))
+            return
+    if args[:1] and args[0] in CONFIG_COMMANDS:
+        config_kwargs = fast_config_args(args[0], args[1:])
+        if config_kwargs is not None:
+            run(lambda: _fast_config_command(args[0], config_kwargs))
             return
     from orchestrator.cli import main as cli_main
 

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import MonitoringError
+from orchestrator.yamlpos import compose, safe_load
 
 DEFAULT_GLOBAL: dict[str, str] = {"scrape_interval": "15s"}
 DEFAULT_METRICS_PATH = "/metrics"
@@ -124,7 +125,7 @@ def _load(existing_yaml: str | None) -> dict[str, Any]:
     if existing_yaml is None or not existing_yaml.strip():
         return {"global": dict(DEFAULT_GLOBAL), "scrape_configs": []}
     try:
-        doc = yaml.safe_load(existing_yaml)
+        doc = safe_load(existing_yaml)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -193,7 +194,7 @@ def _item_span(lines: list[str], item: yaml.Node) -> tuple[int, int, str]:
 
 
 def _top_level(text: str) -> tuple[yaml.Node | None, tuple[yaml.Node, yaml.Node] | None]:
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = compose(text)
     if root is None:
         return None, None
     if not isinstance(root, yaml.MappingNode) or root.flow_style:

@@ -1,4 +1,10 @@
-"""YAML loading that remembers the line of every key, so config errors can name file:line."""
+"""YAML loading that remembers the line of every key, so config errors can name file:line; the one place that
+picks PyYAML's parser.
+
+libyaml's parser (PyYAML's C extension, when it is built) is several times faster than the pure-Python one, which
+every dry run would otherwise pay for on the config, the playbooks and prometheus.yml. A document it refuses is
+parsed again by the pure-Python parser, so a malformed file gets the error (message, line) PyYAML always gave.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,33 @@ import yaml
 from orchestrator.errors import ConfigError
 
 Loc = tuple[str | int, ...]
+
+_FAST: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+
+
+def _node_and_data(text: str, *, data: bool) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree and, with ``data``, its value built from that tree (one parse, not two)."""
+    for loader_class in (_FAST, yaml.SafeLoader):
+        loader = loader_class(text)
+        try:
+            node = loader.get_single_node()
+            return node, (loader.construct_document(node) if data and node is not None else None)
+        except yaml.YAMLError:
+            if loader_class is yaml.SafeLoader:
+                raise
+        finally:
+            loader.dispose()
+    raise AssertionError("unreachable")
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load``, through the fast parser."""
+    return _node_and_data(text, data=True)[1]
+
+
+def compose(text: str) -> yaml.Node | None:
+    """``yaml.compose`` with the safe loader, through the fast parser (nodes with their line/column marks)."""
+    return _node_and_data(text, data=False)[0]
 
 
 def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
@@ -28,8 +61,7 @@ def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
 def load_with_lines(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML; return (data, {key path: 1-based line}). Malformed YAML → ConfigError with its line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _node_and_data(text, data=True)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -15,6 +15,10 @@ from orchestrator.state import Deployment, StateStore
 
 StepGen = Generator[Action, Result, str | None]
 
+# ctx.facts keys that a command sets before the first step (commands/specs.py) and a step reads.
+RESTART_FACT = "restart"  # steps/engine.py: restart the engine even when its config is unchanged
+EXISTING_SERVER_ONLY = "existing_server_only"  # steps/provision.py: a gone server is an error, never a new server
+
 
 def upctl_binary() -> str:
     return os.environ.get("ORCHESTRATOR_UPCTL") or "upctl"

@@ -1,4 +1,8 @@
-"""One command's run: lock, state record, secrets, executor (live or recording), runner, and the failure report."""
+"""One command's run: lock, state record, secrets, executor (live or recording), runner, and the failure report.
+
+What only a real run or `--orphans` needs (the live executor and its transports, the orphan scan, run metrics) is
+imported where it is used: a dry run does not load it (bench/cli_startup.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.actions import Action, Result
 from orchestrator.commands.specs import CommandSpec
@@ -14,17 +19,16 @@ from orchestrator.config import DeploymentConfig
 from orchestrator.console import Console, confirm, guard
 from orchestrator.context import StepContext, default_provider
 from orchestrator.errors import ConfigError, Interrupted, OrchestratorError, StateError, TeardownIncomplete
-from orchestrator.orphans import Scan, orphan_json, orphan_rows, scan
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, ensure_owner, load_owner
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
 from orchestrator.progress import ProgressReporter
-from orchestrator.run_metrics import StepTiming, render_run_metrics, textfile_name, write_textfile
 from orchestrator.runner import Runner, StepOutcome
 from orchestrator.secrets import API_KEY, load_secrets
 from orchestrator.state import Deployment, ServerRecord, StateStore
 from orchestrator.transports.base import Executor
-from orchestrator.transports.live import LiveExecutor
-from orchestrator.transports.recording import RecordingExecutor
+
+if TYPE_CHECKING:
+    from orchestrator.orphans import Scan
 
 PLANNED_API_KEY = "planned-key-generated-on-the-first-real-run"  # as long as a generated key (43 characters)
 
@@ -185,6 +189,7 @@ def _explain_failure(
 
 
 def _teardown_after_failure(ctx: StepContext, reporter: ProgressReporter) -> bool:
+    from orchestrator.transports.live import LiveExecutor
 
     executor = LiveExecutor(ctx.secrets, notify=reporter.info, feed=reporter)
     try:
@@ -224,6 +229,7 @@ def _preflight(cfg: DeploymentConfig, strict: bool = True, console: Console | No
 
 
 def _write_run_metrics(ctx: StepContext, command: str, outcomes: Sequence[StepOutcome], ok: bool) -> None:
+    from orchestrator.run_metrics import StepTiming, render_run_metrics, textfile_name, write_textfile
 
     m = ctx.cfg.monitoring
     if not m.run_metrics or not m.prometheus_config:
@@ -252,6 +258,8 @@ def _write_run_metrics(ctx: StepContext, command: str, outcomes: Sequence[StepOu
 
 def _drive_scan(gen: Generator[Action, Result, Scan], executor: Executor, reporter: ProgressReporter | None) -> Scan:
     """Run the orphan scan's actions through the executor (live, or recording for --dry-run)."""
+    from orchestrator.orphans import Scan
+
     try:
         action = next(gen)
         while True:
@@ -269,6 +277,9 @@ def find_orphans(
     executor: Executor | None = None, reporter: ProgressReporter | None = None
 ) -> tuple[Owner | None, Scan]:
     """This installation's owner (None before its first server) and the untracked servers with our labels."""
+    from orchestrator.orphans import scan
+    from orchestrator.transports.live import LiveExecutor
+
     owner = load_owner()
     ex: Executor = executor if executor is not None else LiveExecutor({})
     try:
@@ -280,6 +291,8 @@ def find_orphans(
 
 
 def orphans_document(owner: Owner | None, found: Scan) -> dict[str, object]:
+    from orchestrator.orphans import orphan_json
+
     return {
         "owner": owner.as_json() if owner else None,
         "orphans": [orphan_json(o) for o in found.orphans],
@@ -288,6 +301,8 @@ def orphans_document(owner: Owner | None, found: Scan) -> dict[str, object]:
 
 
 def describe_orphans(console: Console, owner: Owner | None, found: Scan) -> None:
+    from orchestrator.orphans import orphan_rows
+
     who = f"owner {owner.name} (id {owner.id})" if owner else "this installation (no owner id yet: no server made)"
     if not found.orphans:
         console.out(f"no orphaned servers: every server of {who} is tracked in local state")
@@ -309,6 +324,9 @@ def describe_orphans(console: Console, owner: Owner | None, found: Scan) -> None
 def teardown_orphans(
     *, yes: bool, dry_run: bool, debug: bool, as_json: bool = False, include_foreign: bool = False
 ) -> None:
+    from orchestrator.transports.live import LiveExecutor
+    from orchestrator.transports.recording import RecordingExecutor
+
     with guard(debug, as_json=as_json) as console:
         reporter = ProgressReporter(console, dry_run=dry_run, as_json=as_json)
         executor: Executor = RecordingExecutor() if dry_run else LiveExecutor({}, notify=reporter.info, feed=reporter)
@@ -319,7 +337,10 @@ def teardown_orphans(
         finally:
             executor.close()
         if as_json:
-            console.out(json.dumps({**doc, "ok": True}, indent=2))
+            final = {**doc, "ok": True}
+            console.out(json.dumps(final, indent=2))
+            if reporter.events is not None:  # the progress events end as a playbook command's do
+                reporter.events.emit("summary", document=final)
 
 
 def _teardown_orphans(

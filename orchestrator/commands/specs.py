@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestrator.steps.provision import EXISTING_SERVER_ONLY  # a gone server is an error, never a new server
-
-RESTART_FACT = "restart"  # steps/engine.py reads it: restart the engine even when its config is unchanged
+from orchestrator.context import EXISTING_SERVER_ONLY, RESTART_FACT
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,50 @@
-"""Steps by kind: each is a generator that yields actions and gets their results back."""
+"""Steps by kind: each is a generator that yields actions and gets their results back.
+
+STEPS maps every kind (playbook.py's StepKind) to its function. A step's module is imported the first time a
+playbook runs that kind, so a command loads only the steps its playbooks have (a teardown: four of sixteen).
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from orchestrator.context import StepContext, StepGen
-from orchestrator.steps.autostop import auto_stop
-from orchestrator.steps.engine import health, start_engine, stop_engine
-from orchestrator.steps.firewall import firewall, firewall_access
-from orchestrator.steps.host import connect, install_stack, verify_gpu
-from orchestrator.steps.mlstack import ml_stack
-from orchestrator.steps.monitoring import monitoring, unmonitor
-from orchestrator.steps.prepare import prepare_host
-from orchestrator.steps.provision import provision
-from orchestrator.steps.teardown import destroy_server, forget
 
-STEPS: dict[str, Callable[[StepContext], StepGen]] = {
-    "provision": provision,
-    "firewall-access": firewall_access,
-    "connect": connect,
-    "firewall": firewall,
-    "prepare-host": prepare_host,
-    "auto-stop": auto_stop,
-    "verify-gpu": verify_gpu,
-    "ml-stack": ml_stack,
-    "install-stack": install_stack,
-    "start-engine": start_engine,
-    "health": health,
-    "monitoring": monitoring,
-    "stop-engine": stop_engine,
-    "unmonitor": unmonitor,
-    "destroy-server": destroy_server,
-    "forget": forget,
+StepFn = Callable[[StepContext], StepGen]
+
+# kind: (module in orchestrator/steps/, function)
+WHERE: dict[str, tuple[str, str]] = {
+    "provision": ("provision", "provision"),
+    "firewall-access": ("firewall", "firewall_access"),
+    "connect": ("host", "connect"),
+    "firewall": ("firewall", "firewall"),
+    "prepare-host": ("prepare", "prepare_host"),
+    "auto-stop": ("autostop", "auto_stop"),
+    "verify-gpu": ("host", "verify_gpu"),
+    "ml-stack": ("mlstack", "ml_stack"),
+    "install-stack": ("host", "install_stack"),
+    "start-engine": ("engine", "start_engine"),
+    "health": ("engine", "health"),
+    "monitoring": ("monitoring", "monitoring"),
+    "stop-engine": ("engine", "stop_engine"),
+    "unmonitor": ("monitoring", "unmonitor"),
+    "destroy-server": ("teardown", "destroy_server"),
+    "forget": ("teardown", "forget"),
 }
+
+
+class StepRegistry(dict[str, StepFn]):
+    """A dict of kind → function that imports a kind's module on its first look-up (a test may still set one)."""
+
+    def __missing__(self, kind: str) -> StepFn:
+        module, name = WHERE[kind]  # an unknown kind: KeyError, as from a plain dict
+        step: StepFn = getattr(importlib.import_module(f"orchestrator.steps.{module}"), name)
+        self[kind] = step
+        return step
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in WHERE or super().__contains__(kind)
+
+
+STEPS = StepRegistry()

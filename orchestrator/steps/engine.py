@@ -7,7 +7,7 @@ import json
 import time
 
 from orchestrator.actions import Remote
-from orchestrator.context import StepContext, StepGen
+from orchestrator.context import RESTART_FACT, StepContext, StepGen
 from orchestrator.engines.base import MultiGpu, Supervised
 from orchestrator.errors import EngineError, OrchestratorError
 from orchestrator.secrets import API_KEY
@@ -23,7 +23,7 @@ def engine_config_hash(ctx: StepContext) -> str:
 def start_engine(ctx: StepContext) -> StepGen:
     engine = ctx.engine
     rec, wanted = ctx.dep.engine, engine_config_hash(ctx)
-    if not ctx.facts.get("restart") and rec and rec.config_hash == wanted and ctx.dep.health and ctx.dep.health.ok:
+    if not ctx.facts.get(RESTART_FACT) and rec and rec.config_hash == wanted and ctx.dep.health and ctx.dep.health.ok:
         r = yield engine.running_probe()
         if r.ok:
             return f"{engine.kind} already serving {rec.served_name} with this config; not restarted"

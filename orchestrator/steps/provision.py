@@ -6,7 +6,7 @@ import re
 import time
 
 from orchestrator.actions import Pause
-from orchestrator.context import StepContext, StepGen
+from orchestrator.context import EXISTING_SERVER_ONLY, StepContext, StepGen
 from orchestrator.errors import CapacityError, ConfigError, ProviderError, StateError
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, load_owner
 from orchestrator.providers.base import CreateSpec, PlanInfo, ServerInfo, ServerNotFound, server_labels
@@ -14,8 +14,6 @@ from orchestrator.providers.catalogue import check_gpu_availability, check_zone,
 from orchestrator.state import ServerRecord
 
 LITERAL_PLAN = re.compile(r"\^?([A-Za-z0-9-]+)\$?")
-# Set by the session for `redeploy` (without --recreate): the recorded server must exist; never create one.
-EXISTING_SERVER_ONLY = "existing_server_only"
 
 
 def _record(ctx: StepContext, srv: ServerInfo) -> None:

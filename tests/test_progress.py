@@ -215,3 +215,42 @@ def test_failed_json_teardown_ends_its_events_with_the_error_document(tmp_path: 
     assert events[-1]["event"] == "summary", proc.stderr
     assert events[-1]["document"] == json.loads(proc.stdout)
     assert events[-1]["document"]["ok"] is False and events[-1]["document"]["exit_code"] == 10
+
+
+def test_successful_json_teardown_orphans_ends_its_events_with_the_summary(tmp_path: Path) -> None:
+    """The CLI end to end against the fake upctl (no SSH: deleting an orphan is provider calls only): one orphan of
+    this owner is deleted, and the NDJSON events end with a `summary` carrying stdout's document."""
+    import subprocess
+
+    from orchestrator.owner import ensure_owner
+    from tests.conftest import run_cli
+    from tests.test_fake_upctl import NVIDIA_OS, UPCTL, ed25519_public_key
+
+    world = tmp_path / "world"
+    world.mkdir()
+    pool = [{"ipv4": "10.200.0.2", "authorized_keys": str(tmp_path / "ak"), "poweroff": [sys.executable, "-c", ""]}]
+    (world / "hosts.json").write_text(json.dumps(pool))
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text(ed25519_public_key() + "\n")
+    home = tmp_path / "orchestrator-home"
+    env = {"FAKE_UPCTL_HOME": str(world), "MOCKCLOUD_PYTHON": sys.executable, "UPCLOUD_TOKEN": "test-token",
+           "ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_UPCTL": str(UPCTL), "HOME": str(tmp_path)}  # fmt: skip
+    owner = ensure_owner(home)
+    labels = ["managed_by=orchestrator", "orchestrator_deployment=lost", f"orchestrator_owner={owner.id}",
+              f"orchestrator_owner_name={owner.name}"]  # fmt: skip
+    argv = [str(UPCTL), "server", "create", "--hostname", "lost", "--zone", "fi-hel2", "--plan",
+            "GPU-8xCPU-64GB-1xL40S", "--os", NVIDIA_OS, "--os-storage-size", "100", "--ssh-keys", str(key), "--wait",
+            "-o", "json", *(arg for label in labels for arg in ("--label", label))]  # fmt: skip
+    created = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    uuid = json.loads(created.stdout)["uuid"]
+
+    proc = run_cli("teardown", "--orphans", "--yes", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is True and [(o["uuid"], o["result"]) for o in doc["orphans"]] == [(uuid, "deleted")]
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert [e["kind"] for e in events if e["event"] == "step_started"] == ["find-orphans", "destroy-server"]
+    assert events[-1]["event"] == "summary", proc.stderr
+    assert events[-1]["document"] == doc
+    assert sum(e["event"] == "summary" for e in events) == 1

@@ -16,22 +16,23 @@ from orchestrator.errors import ConfigError
 
 Loc = tuple[str | int, ...]
 
-_FAST: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+# libyaml's parser first where PyYAML was built with it; the pure-Python one last (it also words the errors).
+_LOADERS: tuple[type[Any], ...] = ((yaml.CSafeLoader,) if yaml.__with_libyaml__ else ()) + (yaml.SafeLoader,)
 
 
 def _node_and_data(text: str, *, data: bool) -> tuple[yaml.Node | None, Any]:
     """The document's node tree and, with ``data``, its value built from that tree (one parse, not two)."""
-    for loader_class in (_FAST, yaml.SafeLoader):
+    for n, loader_class in enumerate(_LOADERS, 1):
         loader = loader_class(text)
         try:
             node = loader.get_single_node()
             return node, (loader.construct_document(node) if data and node is not None else None)
         except yaml.YAMLError:
-            if loader_class is yaml.SafeLoader:
+            if n == len(_LOADERS):
                 raise
         finally:
             loader.dispose()
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: the last loader returns or raises")
 
 
 def safe_load(text: str) -> Any:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from orchestrator.config import load_config
 from orchestrator.errors import ConfigError
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 GOOD = """\
 name: demo
@@ -159,3 +159,39 @@ def test_ml_venv_paths_must_be_plain(tmp_path: Path, section: str) -> None:
     cfg.write_text(GOOD + f"host:\n  {section}:\n    venv: 'v $(id)'\n")
     proc = run_cli("validate", str(cfg))
     assert proc.returncode == 2 and f"host.{section}.venv" in proc.stderr and "plain path" in proc.stderr
+
+
+MALFORMED = ["a: b: c\n", "a:\n  - x\n y: 1\n", "k: [1, 2\n", 'k: "open\n', "a: 1\n---\nb: 2\n", "\tk: v\n",
+             "k: @x\n", "? [a\n", "k: !!python/object:os.system x\n"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", MALFORMED)
+def test_a_refused_document_is_worded_as_the_pure_python_parser_words_it(text: str) -> None:
+    """yamlpos parses with libyaml; a document it refuses gets PyYAML's own pure-Python error, line included."""
+    import yaml
+
+    from orchestrator.yamlpos import load_with_lines
+
+    with pytest.raises(yaml.YAMLError) as pure:
+        yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - the safe loader
+    with pytest.raises(ConfigError) as ours:
+        load_with_lines(text, "f.yaml")
+    mark = getattr(pure.value, "problem_mark", None)
+    problem = getattr(pure.value, "problem", None) or str(pure.value)
+    assert ours.value.message.endswith(f"malformed YAML: {problem}"), (ours.value.message, problem)
+    assert ours.value.line == (mark.line + 1 if mark else None)
+
+
+def test_fast_parse_gives_the_same_data_and_lines_as_the_pure_python_parser() -> None:
+    import yaml
+
+    from orchestrator import yamlpos
+
+    assert yamlpos._LOADERS[0] is not yaml.SafeLoader, "PyYAML without libyaml: nothing fast to compare"
+    for path in sorted((REPO / "configs").glob("*.yaml")) + sorted((REPO / "orchestrator" / "playbooks").glob("*")):
+        text = path.read_text()
+        data, lines = yamlpos.load_with_lines(text, str(path))
+        assert data == yaml.load(text, Loader=yaml.SafeLoader), path  # noqa: S506
+        pure_lines: dict[yamlpos.Loc, int] = {}
+        yamlpos._walk(yaml.compose(text, Loader=yaml.SafeLoader), (), pure_lines)
+        assert lines == pure_lines, path

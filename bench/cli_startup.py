@@ -1,8 +1,9 @@
 """Benchmark: CLI start-up cost, medians over N runs (default 20), under installed-package conditions.
 
 Cases: the bare interpreter (floor), `--version`, `--help`, `status` (one deployment in a temporary
-ORCHESTRATOR_HOME), `logs`, `ssh`, `validate`, `deploy --dry-run`. Targets (issue 8): --help < 200 ms; status, logs,
-ssh <= 100 ms; deploy --dry-run <= 200 ms. The numbers are printed, never asserted (no timing assertions in tests).
+ORCHESTRATOR_HOME), `logs`, `ssh`, `validate`, `deploy --dry-run`, `teardown NAME --dry-run`. Targets (issue 8):
+--help < 200 ms; status, logs, ssh <= 100 ms; deploy --dry-run <= 200 ms. The numbers are printed, never asserted
+(no timing assertions in tests).
 
 How start-up is measured, per command:
 - status: `status --local` (everything but the live checks: interpreter, argument parsing, reading the state,
@@ -15,6 +16,12 @@ How start-up is measured, per command:
 - logs: `logs pinned` with the same stub `ssh`: state, log command from the config snapshot, known_hosts file,
   argv, up to and including starting OpenSSH. `logs NAME` on the deployment without a pinned host key (exit 5)
   is shown too: it stops at that check, the figure older versions were measured with.
+- deploy --dry-run: `deploy configs/vllm-l40s.yaml --dry-run` with no record (a first deploy's plan: all twelve
+  steps); `teardown NAME --dry-run` plans the removal of the recorded deployment. Both, and `validate`, start
+  without typer (entry.py) but validate the config with pydantic, whose import and first model alone take
+  ~120 ms here (its own imports: pydantic-core, annotated-types, importlib.metadata for its plugin look-up);
+  then the config's ~30 models (~35 ms to build), PyYAML (~12 ms), the plan's dataclasses (~40 frozen ones,
+  ~0.7 ms each to create) and the planning itself (~8 ms).
 The floor (`python -c pass`) includes this venv's site start-up (an editable install's import finder, ~20 ms):
 compare each figure with it. Figures on a loaded machine vary a lot: read the min column too.
 
@@ -125,6 +132,7 @@ def main() -> None:
             "ssh pinned -- true (a stub ssh)": [*CLI, "ssh", "pinned", "--", "true"],
             "validate configs/demo.yaml": [*CLI, "validate", "configs/demo.yaml"],
             "deploy --dry-run": [*CLI, "deploy", "configs/vllm-l40s.yaml", "--dry-run"],
+            f"teardown {name} --dry-run": [*CLI, "teardown", name, "--dry-run"],
         }
         print(f"CLI start-up, {RUNS} runs each, one deployment in ORCHESTRATOR_HOME (median / min / max, ms)")
         for label, argv in cases.items():
@@ -140,8 +148,9 @@ def main() -> None:
             shown = label if label.startswith("python") else f"orchestrator {label}"
             print(f"  {shown:<58} {med:7.1f} {lo:7.1f} {hi:7.1f}{flag}")
         print(
-            "status, ssh and logs start without typer and pydantic (entry.py, state_doc.py, engines/logs.py); typer\n"
-            "builds a pydantic TypeAdapter per parameter (typer >= 0.20), so every other command pays for it."
+            "status, ssh and logs start without typer and pydantic (entry.py, state_doc.py, engines/logs.py); the\n"
+            "usual dry runs and validate without typer (entry.py), with pydantic (it validates the config); typer\n"
+            "builds a pydantic TypeAdapter per parameter (typer >= 0.20), so every other command pays for both."
         )
 
 

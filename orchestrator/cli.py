@@ -2,7 +2,8 @@
 orchestrator/commands/ (which runs playbooks through session.py); console.py maps errors.
 
 Heavy modules (pydantic models, paramiko, httpx, prometheus_client) are imported inside the commands, so
-`orchestrator --help` stays fast. entry.py answers the usual `status` invocations without loading this module.
+`orchestrator --help` stays fast. entry.py answers the usual `status`, `ssh` and `logs` invocations, the dry runs
+and `validate` without loading this module.
 """
 
 from __future__ import annotations

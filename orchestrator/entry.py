@@ -1,11 +1,14 @@
 """Console entry point: the interrupt policy is in place before any heavy import happens.
 
 The usual `status` invocations (`status [NAME] [--local] [--json] [--debug] [--live]`), `ssh [--debug] NAME
-[-- CMD...]` and `logs NAME [-f] [--tail N] [--since X] [--debug]` are answered without typer:
-typer builds a pydantic TypeAdapter for every parameter of the command it runs, which alone costs more than the
-100 ms a read-only command may take to start (bench/cli_startup.py). Anything else, `--help`, an unknown option or
-a second argument included, goes to the typer app in cli.py, which declares every command and its options;
-tests/test_state_doc.py checks that both accept the same options and reach the same function with the same values.
+[-- CMD...]`, `logs NAME [-f] [--tail N] [--since X] [--debug]`, the dry runs (`deploy|redeploy|teardown CONFIG
+--dry-run [--json] [--debug]` with the command's own flags; teardown takes a NAME too) and `validate CONFIG [--json]
+[--debug]` are answered without typer: typer builds a pydantic TypeAdapter for every parameter of the command it
+runs, which alone costs more than the 100 ms a read-only command may take to start (bench/cli_startup.py).
+Anything else, `--help`, an unknown option, a real deploy or `teardown --orphans` included, goes to the typer app
+in cli.py, which declares every command and its options; tests/test_state_doc.py and tests/test_fast_dry_run.py
+check that both accept the same options, reach the same function with the same values, and (the dry runs and
+validate) print the same bytes and exit with the same code.
 """
 
 from __future__ import annotations

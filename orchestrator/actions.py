@@ -174,6 +174,8 @@ class WriteLocal:
 
 @dataclass(frozen=True)
 class RemoveLocal:
+    """Delete a local file (a missing one is not an error)."""
+
     path: Path
 
     def describe(self) -> str:
@@ -244,6 +246,8 @@ class LockLocal:
 
 @dataclass(frozen=True)
 class UnlockLocal:
+    """Release the lock a LockLocal took on a local file."""
+
     path: Path
 
     def describe(self) -> str:

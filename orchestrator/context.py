@@ -33,6 +33,8 @@ def default_provider() -> Provider:
 
 @dataclass
 class StepContext:
+    """What a step sees (the module docstring says what each part is for)."""
+
     cfg: DeploymentConfig
     dep: Deployment
     store: StateStore | None  # None in dry-run: nothing is persisted

@@ -25,6 +25,8 @@ ENGINE_DASHBOARDS = ("vllm", "triton", "tfserving")
 
 @dataclass(frozen=True)
 class GrafanaFile:
+    """One file Grafana provisioning reads: where it goes, and its text."""
+
     path: Path
     text: str
 

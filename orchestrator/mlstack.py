@@ -59,6 +59,8 @@ class IndexChoiceError(ValueError):
 
 @dataclass(frozen=True)
 class Timing:
+    """The ML stack check's timings: eager and compiled, in milliseconds."""
+
     eager_ms: float
     compiled_ms: float
 

@@ -32,6 +32,8 @@ NAME_MAX = 64  # well inside UpCloud's label value limit; keeps tables readable
 
 @dataclass(frozen=True)
 class Owner:
+    """This installation on the account: the id its servers are labelled with, and a readable name."""
+
     id: str
     name: str  # user@host, sanitized for a label value
 

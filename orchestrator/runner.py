@@ -46,6 +46,8 @@ CATEGORY: dict[str, type[OrchestratorError]] = {
 
 @dataclass
 class StepOutcome:
+    """How one step ended: its status, how long it took, its note and the actions it performed."""
+
     kind: str
     status: str  # ok | failed | interrupted
     seconds: float

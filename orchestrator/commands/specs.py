@@ -15,6 +15,8 @@ from orchestrator.context import EXISTING_SERVER_ONLY, RESTART_FACT
 
 @dataclass(frozen=True)
 class CommandSpec:
+    """One playbook command, declared: every field is a difference session.run_playbooks acts on."""
+
     name: str  # the CLI command: shown in the dry-run header, the lock file, the summary and the resume hint
     playbooks: tuple[str, ...]
     existing_required: bool = False  # an unknown deployment is a StateError (exit 11) before anything runs

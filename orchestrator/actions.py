@@ -251,6 +251,16 @@ class UnlockLocal:
 
 
 Action = (
-    Local | Connect | Remote | Upload | UploadFile | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck
-    | LockLocal | UnlockLocal
+    Local
+    | Connect
+    | Remote
+    | Upload
+    | UploadFile
+    | ReadLocal
+    | WriteLocal
+    | RemoveLocal
+    | Pause
+    | HttpCheck
+    | LockLocal
+    | UnlockLocal
 )

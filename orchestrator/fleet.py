@@ -15,9 +15,10 @@ whose targets are the replicas that are serving (deploy, redeploy), or the scrap
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from orchestrator import known_hosts
 from orchestrator.actions import Action, Result
@@ -166,12 +167,12 @@ def _deploy(run: FleetRun, fleet: Fleet, recs: list[ReplicaRecord]) -> list[Repl
                 continue
             results.append(_one(run, fleet, rec, books))
         return results
-    return _in_threads(run, [(lambda rec=rec: _one(run, fleet, rec, books)) for rec in recs])
+    return _in_threads(run, [partial(_one, run, fleet, rec, books) for rec in recs])
 
 
 def _teardown(run: FleetRun, fleet: Fleet, recs: Sequence[ReplicaRecord], note: str) -> list[ReplicaOutcome]:
     book = _per_replica(_teardown_book(run))
-    jobs = [(lambda rec=rec: _one(run, fleet, rec, [book], removing=True, note=note)) for rec in recs]
+    jobs = [partial(_one, run, fleet, rec, [book], removing=True, note=note) for rec in recs]
     if run.dry_run or len(jobs) <= 1:
         return [job() for job in jobs]
     return _in_threads(run, jobs)
@@ -187,14 +188,14 @@ def _per_replica(book: Playbook) -> Playbook:
     return book if len(steps) == len(book.steps) else book.model_copy(update={"steps": steps})
 
 
-def _in_threads(run: FleetRun, jobs: list[object]) -> list[ReplicaOutcome]:
+def _in_threads(run: FleetRun, jobs: Sequence[Callable[[], ReplicaOutcome]]) -> list[ReplicaOutcome]:
     import importlib
 
     for module in PRELOAD:
         importlib.import_module(module)
     workers = max(1, min(run.cfg.parallel, len(jobs)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replica") as pool:
-        futures = [pool.submit(job) for job in jobs]  # type: ignore[arg-type]
+        futures = [pool.submit(job) for job in jobs]
         return [f.result() for f in futures]
 
 

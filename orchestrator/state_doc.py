@@ -173,9 +173,9 @@ class HealthView(NamedTuple):
 
 
 class ReplicaView(NamedTuple):
-    """One server of a fleet, as the read-only commands use it."""
+    """One server of a fleet, as the read-only commands use it (``number``: the record's 1-based ``index``)."""
 
-    index: int
+    number: int
     status: str
     auto_stop_at: float | None
     last_error: str | None
@@ -230,7 +230,7 @@ def view(doc: dict[str, Any]) -> DeploymentView:
 
 def _replica_view(r: dict[str, Any]) -> ReplicaView:
     return ReplicaView(
-        index=r["index"],
+        number=r["index"],
         status=r["status"],
         auto_stop_at=r["auto_stop_at"],
         last_error=r["last_error"],

@@ -251,16 +251,6 @@ class UnlockLocal:
 
 
 Action = (
-    Local
-    | Connect
-    | Remote
-    | Upload
-    | UploadFile
-    | ReadLocal
-    | WriteLocal
-    | RemoveLocal
-    | Pause
-    | HttpCheck
-    | LockLocal
-    | UnlockLocal
+    Local | Connect | Remote | Upload | UploadFile | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck
+    | LockLocal | UnlockLocal
 )

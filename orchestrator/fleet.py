@@ -25,7 +25,7 @@ from orchestrator.actions import Action, Result
 from orchestrator.commands.specs import CommandSpec
 from orchestrator.config import DeploymentConfig
 from orchestrator.context import StepContext
-from orchestrator.errors import OrchestratorError, TeardownIncomplete
+from orchestrator.errors import Interrupted, OrchestratorError, TeardownIncomplete
 from orchestrator.fleet_report import ReplicaOutcome, fleet_summary, replica_reporter
 from orchestrator.fleet_state import Fleet, ReplicaContext, label, replica_config
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
@@ -61,6 +61,9 @@ class FleetRun:
     teardown_on_failure: bool
     lock: threading.Lock = field(default_factory=threading.Lock)  # one output line at a time
     reporters: list[ProgressReporter] = field(default_factory=list)
+    cancel: threading.Event = field(
+        default_factory=threading.Event
+    )  # set by Ctrl-C: replicas stop at their next action
 
     @property
     def fleet_facts(self) -> dict[str, object]:
@@ -92,6 +95,11 @@ def run_fleet(run: FleetRun) -> None:
         failure = exc
     finally:
         run.executor.close()
+    if failure is None and run.cancel.is_set():
+        failure = Interrupted(f"interrupted: {', '.join(label(r.index) for r in results if r.error)} stopped")
+        failure.hint = f"resume: orchestrator {spec.name} {run.config_path}{spec.resume_flags}\n" + (
+            f"remove it: orchestrator teardown {cfg.name} --yes" if not spec.removes else ""
+        )
     if failure is None and not spec.removes:
         failure = _replica_failure(run, results)
     if not run.dry_run and store_has(ctx):
@@ -127,6 +135,8 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet) -> tuple[list[ReplicaOutcome], li
     wanted = [fleet.record(i) for i in range(1, cfg.replicas + 1)]
     deployed = _deploy(run, fleet, wanted)
     results += deployed
+    if run.cancel.is_set():
+        return results, []  # interrupted: nothing more is changed (the resume hint says how to go on)
     failed = [fleet_record(fleet, r.index) for r in deployed if r.error is not None]
     if failed and run.teardown_on_failure and not run.dry_run:
         names = ", ".join(label(r.index) for r in failed if r is not None)
@@ -161,6 +171,9 @@ def _deploy(run: FleetRun, fleet: Fleet, recs: list[ReplicaRecord]) -> list[Repl
     if rolling or run.dry_run or run.cfg.parallel == 1 or len(recs) == 1:
         results: list[ReplicaOutcome] = []
         for rec in recs:
+            if any(isinstance(r.error, Interrupted) for r in results):
+                run.cancel.set()
+                break
             if rolling and any(r.error is not None for r in results):
                 first = next(r for r in results if r.error is not None)
                 results.append(ReplicaOutcome(rec.index, note=f"not redeployed: {label(first.index)} failed first"))
@@ -194,9 +207,19 @@ def _in_threads(run: FleetRun, jobs: Sequence[Callable[[], ReplicaOutcome]]) -> 
     for module in PRELOAD:
         importlib.import_module(module)
     workers = max(1, min(run.cfg.parallel, len(jobs)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replica") as pool:
-        futures = [pool.submit(job) for job in jobs]
-        return [f.result() for f in futures]
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replica")
+    futures = [pool.submit(job) for job in jobs]
+    try:
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            # Ctrl-C reaches this thread only: every replica stops at its next action, after recording what its
+            # running action made; replicas not started yet do not start.
+            run.cancel.set()
+            run.reporter.info("interrupt received: each replica stops after its running action is recorded")
+            return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _one(
@@ -213,7 +236,7 @@ def _one(
     from orchestrator.transports.recording import RecordingExecutor
 
     index, ctx, spec = rec.index, run.ctx, run.spec
-    reporter = replica_reporter(run.reporter, index, run.lock)
+    reporter = replica_reporter(run.reporter, index, run.lock, run.cancel)
     with run.lock:
         run.reporters.append(reporter)
     executor: Executor = (

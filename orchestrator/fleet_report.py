@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from orchestrator.progress import Mode, Printer, ProgressReporter
 
 if TYPE_CHECKING:
+    from orchestrator.actions import Action
     from orchestrator.errors import OrchestratorError
     from orchestrator.runner import StepOutcome
     from orchestrator.state import Deployment, ReplicaRecord
@@ -41,13 +42,29 @@ class ReplicaPrinter:
         return self.base.mask(text)
 
 
-def replica_reporter(fleet: ProgressReporter, index: int, lock: threading.Lock) -> ProgressReporter:
+class ReplicaProgress(ProgressReporter):
+    """A replica's reporter; once the fleet is interrupted (Ctrl-C reaches the main thread only), the replica's
+    next action is refused with KeyboardInterrupt, which its Runner records as the step's interruption. A step
+    records what it made before its next action (provision: the server, right after the create)."""
+
+    cancel: threading.Event | None = None
+
+    def action(self, action: Action) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise KeyboardInterrupt
+        super().action(action)
+
+
+def replica_reporter(
+    fleet: ProgressReporter, index: int, lock: threading.Lock, cancel: threading.Event | None = None
+) -> ProgressReporter:
     """Replica ``index``'s reporter: the fleet's mode (a live terminal display shows plain lines: several replicas
     at once do not fit one live region), lines prefixed `[rI] `, events carrying `"replica": I`."""
     mode: Mode = "plain" if fleet.mode == "rich" else fleet.mode
     prefix = "" if mode == "json" else f"[r{index}] "
-    reporter = ProgressReporter(ReplicaPrinter(fleet.c, prefix, lock), dry_run=fleet.dry_run, as_json=fleet.as_json,
-                                mode=mode)  # fmt: skip
+    reporter = ReplicaProgress(ReplicaPrinter(fleet.c, prefix, lock), dry_run=fleet.dry_run, as_json=fleet.as_json,
+                               mode=mode)  # fmt: skip
+    reporter.cancel = cancel
     if reporter.events is not None:
         reporter.events.fields = {"replica": index}
     return reporter

@@ -5,8 +5,12 @@ a replica's failure, teardown of all. One mock cloud (3 hosts: real sshd each) f
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ import yaml
 from mockcloud.cloud import MockCloud
 from mockcloud.hosts import new_root
 from mockcloud.upctl import read_state, set_faults
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
 
@@ -128,6 +132,14 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
     known = (tmp_path / "home" / "known_hosts").read_text()
     assert all(tag in known for tag in ("orchestrator:fleet\n", "orchestrator:fleet-r2", "orchestrator:fleet-r3"))
 
+    # redeploy is rolling: each replica healthy again before the next one is touched
+    rolled = run_cli("redeploy", str(cfg), env=env)
+    assert rolled.returncode == 0, rolled.stderr
+    err = rolled.stderr
+    marks = [err.index(m) for i in (1, 2, 3) for m in (f"[r{i}] [1/12] provision", f"[r{i}] [11/12] health: ok")]
+    assert marks == sorted(marks), err
+    assert scrape_targets(tmp_path, "orchestrator-fleet") == ips
+
     # scale down: the highest-numbered replica goes, the scrape job follows
     cfg = write_config(cloud, tmp_path, "fleet", 2)
     down = run_cli("deploy", str(cfg), env=env)
@@ -178,5 +190,32 @@ def test_one_replica_failing_is_named_and_only_it_is_removed(
     assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
 
     gone = run_cli("teardown", "part", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert cloud_servers(cloud) == {}
+
+
+def test_ctrl_c_during_parallel_creates_leaves_nothing_untracked(
+    cloud: MockCloud, env: dict[str, str], tmp_path: Path
+) -> None:
+    cfg = write_config(cloud, tmp_path, "intr", 3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "deploy", str(cfg)],
+        env={**os.environ, **env}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not cloud_servers(cloud) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    doc = state(tmp_path, "intr")
+    assert set(cloud_servers(cloud)) == tracked(doc), err  # every server created is recorded
+    assert "resume: orchestrator deploy" in err and "interrupt received: each replica stops" in err
+    gone = run_cli("teardown", "intr", "--yes", env=env)
     assert gone.returncode == 0, gone.stderr
     assert cloud_servers(cloud) == {}

@@ -170,3 +170,16 @@ def test_status_shows_one_row_per_replica(tmp_path: Path) -> None:
     doc = json.loads(run_cli("status", "web", "--local", "--json", env=env).stdout)[0]
     assert [r["index"] for r in doc["replicas"]] == [1, 2] and doc["server"] is None
     assert doc["replicas"][0]["health"]["checked_at"].endswith("Z")  # times in ISO-8601 like the rest
+
+
+def test_ssh_reaches_replica_one_of_a_fleet(tmp_path: Path) -> None:
+    doc = _fleet_doc().model_copy(update={"config": {"ssh": {"user": "root", "port": 22, "private_key": "/k/id"}}})
+    StateStore(tmp_path).save(doc)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ssh").write_text('#!/bin/sh\necho "ssh $*"\n')  # OpenSSH's place: print the argv
+    (tmp_path / "bin" / "ssh").chmod(0o755)
+    env = {"ORCHESTRATOR_HOME": str(tmp_path), "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    proc = run_cli("ssh", "web", "--", "true", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "root@10.0.0.1 true" in proc.stdout
+    assert "10.0.0.1 ssh-ed25519 K orchestrator:web" in (tmp_path / "known_hosts").read_text()

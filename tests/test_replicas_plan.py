@@ -183,3 +183,42 @@ def test_ssh_reaches_replica_one_of_a_fleet(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "root@10.0.0.1 true" in proc.stdout
     assert "10.0.0.1 ssh-ed25519 K orchestrator:web" in (tmp_path / "known_hosts").read_text()
+
+
+def test_the_fleet_scrape_jobs_list_every_serving_replica(tmp_path: Path) -> None:
+    """The fleet's monitoring run: one engine job, one DCGM job, one node-exporter job, each with every replica."""
+    from orchestrator.actions import ReadLocal, Result, WriteLocal
+    from orchestrator.context import StepContext
+    from orchestrator.steps.monitoring import FLEET_IPS, monitoring
+
+    cfg = DeploymentConfig.model_validate({
+        "name": "web", "replicas": 2, "engine": {"model": "m"},
+        "monitoring": {"prometheus_config": str(tmp_path / "prometheus.yml"), "file_sd_dir": str(tmp_path / "sd"),
+                       "dcgm_exporter": True, "node_exporter": True, "promtool": "never"},
+    })  # fmt: skip
+    ctx = StepContext(cfg=cfg, dep=Deployment(name="web", config_path="/w.yaml"), store=None,
+                      facts={FLEET_IPS: ["10.0.0.1", "10.0.0.2"]})  # fmt: skip
+    written: dict[str, str] = {}
+    kinds: list[str] = []
+    gen = monitoring(ctx)
+    try:
+        action = next(gen)
+        while True:
+            kinds.append(type(action).__name__)
+            if isinstance(action, WriteLocal):
+                written[str(action.path)] = action.content
+            missing = isinstance(action, ReadLocal)
+            action = gen.send(Result(rc=1 if missing else 0, stderr="No such file" if missing else ""))
+    except StopIteration as stop:
+        note = str(stop.value)
+    assert "-> 2 targets" in note and "Remote" not in kinds  # the replicas' own runs started the exporters
+    prom = yaml.safe_load(written[str(tmp_path / "prometheus.yml")])
+    jobs = {j["job_name"]: [t for g in j["static_configs"] for t in g["targets"]] for j in prom["scrape_configs"]}
+    assert jobs == {
+        "orchestrator-web": ["10.0.0.1:8000", "10.0.0.2:8000"],
+        "orchestrator-web-gpu": ["10.0.0.1:9400", "10.0.0.2:9400"],
+        "orchestrator-web-node": ["10.0.0.1:9100", "10.0.0.2:9100"],
+    }
+    sd = json.loads(written[str(tmp_path / "sd" / "orchestrator-web.json")])
+    assert sorted(t for g in sd for t in g["targets"]) == sorted([*jobs["orchestrator-web"], *jobs["orchestrator-web-gpu"],
+                                                                  *jobs["orchestrator-web-node"]])  # fmt: skip

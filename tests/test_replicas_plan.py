@@ -220,5 +220,4 @@ def test_the_fleet_scrape_jobs_list_every_serving_replica(tmp_path: Path) -> Non
         "orchestrator-web-node": ["10.0.0.1:9100", "10.0.0.2:9100"],
     }
     sd = json.loads(written[str(tmp_path / "sd" / "orchestrator-web.json")])
-    assert sorted(t for g in sd for t in g["targets"]) == sorted([*jobs["orchestrator-web"], *jobs["orchestrator-web-gpu"],
-                                                                  *jobs["orchestrator-web-node"]])  # fmt: skip
+    assert sorted(t for g in sd for t in g["targets"]) == sorted(t for ts in jobs.values() for t in ts)

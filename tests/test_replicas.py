@@ -142,9 +142,17 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
 
     # scale down: the highest-numbered replica goes, the scrape job follows
     cfg = write_config(cloud, tmp_path, "fleet", 2)
-    down = run_cli("deploy", str(cfg), env=env)
+    down = run_cli("deploy", str(cfg), "--json", env=env)
     assert down.returncode == 0, down.stderr
-    assert "removing r3" in down.stderr
+    summary = json.loads(down.stdout)
+    assert summary["ok"] is True and [(r["index"], r["status"]) for r in summary["replicas"]] == [
+        (1, "deployed"),
+        (2, "deployed"),
+        (3, "removed"),
+    ]
+    events = [json.loads(line) for line in down.stderr.splitlines()]
+    assert "removing r3" in next(e["message"] for e in events if e["event"] == "info")
+    assert {e.get("replica") for e in events if e["event"] == "step_started"} == {1, 2, 3, None}  # None: the fleet's
     doc = state(tmp_path, "fleet")
     assert [r["index"] for r in doc["replicas"]] == [1, 2]
     assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2

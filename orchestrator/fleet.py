@@ -90,13 +90,14 @@ def run_fleet(run: FleetRun) -> None:
                 raise _teardown_failure(run, left)
             fleet_outcomes = _fleet_steps(run, [s for s in _teardown_book(run).steps if s.kind in FLEET_KINDS], {})
         else:
-            results, fleet_outcomes = _deploy_fleet(run, fleet)
+            fleet_outcomes = _deploy_fleet(run, fleet, results)
     except OrchestratorError as exc:
         failure = exc
     finally:
         run.executor.close()
     if failure is None and run.cancel.is_set():
-        failure = Interrupted(f"interrupted: {', '.join(label(r.index) for r in results if r.error)} stopped")
+        stopped = ", ".join(label(r.index) for r in results if isinstance(r.error, Interrupted)) or "the fleet"
+        failure = Interrupted(f"interrupted: {stopped} stopped")
         failure.hint = f"resume: orchestrator {spec.name} {run.config_path}{spec.resume_flags}\n" + (
             f"remove it: orchestrator teardown {cfg.name} --yes" if not spec.removes else ""
         )
@@ -121,9 +122,10 @@ def store_has(ctx: StepContext) -> bool:
     return ctx.store is not None and ctx.store.load(ctx.cfg.name) is not None
 
 
-def _deploy_fleet(run: FleetRun, fleet: Fleet) -> tuple[list[ReplicaOutcome], list[StepOutcome]]:
+def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) -> list[StepOutcome]:
+    """Scale down, deploy every replica, remove failed ones if asked, write the scrape job; ``results`` gets each
+    replica's outcome as it is known (a failure of the fleet's own step still reports them)."""
     cfg = run.cfg
-    results: list[ReplicaOutcome] = []
     extra = sorted((r for r in fleet.dep.replicas if r.index > cfg.replicas), key=lambda r: -r.index)
     if extra:
         run.reporter.info(f"scaling down to {cfg.replicas}: removing {', '.join(label(r.index) for r in extra)}")
@@ -136,7 +138,7 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet) -> tuple[list[ReplicaOutcome], li
     deployed = _deploy(run, fleet, wanted)
     results += deployed
     if run.cancel.is_set():
-        return results, []  # interrupted: nothing more is changed (the resume hint says how to go on)
+        return []  # interrupted: nothing more is changed (the resume hint says how to go on)
     failed = [fleet_record(fleet, r.index) for r in deployed if r.error is not None]
     if failed and run.teardown_on_failure and not run.dry_run:
         names = ", ".join(label(r.index) for r in failed if r is not None)
@@ -149,10 +151,10 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet) -> tuple[list[ReplicaOutcome], li
                 r.note = why or "deleted (--teardown-on-failure)"
     ok = {r.index for r in deployed if r.error is None}
     monitoring = [s for s in run.books[-1].steps if s.kind == "monitoring"]
-    if not monitoring or not ok:
-        return results, []
-    ips = [_scrape_ip(run, rec) for rec in fleet.dep.replicas if rec.index in ok]
-    return results, _fleet_steps(run, monitoring, {FLEET_IPS: [ip for ip in ips if ip]})
+    ips = [ip for ip in (_scrape_ip(run, rec) for rec in fleet.dep.replicas if rec.index in ok) if ip]
+    if not monitoring or not ips:
+        return []  # no replica serving: the scrape job is left as it was
+    return _fleet_steps(run, monitoring, {FLEET_IPS: ips})
 
 
 def _scrape_ip(run: FleetRun, rec: ReplicaRecord) -> str:
@@ -167,7 +169,7 @@ def fleet_record(fleet: Fleet, index: int) -> ReplicaRecord | None:
 
 def _deploy(run: FleetRun, fleet: Fleet, recs: list[ReplicaRecord]) -> list[ReplicaOutcome]:
     books = [_per_replica(b) for b in run.books]
-    rolling = run.spec.name == "redeploy"
+    rolling = run.spec.rolling
     if rolling or run.dry_run or run.cfg.parallel == 1 or len(recs) == 1:
         results: list[ReplicaOutcome] = []
         for rec in recs:

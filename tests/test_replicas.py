@@ -4,6 +4,7 @@ a replica's failure, teardown of all. One mock cloud (3 hosts: real sshd each) f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from mockcloud.cloud import MockCloud
 from mockcloud.hosts import new_root
 from mockcloud.upctl import read_state, set_faults
 from tests.conftest import REPO, run_cli
+from tests.test_faults import _process_tree
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
 
@@ -225,5 +227,50 @@ def test_ctrl_c_during_parallel_creates_leaves_nothing_untracked(
     assert set(cloud_servers(cloud)) == tracked(doc), err  # every server created is recorded
     assert "resume: orchestrator deploy" in err and "interrupt received: each replica stops" in err
     gone = run_cli("teardown", "intr", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert cloud_servers(cloud) == {}
+
+
+def test_one_hosts_sshd_dying_mid_deploy_fails_only_that_replica(
+    cloud: MockCloud, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Last in the module: the killed sshd stays dead. The other replicas deploy; nothing is left untracked."""
+    cfg = write_config(cloud, tmp_path, "cut", 3)
+    data = yaml.safe_load(cfg.read_text())
+    data["ssh"]["connect_timeout"] = "8s"  # the dead host's reconnects give up sooner
+    cfg.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "deploy", str(cfg)],
+        env={**os.environ, **env}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    doc_path = tmp_path / "home" / "deployments" / "cut.json"
+    try:
+        victim = None
+        deadline = time.monotonic() + 90
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                doc = json.loads(doc_path.read_text() or "{}")
+            except (OSError, ValueError):
+                doc = {}
+            victim = next((r for r in doc.get("replicas", []) if "verify-gpu" in r["steps"]), None)
+            time.sleep(0.05)
+        assert victim is not None, "no replica got as far as verify-gpu"
+        host = next(h for h in cloud.hosts if h.ipv4 == victim["server"]["ip"])
+        for pid in _process_tree(host.sshd_pid):  # the listener and every open session
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (5, 7), err
+    assert f"1 of 3 replica(s) failed (r{victim['index']})" in err and "KEPT for debugging" in err, err
+    doc = state(tmp_path, "cut")
+    assert sorted(r["status"] for r in doc["replicas"]) == ["deployed", "deployed", "failed"]
+    assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 3  # every server is tracked
+    orphans = json.loads(run_cli("status", "--orphans", "--json", env=env).stdout)
+    assert orphans["orphans"] == [] and orphans["foreign"] == []  # the orphan scan knows a fleet's servers
+    gone = run_cli("teardown", "cut", "--yes", env=env)
     assert gone.returncode == 0, gone.stderr
     assert cloud_servers(cloud) == {}

@@ -358,6 +358,8 @@ class DeploymentConfig(Strict):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     host: HostConfig = Field(default_factory=HostConfig)
     cluster: ClusterConfig | None = Field(default=None, description="serve through a Ray cluster (vLLM only)")
+    replicas: int = Field(default=1, ge=1, le=32, description="servers serving the same model (a fleet)")
+    parallel: int = Field(default=8, ge=1, description="replicas worked on at once (deploy, teardown)")
     secrets_file: str | None = Field(
         default=None, description="KEY=VALUE file (mode 0600) read when a variable is not in the environment"
     )

@@ -42,6 +42,8 @@ class StepContext:
     notify: Callable[[str], None] = lambda _msg: None
     provider: Provider = field(default_factory=default_provider)
     facts: dict[str, object] = field(default_factory=dict)  # values learnt during this run (plan, gpu...)
+    # A fleet's server (config `replicas` > 1, orchestrator/fleet.py): its 1-based index; None for one server.
+    replica: int | None = None
 
     def __post_init__(self) -> None:
         if self.cfg.cluster is not None:
@@ -56,6 +58,12 @@ class StepContext:
     def save(self) -> None:
         if self.store is not None:
             self.store.save(self.dep)
+
+    @property
+    def host_name(self) -> str:
+        """The name the server's pinned key is filed under in known_hosts: the deployment's, `NAME-rI` for a
+        fleet's replica I >= 2."""
+        return self.cfg.name if (self.replica or 1) == 1 else f"{self.cfg.name}-r{self.replica}"
 
     @property
     def ip(self) -> str:

@@ -37,9 +37,10 @@ class EventStream:
         self.write = write
         self.mask = mask
         self.clock = clock
+        self.fields: dict[str, object] = {}  # put in every event (a fleet's replica reporter: {"replica": I})
 
     def emit(self, event: str, **fields: object) -> None:
         assert event in EVENTS, event
-        doc = {"event": event, "ts": round(self.clock(), 3), **fields}
+        doc = {"event": event, "ts": round(self.clock(), 3), **self.fields, **fields}
         line = json.dumps(masked(doc, self.mask), ensure_ascii=False, separators=(", ", ": "))
         self.write(self.mask(line))

@@ -9,6 +9,7 @@ The file is 0600 and replaced atomically (WriteLocal); the steps read, merge and
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,24 +42,30 @@ def with_entry(text: str, name: str, ip: str, port: int, key_line: str) -> str:
     return "\n".join([*without(text, name), f"{host_field(ip, port)} {keytype} {b64} {_tag(name)}"]) + "\n"
 
 
+# A fleet's replicas connect in threads of one process: each read-merge-write of the file is one at a time.
+_EDIT = threading.Lock()
+
+
 def record(name: str, ip: str, port: int, key_line: str) -> Generator[Action, Result, None]:
     """Actions: put this deployment's pinned key into the file (replacing its old entry)."""
     from orchestrator.actions import ReadLocal, WriteLocal
 
-    current = yield ReadLocal(path())
-    text = current.stdout if current.ok else ""
-    new = with_entry(text, name, ip, port, key_line)
-    if new != text:
-        yield WriteLocal(path(), new, 0o600)
+    with _EDIT:
+        current = yield ReadLocal(path())
+        text = current.stdout if current.ok else ""
+        new = with_entry(text, name, ip, port, key_line)
+        if new != text:
+            yield WriteLocal(path(), new, 0o600)
 
 
 def forget(name: str) -> Generator[Action, Result, None]:
     """Actions: remove this deployment's entry (teardown's forget step)."""
     from orchestrator.actions import ReadLocal, WriteLocal
 
-    current = yield ReadLocal(path())
-    if not current.ok:
-        return
-    lines = without(current.stdout, name)
-    if len(lines) != len([ln for ln in current.stdout.splitlines() if ln.strip()]):
-        yield WriteLocal(path(), "\n".join(lines) + ("\n" if lines else ""), 0o600)
+    with _EDIT:
+        current = yield ReadLocal(path())
+        if not current.ok:
+            return
+        lines = without(current.stdout, name)
+        if len(lines) != len([ln for ln in current.stdout.splitlines() if ln.strip()]):
+            yield WriteLocal(path(), "\n".join(lines) + ("\n" if lines else ""), 0o600)

@@ -53,7 +53,8 @@ def scan(up: Provider, tracked: Sequence[Deployment], owner_id: str | None) -> G
             known=False,
         )
     summaries = listing.parse(r)
-    known = {d.server.uuid for d in tracked if d.server is not None}
+    servers = [d.server for d in tracked] + [r.server for d in tracked for r in d.replicas]
+    known = {srv.uuid for srv in servers if srv is not None}
     tracked_names = {d.name for d in tracked}
     found = Scan()
     for summary in summaries:

@@ -19,6 +19,7 @@ from orchestrator.config import DeploymentConfig
 from orchestrator.console import Console, confirm, guard
 from orchestrator.context import StepContext, default_provider
 from orchestrator.errors import ConfigError, Interrupted, OrchestratorError, StateError, TeardownIncomplete
+from orchestrator.fleet_state import is_fleet
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, ensure_owner, load_owner
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
 from orchestrator.progress import ProgressReporter
@@ -100,6 +101,11 @@ def run_playbooks(
         if spec.sets_owner:
             # Who we are on the account: new servers carry it; a same-named server of anyone else is a clash.
             ctx.facts[OWNER_FACT] = (load_owner() or PLACEHOLDER) if dry_run else ensure_owner()
+        if is_fleet(cfg, dep):  # config `replicas` > 1, or a fleet's record: orchestrator/fleet.py
+            from orchestrator.fleet import FleetRun, run_fleet
+
+            run_fleet(FleetRun(spec, cfg, config_path, ctx, books, reporter, executor, dry_run, teardown_on_failure))
+            return
         runner = Runner(executor, reporter)
         outcomes: list[StepOutcome] = []
         failure: OrchestratorError | None = None

@@ -30,7 +30,7 @@ from orchestrator.state_doc import (
     read_text,
 )
 
-__all__ = ["KIND", "SCHEMA_VERSION", "Deployment", "StateStore", "ensure_home", "orchestrator_home"]
+__all__ = ["KIND", "SCHEMA_VERSION", "Deployment", "ReplicaRecord", "StateStore", "ensure_home", "orchestrator_home"]
 
 
 def ensure_home(home: Path | None = None) -> Path:
@@ -94,6 +94,19 @@ class MonitoringRecord(Record):
     run_metrics: str | None = None
 
 
+class ReplicaRecord(Record):
+    """One server of a fleet (config `replicas` > 1): the per-server fields of a Deployment, by 1-based index."""
+
+    index: int
+    status: str = "deploying"  # deploying | deployed | failed | tearing-down
+    server: ServerRecord | None = None
+    engine: EngineRecord | None = None
+    health: HealthRecord | None = None
+    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    last_error: str | None = None
+    auto_stop_at: float | None = None
+
+
 class Deployment(Record):
     kind: str = KIND
     schema_version: int = SCHEMA_VERSION
@@ -110,6 +123,8 @@ class Deployment(Record):
     last_error: str | None = None
     auto_stop_at: float | None = None  # provider.ttl: when the on-host timer powers the server off
     config: dict[str, Any] = Field(default_factory=dict)  # snapshot, so `teardown NAME` works without the file
+    # A fleet's servers (config `replicas` > 1); empty, and absent from the file, for a single-server deployment.
+    replicas: list[ReplicaRecord] = Field(default_factory=list)
 
 
 class StateStore:
@@ -144,7 +159,10 @@ class StateStore:
     def save(self, dep: Deployment) -> Path:
         dep.updated_at = time.time()
         path = self.path(dep.name)
-        text = json.dumps(dep.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        data = dep.model_dump(mode="json")
+        if not data["replicas"]:
+            del data["replicas"]  # single-server documents keep the shape they always had
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         try:
             self._make_dir()
             write_atomic(path, text, 0o600)

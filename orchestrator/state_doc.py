@@ -36,6 +36,7 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "last_error": None,
     "auto_stop_at": None,
     "config": {},
+    "replicas": [],  # a fleet's servers (RECORDS["replica"]); StateStore leaves the key out when empty
 }
 TIME_KEYS = ("created_at", "updated_at")  # default: the time the record was made
 RECORDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -48,6 +49,11 @@ RECORDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "health": (("ok", "checked_at", "detail"), {"time_to_healthy": None}),
     "step": (("status", "finished_at", "seconds"), {"note": ""}),
     "monitoring": ((), {"prometheus_config": None, "job": None, "file_sd": None, "run_metrics": None}),
+    "replica": (
+        ("index",),
+        {"status": "deploying", "server": None, "engine": None, "health": None, "steps": {}, "last_error": None,
+         "auto_stop_at": None},
+    ),
 }  # fmt: skip
 
 
@@ -120,12 +126,23 @@ def normalized(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
             raise StateError(f"state file {path} is invalid at {key}: Field required", bad_file_hint(path))
     now = time.time()
     doc: dict[str, Any] = {**DEPLOYMENT_DEFAULTS, **{k: now for k in TIME_KEYS}, **raw}
+    _server_fields(path, "", doc)
+    doc["monitoring"] = _record(path, "monitoring", "monitoring", doc["monitoring"] or {})
+    replicas = doc["replicas"] if isinstance(doc["replicas"], list) else []
+    doc["replicas"] = [
+        _server_fields(path, f"replicas.{i}.", _record(path, f"replicas.{i}", "replica", r))
+        for i, r in enumerate(replicas)
+    ]
+    return doc
+
+
+def _server_fields(path: Path, where: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The per-server records (a deployment's, or one replica's) with their defaults filled in."""
     for key in ("server", "engine", "health"):
         if doc[key] is not None:
-            doc[key] = _record(path, key, key, doc[key])
-    doc["monitoring"] = _record(path, "monitoring", "monitoring", doc["monitoring"] or {})
+            doc[key] = _record(path, where + key, key, doc[key])
     steps = doc["steps"] if isinstance(doc["steps"], dict) else {}
-    doc["steps"] = {k: _record(path, f"steps.{k}", "step", v) for k, v in steps.items()}
+    doc["steps"] = {k: _record(path, f"{where}steps.{k}", "step", v) for k, v in steps.items()}
     return doc
 
 
@@ -155,6 +172,18 @@ class HealthView(NamedTuple):
     time_to_healthy: float | None
 
 
+class ReplicaView(NamedTuple):
+    """One server of a fleet, as the read-only commands use it (``number``: the record's 1-based ``index``)."""
+
+    number: int
+    status: str
+    auto_stop_at: float | None
+    last_error: str | None
+    server: ServerView | None
+    engine: EngineView | None
+    health: HealthView | None
+
+
 class DeploymentView(NamedTuple):
     """What the read-only commands use of a deployment's document (``document``: all of it, defaults filled).
 
@@ -172,6 +201,7 @@ class DeploymentView(NamedTuple):
     health: HealthView | None
     config: dict[str, Any]
     document: dict[str, Any]
+    replicas: list[ReplicaView]  # a fleet's servers (config `replicas` > 1); [] for one server
 
 
 def _view(cls: type[Any], record: dict[str, Any] | None) -> Any:
@@ -194,6 +224,19 @@ def view(doc: dict[str, Any]) -> DeploymentView:
         health=_view(HealthView, doc["health"]),
         config=doc["config"] if isinstance(doc["config"], dict) else {},
         document=doc,
+        replicas=[_replica_view(r) for r in doc["replicas"]],
+    )
+
+
+def _replica_view(r: dict[str, Any]) -> ReplicaView:
+    return ReplicaView(
+        number=r["index"],
+        status=r["status"],
+        auto_stop_at=r["auto_stop_at"],
+        last_error=r["last_error"],
+        server=_view(ServerView, r["server"]),
+        engine=_view(EngineView, r["engine"]),
+        health=_view(HealthView, r["health"]),
     )
 
 

@@ -35,6 +35,7 @@ class CommandSpec:
     writes_run_metrics: bool = True  # the Prometheus textfile of step timings (monitoring.run_metrics)
     on_failure: Literal["keep-server", "teardown-incomplete"] = "keep-server"
     resume_flags: str = ""  # appended to `orchestrator NAME CONFIG` in the resume hint
+    rolling: bool = False  # a fleet (fleet.py): one replica at a time, each healthy before the next
 
     @property
     def removes(self) -> bool:
@@ -48,6 +49,7 @@ REDEPLOY = CommandSpec(
     playbooks=("redeploy",),
     existing_required=True,
     facts=((RESTART_FACT, True), (EXISTING_SERVER_ONLY, True)),
+    rolling=True,
 )
 RECREATE = CommandSpec(
     name="redeploy",
@@ -56,6 +58,7 @@ RECREATE = CommandSpec(
     facts=((RESTART_FACT, True),),
     drop_steps=(("teardown", "forget"),),
     fresh_record_before="deploy",
+    rolling=True,
 )
 TEARDOWN = CommandSpec(
     name="teardown",

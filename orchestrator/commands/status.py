@@ -175,7 +175,7 @@ def auto_stop_text(at: float | None, now: float) -> str:
 
 
 def cost_text(d: DeploymentView, now: float) -> str:
-    """"1.92 EUR/h, 3.84 so far" from the config snapshot's provider.price_per_hour; "-" without a price."""
+    """ "1.92 EUR/h, 3.84 so far" from the config snapshot's provider.price_per_hour; "-" without a price."""
     from orchestrator.cost import cost_so_far, price_of
 
     price, currency = price_of(d.config)
@@ -186,18 +186,35 @@ def cost_text(d: DeploymentView, now: float) -> str:
     return f"{price:.2f} {currency}/h, {cost_so_far(price, d.created_at, now):.2f} so far"
 
 
+def servers_of(d: DeploymentView) -> list[tuple[str, DeploymentView]]:
+    """(row name, view) per server: the deployment itself, or each replica of a fleet as `NAME/rI` (a view with
+    the replica's server, engine, health and status)."""
+    if not d.replicas:
+        return [(d.name, d)]
+    return [
+        (
+            f"{d.name}/r{r.number}",
+            d._replace(
+                status=r.status, server=r.server, engine=r.engine, health=r.health, auto_stop_at=r.auto_stop_at,
+                last_error=r.last_error, replicas=[],
+            ),
+        )
+        for r in d.replicas
+    ]  # fmt: skip
+
+
 def status_rows(deps: list[DeploymentView]) -> list[str]:
     header = ("NAME", "STATUS", "SERVER", "IP", "PLAN", "ENGINE", "ENDPOINT", "HEALTH", "AUTO-STOP", "COST")
     rows = [header]
     now = time.time()
-    for d in deps:
+    for name, d in [row for dep in deps for row in servers_of(dep)]:
         srv, eng, h = d.server, d.engine, d.health
         health = "-"
         if h is not None:
             health = f"{'ok' if h.ok else 'FAILED'} {format_duration(now - h.checked_at)} ago"
         rows.append(
             (
-                d.name,
+                name,
                 d.status,
                 srv.uuid if srv else "-",
                 (srv.ip or "-") if srv else "-",
@@ -219,6 +236,8 @@ def public(dep: DeploymentView) -> dict[str, Any]:
 
     data = dict(dep.document)
     data.pop("config", None)
+    if not data.get("replicas"):
+        data.pop("replicas", None)  # one server: the document as it always was
     price, currency = price_of(dep.config)
     data["cost"] = {
         "price_per_hour": price,
@@ -264,11 +283,12 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
             deps = [one]
         else:
             deps = reader.all()
-        lives = [] if local else live_checks(deps)
+        rows = [row for d in deps for row in servers_of(d)]
+        lives = [] if local else live_checks([view for _, view in rows])
         if as_json:
             docs = [public(d) for d in deps]
-            for doc, live_doc in zip(docs, lives, strict=False):
-                doc["live"] = iso_times(live_doc)
+            if lives:
+                _attach_live(deps, docs, lives)
             console.out(json.dumps(docs, indent=2))
             return
         if not deps:
@@ -276,9 +296,27 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
             return
         for line in status_rows(deps):
             console.out(line)
-        for dep, live_doc in zip(deps, lives, strict=False):
-            for line in live_lines(live_doc, None if name else dep.name):
+        single = name is not None and len(rows) == 1
+        for (row_name, _), live_doc in zip(rows, lives, strict=False):
+            for line in live_lines(live_doc, None if single else row_name):
                 console.out(line)
+
+
+def _attach_live(deps: list[DeploymentView], docs: list[dict[str, Any]], lives: list[dict[str, Any]]) -> None:
+    """`live` of each deployment; a fleet's in each replica's entry, and a count of the healthy ones at the top."""
+    at = 0
+    for dep, doc in zip(deps, docs, strict=True):
+        if not dep.replicas:
+            doc["live"] = iso_times(lives[at])
+            at += 1
+            continue
+        mine = lives[at : at + len(dep.replicas)]
+        at += len(dep.replicas)
+        for entry, live_doc in zip(doc["replicas"], mine, strict=True):
+            entry["live"] = iso_times(live_doc)
+        healthy = sum(1 for x in mine if x["engine_health"]["ok"] and x["server"]["state"] == "started")
+        doc["live"] = {"checked_at": iso_times(mine[0]["checked_at"], "checked_at"), "replicas": len(mine),
+                       "healthy": healthy}  # fmt: skip
 
 
 def _orphans(*, as_json: bool, debug: bool) -> None:

@@ -74,7 +74,8 @@ def load_target(name: str) -> Target:
     dep = store.load(name)
     if dep is None:
         raise StateError(f"no deployment named {name!r} in {store.dir}", "see `orchestrator status`")
-    ip, host_key = _reachable(name, dep.config_path, dep.server)
+    first = dep.replicas[0].server if dep.replicas else None  # a fleet: replica 1 (no --replica option yet)
+    ip, host_key = _reachable(name, dep.config_path, dep.server or first)
     return Target(dep=dep, cfg=config_of(dep), ip=ip, host_key=host_key)
 
 
@@ -113,7 +114,8 @@ def load_light_target(name: str) -> tuple[SshTarget | None, dict[str, Any]]:
     view = reader.load(name)
     if view is None:
         raise StateError(f"no deployment named {name!r} in {reader.dir}", "see `orchestrator status`")
-    ip, host_key = _reachable(name, view.config_path, view.server)
+    first = view.replicas[0].server if view.replicas else None  # a fleet: replica 1 (no --replica option yet)
+    ip, host_key = _reachable(name, view.config_path, view.server or first)
     ssh = view.config.get("ssh")
     if isinstance(ssh, dict) and all(k in ssh for k in SNAPSHOT_SSH_KEYS):
         user, port, key = ssh["user"], ssh["port"], ssh["private_key"]

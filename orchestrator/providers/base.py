@@ -15,7 +15,11 @@ DEPLOYMENT_LABEL_KEY = "orchestrator_deployment"
 # UpCloud label keys: 2-32 characters of letters, digits, '_' and '-'.
 OWNER_LABEL_KEY = "orchestrator_owner"
 OWNER_NAME_LABEL_KEY = "orchestrator_owner_name"
-RESERVED_LABEL_KEYS = frozenset({OUR_LABEL[0], DEPLOYMENT_LABEL_KEY, OWNER_LABEL_KEY, OWNER_NAME_LABEL_KEY})
+# Which server of a fleet (config `replicas` > 1) it is: the 1-based replica index; absent on single servers.
+REPLICA_LABEL_KEY = "orchestrator_replica"
+RESERVED_LABEL_KEYS = frozenset(
+    {OUR_LABEL[0], DEPLOYMENT_LABEL_KEY, OWNER_LABEL_KEY, OWNER_NAME_LABEL_KEY, REPLICA_LABEL_KEY}
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,12 @@ class ServerInfo:
     def deployment(self) -> str | None:
         """The deployment name from our label, if this server carries one."""
         return self.labels.get(DEPLOYMENT_LABEL_KEY)
+
+    @property
+    def replica(self) -> int | None:
+        """The replica index from our label (a fleet's server), else None."""
+        value = self.labels.get(REPLICA_LABEL_KEY, "")
+        return int(value) if value.isdigit() else None
 
     @property
     def is_ours(self) -> bool:
@@ -143,18 +153,19 @@ class NetworkNotEmpty(ProviderError):
     """The network still has servers attached, so it cannot be deleted yet."""
 
 
-def labels_for(deployment: str) -> tuple[tuple[str, str], ...]:
-    """The labels that mark a server as ours and as belonging to ``deployment``."""
+def labels_for(deployment: str, replica: int | None = None) -> tuple[tuple[str, str], ...]:
+    """The labels that mark a server as ours and as belonging to ``deployment`` (and, in a fleet, which replica)."""
     if not deployment.strip() or any(c in deployment for c in "=,\n"):
         raise ConfigError(
             f"invalid deployment name {deployment!r} for a server label",
             "use a non-empty name without '=', ',' or newlines",
         )
-    return (OUR_LABEL, (DEPLOYMENT_LABEL_KEY, deployment))
+    ours = (OUR_LABEL, (DEPLOYMENT_LABEL_KEY, deployment))
+    return ours if replica is None else (*ours, (REPLICA_LABEL_KEY, str(replica)))
 
 
 def server_labels(
-    deployment: str, owner: tuple[tuple[str, str], ...], extra: dict[str, str]
+    deployment: str, owner: tuple[tuple[str, str], ...], extra: dict[str, str], replica: int | None = None
 ) -> tuple[tuple[str, str], ...]:
     """Every label a new server gets: ours, the owner's, then the config's (which may not reuse our keys)."""
     clash = sorted(RESERVED_LABEL_KEYS & set(extra))
@@ -164,7 +175,7 @@ def server_labels(
             "remove them from provider.labels",
             field="provider.labels",
         )
-    return labels_for(deployment) + owner + tuple(sorted(extra.items()))
+    return labels_for(deployment, replica) + owner + tuple(sorted(extra.items()))
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,14 @@ def connect(ctx: StepContext) -> StepGen:
     r = yield connect_action(ctx, ssh.connect_timeout)
     yield HomeProbe()  # the executor keeps the answer: relative uploads land under $HOME
     if not r.known or ctx.dep.server is None:
-        yield from known_hosts.record(ctx.cfg.name, ctx.ip, ssh.port, pinned or "<key-type> <host key>")
+        yield from known_hosts.record(ctx.host_name, ctx.ip, ssh.port, pinned or "<key-type> <host key>")
         return None
     key = r.stdout.strip()
     if pinned is None:
         ctx.dep.server.host_key = key
         ctx.save()
     # The same pin for plain OpenSSH: ssh -o UserKnownHostsFile=$ORCHESTRATOR_HOME/known_hosts ...
-    yield from known_hosts.record(ctx.cfg.name, ctx.ip, ssh.port, key)
+    yield from known_hosts.record(ctx.host_name, ctx.ip, ssh.port, key)
     if pinned is None:
         return f"connected; host key {key.split()[0]} pinned (also in {known_hosts.path()})"
     return "connected; host key matches the pinned one"

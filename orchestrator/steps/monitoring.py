@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 
 from orchestrator import dcgm, node_exporter
-from orchestrator.actions import HttpCheck, Local, LockLocal, ReadLocal, RemoveLocal, UnlockLocal, WriteLocal
+from orchestrator.actions import (
+    Action,
+    HttpCheck,
+    Local,
+    LockLocal,
+    ReadLocal,
+    RemoveLocal,
+    Result,
+    UnlockLocal,
+    WriteLocal,
+)
 from orchestrator.alerts import AlertSettings, rules_document, rules_path
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import MonitoringError, OrchestratorError
 from orchestrator.grafana import ENGINE_DASHBOARDS, GPU_DASHBOARD, HOST_DASHBOARD, dashboard_path, provisioning_files
 from orchestrator.monitoring import (
+    ScrapeTarget,
     add_rule_file,
     check_config_argv,
     file_sd_document,
@@ -45,35 +58,40 @@ def lock_path(config: Path) -> Path:
     return config.parent / f".{config.name}.lock"
 
 
+# A fleet (orchestrator/fleet.py) splits this step: each replica's run starts the exporters on its own server
+# (EXPORTERS_ONLY), then one run for the fleet writes one job per exporter whose targets are FLEET_IPS.
+EXPORTERS_ONLY = "monitoring_exporters_only"
+FLEET_IPS = "monitoring_fleet_ips"
+
+
+def _fleet_ips(ctx: StepContext) -> list[str]:
+    ips = ctx.facts.get(FLEET_IPS)
+    return [str(ip) for ip in ips] if isinstance(ips, list) and ips else [ctx.ip]
+
+
+def _joined(targets: list[ScrapeTarget]) -> ScrapeTarget:
+    """One job whose targets are every server's (a single server: its own job as it is)."""
+    return replace(targets[0], targets=tuple(t for each in targets for t in each.targets))
+
+
 def monitoring(ctx: StepContext) -> StepGen:
     m = ctx.cfg.monitoring
     if not m.prometheus_config and not m.file_sd_dir:
         return "disabled (no monitoring.prometheus_config or file_sd_dir)"
-    target = ctx.engine.scrape_target(ctx.ip)
-    gpu = dcgm.scrape_target(ctx.cfg.name, ctx.ip, m.scrape_interval) if m.dcgm_exporter else None
-    host = node_exporter.scrape_target(ctx.cfg.name, ctx.ip, m.scrape_interval) if m.node_exporter else None
+    if ctx.facts.get(EXPORTERS_ONLY):
+        started = yield from _exporters(ctx)
+        return "; ".join([*started, "the fleet's scrape jobs are written after its replicas"])
+    fleet = isinstance(ctx.facts.get(FLEET_IPS), list)
+    ips = _fleet_ips(ctx)
+    target = _joined([ctx.engine.scrape_target(ip) for ip in ips])
+    gpu = _joined([dcgm.scrape_target(ctx.cfg.name, ip, m.scrape_interval) for ip in ips]) if m.dcgm_exporter else None
+    host = (
+        _joined([node_exporter.scrape_target(ctx.cfg.name, ip, m.scrape_interval) for ip in ips])
+        if m.node_exporter
+        else None
+    )
     rec = MonitoringRecord(job=target.job)
-    written: list[str] = []
-    if m.dcgm_exporter:
-        r = yield dcgm.start(m.dcgm_image)
-        if r.known and r.rc != 0:
-            raise MonitoringError(
-                f"starting NVIDIA's DCGM exporter failed (exit {r.rc})",
-                "it runs in docker with --gpus all: the server needs docker and the NVIDIA Container Toolkit "
-                "(or set monitoring.dcgm_exporter: false)",
-                details=(r.stdout + r.stderr)[-3000:] or None,
-            )
-        written.append(f"DCGM exporter on :{dcgm.DCGM_PORT}")
-    if m.node_exporter:
-        r = yield node_exporter.install(ctx.cfg.ssh.user)
-        if r.known and r.rc != 0:
-            raise MonitoringError(
-                f"installing Prometheus' node exporter failed (exit {r.rc})",
-                f"it is Ubuntu's {node_exporter.PACKAGE} package (universe): check apt on the server "
-                "(or set monitoring.node_exporter: false)",
-                details=(r.stdout + r.stderr)[-3000:] or None,
-            )
-        written.append(f"node exporter on :{node_exporter.NODE_PORT}")
+    written: list[str] = [] if fleet else (yield from _exporters(ctx))
     sd = file_sd_path(ctx)
     if sd is not None:
         yield WriteLocal(sd, file_sd_document([target, *([gpu] if gpu else []), *([host] if host else [])]))
@@ -147,7 +165,35 @@ def monitoring(ctx: StepContext) -> StepGen:
         written.append(f"Grafana provisioning in {grafana}")
     ctx.dep.monitoring = rec
     ctx.save()
-    return f"scrape job {target.job} -> {target.targets[0]}{target.metrics_path} in {', '.join(written)}"
+    where = target.targets[0] if len(target.targets) == 1 else f"{len(target.targets)} targets"
+    return f"scrape job {target.job} -> {where}{target.metrics_path} in {', '.join(written)}"
+
+
+def _exporters(ctx: StepContext) -> Generator[Action, Result, list[str]]:
+    """Start the exporters monitoring asks for on the server (DCGM in docker, node exporter from apt)."""
+    m = ctx.cfg.monitoring
+    written: list[str] = []
+    if m.dcgm_exporter:
+        r = yield dcgm.start(m.dcgm_image)
+        if r.known and r.rc != 0:
+            raise MonitoringError(
+                f"starting NVIDIA's DCGM exporter failed (exit {r.rc})",
+                "it runs in docker with --gpus all: the server needs docker and the NVIDIA Container Toolkit "
+                "(or set monitoring.dcgm_exporter: false)",
+                details=(r.stdout + r.stderr)[-3000:] or None,
+            )
+        written.append(f"DCGM exporter on :{dcgm.DCGM_PORT}")
+    if m.node_exporter:
+        r = yield node_exporter.install(ctx.cfg.ssh.user)
+        if r.known and r.rc != 0:
+            raise MonitoringError(
+                f"installing Prometheus' node exporter failed (exit {r.rc})",
+                f"it is Ubuntu's {node_exporter.PACKAGE} package (universe): check apt on the server "
+                "(or set monitoring.node_exporter: false)",
+                details=(r.stdout + r.stderr)[-3000:] or None,
+            )
+        written.append(f"node exporter on :{node_exporter.NODE_PORT}")
+    return written
 
 
 def _reload(url: str) -> StepGen:

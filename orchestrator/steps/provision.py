@@ -184,7 +184,7 @@ def provision(ctx: StepContext) -> StepGen:
 
     hostname = pc.hostname or ctx.cfg.name
     owner = _owner(ctx)
-    labels = server_labels(ctx.cfg.name, owner.labels(), pc.labels)
+    labels = server_labels(ctx.cfg.name, owner.labels(), pc.labels, ctx.replica)
     adopted = yield from _adopt_existing(ctx, hostname, owner, plans)
     if adopted:
         return adopted

@@ -1,0 +1,123 @@
+"""Benchmark (issue 9, "Must show"): `replicas: 8` against `replicas: 1` on the mock cloud, in the same run.
+
+The hosts are set so that their own work is mostly waiting: the engine takes 2 s to start (the mock engines'
+`engine_startup_delay` knob), nothing is pip-installed (engine.install.method docker: the fake docker pulls at
+once). Each case is a real `orchestrator deploy` in a child process, on a fresh mock cloud state, then torn down.
+
+Printed per case: the deploy's wall time, the orchestrator's own CPU seconds (its process, every thread: the
+child's RUSAGE_SELF, written at exit; the fake upctl and other programs it starts are shown apart as "children"),
+and that CPU per replica. Then the ratio wall(8) / wall(1) (target <= 1.5), CPU per replica (target <= 0.15 s),
+the CPU each added replica costs (the fixed start-up, ~0.6 s of imports, is in the first figure), and the mock
+cloud's own CPU, which on a small machine bounds the wall by itself (real upctl is a Go binary calling an API).
+Figures are printed, never asserted. Needs openssh-server (the mock hosts are real sshd).
+`python bench/replicas.py [N]` (N: the fleet's size, default 8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mockcloud.cloud import MockCloud  # noqa: E402
+from mockcloud.hosts import new_root  # noqa: E402
+from mockcloud.upctl import read_state  # noqa: E402
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+STARTUP_DELAY = 2.0
+TARGET_RATIO, TARGET_CPU = 1.5, 0.15
+# The console script's entry point, with this checkout first; at exit the process writes its own CPU seconds.
+CHILD = (
+    "import atexit, json, resource, sys\n"
+    "_path = sys.argv.pop(1)\n"
+    "def _cpu():\n"
+    "    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "    with open(_path, 'w') as f:\n"
+    "        json.dump({'self': me.ru_utime + me.ru_stime, 'children': kids.ru_utime + kids.ru_stime}, f)\n"
+    "atexit.register(_cpu)\n"
+    "sys.argv[0] = 'orchestrator'\n"
+    "from orchestrator.entry import main\n"
+    "main()\n"
+)
+
+
+def config(cloud: MockCloud, work: Path, name: str, replicas: int) -> Path:
+    import yaml
+
+    data = {
+        "name": name,
+        "replicas": replicas,
+        "parallel": replicas,
+        "provider": {"plan": "^GPU-8xCPU-64GB-1xL40S$", "storage_gb": 50},
+        "ssh": {"user": cloud.user, "port": cloud.ssh_port, "private_key": str(cloud.client_key),
+                "connect_timeout": "60s"},
+        "engine": {
+            "kind": "vllm", "model": "Qwen/Qwen2.5-0.5B-Instruct", "served_name": "qwen-mini",
+            "install": {"method": "docker", "image": "vllm/vllm-openai:v0.11.0"},
+            "health": {"timeout": "120s", "interval": "0.3s"},
+        },
+        "monitoring": {"prometheus_config": str(work / "prom" / "prometheus.yml"), "promtool": "never"},
+    }  # fmt: skip
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run(env: dict[str, str], work: Path, *args: str) -> tuple[float, dict[str, float]]:
+    cpu = work / "cpu.json"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(cpu), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"`orchestrator {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return wall, json.loads(cpu.read_text())
+
+
+def main() -> None:
+    root = new_root("orch-bench-fleet-")
+    work = Path(tempfile.mkdtemp(prefix="orch-bench-fleet-work-"))
+    rows: list[tuple[int, float, dict[str, float]]] = []
+    try:
+        with MockCloud(root, hosts=N) as cloud:
+            for h in cloud.hosts:
+                h.set_knobs(engine_startup_delay=STARTUP_DELAY)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("UPCLOUD_")}
+            env |= cloud.env() | {"ORCHESTRATOR_HOME": str(work / "home"), "VLLM_API_KEY": "sk-bench-key"}
+            for replicas in (1, N):
+                name = f"bench-r{replicas}"
+                wall, cpu = run(env, work, "deploy", str(config(cloud, work, name, replicas)))
+                rows.append((replicas, wall, cpu))
+                run(env, work, "teardown", name, "--yes")
+                left = read_state(cloud.upctl_home).get("servers") or {}
+                assert not left, f"teardown left servers: {left}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"fleet deploy on the mock cloud: engine start-up {STARTUP_DELAY:.0f} s, docker install (no pip), "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{'replicas':>8}  {'wall s':>7}  {'own CPU s':>9}  {'per replica':>11}  {'children CPU s':>14}")
+    for replicas, wall, cpu in rows:
+        print(f"{replicas:>8}  {wall:>7.2f}  {cpu['self']:>9.2f}  {cpu['self'] / replicas:>11.3f}  "
+              f"{cpu['children']:>14.2f}")  # fmt: skip
+    (_, w1, _), (_, wn, cn) = rows
+    print(f"wall ratio replicas {N} / 1: {wn / w1:.2f}x (target <= {TARGET_RATIO}x)")
+    (_, _, c1) = rows[0]
+    print(f"orchestrator CPU per replica at {N}: {cn['self'] / N:.3f} s (target <= {TARGET_CPU} s); "
+          f"per added replica (CPU({N}) - CPU(1)) / {N - 1}: {(cn['self'] - c1['self']) / (N - 1):.3f} s")  # fmt: skip
+    cpus = os.cpu_count() or 1
+    print(f"the mock cloud's own CPU (fake upctl, a Python process per call) at {N}: {cn['children']:.1f} s on "
+          f"{cpus} CPUs: a wall floor of {cn['children'] / cpus:.1f} s by itself")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

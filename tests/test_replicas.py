@@ -1,0 +1,276 @@
+"""Fleets end to end on the mock cloud (config `replicas: N`): N servers deployed in parallel, one state document
+with a record per replica, one scrape job whose targets are all replicas, `status` per replica, scaling down,
+a replica's failure, teardown of all. One mock cloud (3 hosts: real sshd each) for the module."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mockcloud.cloud import MockCloud
+from mockcloud.hosts import new_root
+from mockcloud.upctl import read_state, set_faults
+from tests.conftest import REPO, run_cli
+from tests.test_faults import _process_tree
+
+pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
+
+API_KEY = "sk-fleet-planted-key-3b7e1d"
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[MockCloud]:
+    root = new_root("orch-fleet-")
+    try:
+        with MockCloud(root, hosts=3) as c:
+            yield c
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def env(cloud: MockCloud, tmp_path: Path) -> Iterator[dict[str, str]]:
+    e = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp_path / "home"), "VLLM_API_KEY": API_KEY}
+    for h in cloud.hosts:
+        h.reset_knobs()
+        h.set_knobs(engine_startup_delay=0.3)
+    set_faults(cloud.upctl_home)
+    yield e
+    for uuid in cloud_servers(cloud):  # nothing may be left billing, whatever the test did
+        subprocess.run(["upctl", "server", "delete", uuid, "--stop", "--delete-storages"], env=e, capture_output=True)
+
+
+def cloud_servers(cloud: MockCloud) -> dict[str, dict[str, Any]]:
+    servers = read_state(cloud.upctl_home).get("servers") or {}
+    if isinstance(servers, list):
+        return {s["uuid"]: s for s in servers}
+    return dict(servers)
+
+
+def write_config(cloud: MockCloud, tmp_path: Path, name: str, replicas: int) -> Path:
+    data: dict[str, object] = {
+        "name": name,
+        "replicas": replicas,
+        "provider": {"plan": "^GPU-8xCPU-64GB-1xL40S$", "storage_gb": 50},
+        "ssh": {"user": cloud.user, "port": cloud.ssh_port, "private_key": str(cloud.client_key),
+                "connect_timeout": "30s"},
+        "engine": {
+            "kind": "vllm",
+            "model": "Qwen/Qwen2.5-0.5B-Instruct",
+            "served_name": "qwen-mini",
+            "install": {"method": "docker", "image": "vllm/vllm-openai:v0.11.0"},
+            "health": {"timeout": "60s", "interval": "0.3s"},
+        },
+        "monitoring": {
+            "prometheus_config": str(tmp_path / "prom" / "prometheus.yml"),
+            "scrape_interval": "1s",
+            "file_sd_dir": str(tmp_path / "file_sd"),
+            "promtool": "never",
+        },
+    }  # fmt: skip
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def state(tmp_path: Path, name: str) -> dict[str, Any]:
+    return dict(json.loads((tmp_path / "home" / "deployments" / f"{name}.json").read_text()))
+
+
+def tracked(doc: dict[str, Any]) -> set[str]:
+    servers = [doc.get("server")] + [r["server"] for r in doc.get("replicas", [])]
+    return {s["uuid"] for s in servers if s}
+
+
+def scrape_targets(tmp_path: Path, job: str) -> list[str]:
+    prom = yaml.safe_load((tmp_path / "prom" / "prometheus.yml").read_text())
+    jobs = [j for j in prom["scrape_configs"] if j["job_name"] == job]
+    return [t for j in jobs for group in j["static_configs"] for t in group["targets"]]
+
+
+def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str, str], tmp_path: Path) -> None:
+    cfg = write_config(cloud, tmp_path, "fleet", 3)
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 0, proc.stderr
+    for i in (1, 2, 3):
+        assert f"[r{i}] [12/12] monitoring: ok" in proc.stderr, proc.stderr
+    assert "is serving on 3 replica(s)" in proc.stdout
+
+    doc = state(tmp_path, "fleet")
+    assert doc["server"] is None and [r["index"] for r in doc["replicas"]] == [1, 2, 3]
+    assert all(r["status"] == "deployed" and r["health"]["ok"] and r["server"]["host_key"] for r in doc["replicas"])
+    servers = cloud_servers(cloud)
+    assert set(servers) == tracked(doc) and len(servers) == 3
+    assert sorted(r["server"]["hostname"] for r in doc["replicas"]) == ["fleet", "fleet-2", "fleet-3"]
+    labels = {s["uuid"]: {lb["key"]: lb["value"] for lb in s.get("labels", [])} for s in servers.values()}
+    assert sorted(lb.get("orchestrator_replica", "") for lb in labels.values()) == ["1", "2", "3"]
+    assert {lb["orchestrator_deployment"] for lb in labels.values()} == {"fleet"}
+
+    ips = [f"{r['server']['ip']}:8000" for r in doc["replicas"]]
+    assert len(set(ips)) == 3
+    assert scrape_targets(tmp_path, "orchestrator-fleet") == ips
+    sd = json.loads((tmp_path / "file_sd" / "orchestrator-fleet.json").read_text())
+    assert [t for group in sd for t in group["targets"]] == ips
+
+    status = json.loads(run_cli("status", "fleet", "--json", env=env).stdout)[0]
+    assert [r["index"] for r in status["replicas"]] == [1, 2, 3]
+    assert all(r["live"]["engine_health"]["ok"] and r["live"]["server"]["state"] == "started"
+               for r in status["replicas"])  # fmt: skip
+    assert status["live"]["healthy"] == 3
+    table = run_cli("status", env=env).stdout
+    assert all(f"fleet/r{i}" in table for i in (1, 2, 3)), table
+    known = (tmp_path / "home" / "known_hosts").read_text()
+    assert all(tag in known for tag in ("orchestrator:fleet\n", "orchestrator:fleet-r2", "orchestrator:fleet-r3"))
+
+    # redeploy is rolling: each replica healthy again before the next one is touched
+    rolled = run_cli("redeploy", str(cfg), env=env)
+    assert rolled.returncode == 0, rolled.stderr
+    err = rolled.stderr
+    marks = [err.index(m) for i in (1, 2, 3) for m in (f"[r{i}] [1/12] provision", f"[r{i}] [11/12] health: ok")]
+    assert marks == sorted(marks), err
+    assert scrape_targets(tmp_path, "orchestrator-fleet") == ips
+
+    # scale down: the highest-numbered replica goes, the scrape job follows
+    cfg = write_config(cloud, tmp_path, "fleet", 2)
+    down = run_cli("deploy", str(cfg), "--json", env=env)
+    assert down.returncode == 0, down.stderr
+    summary = json.loads(down.stdout)
+    assert summary["ok"] is True and [(r["index"], r["status"]) for r in summary["replicas"]] == [
+        (1, "deployed"),
+        (2, "deployed"),
+        (3, "removed"),
+    ]
+    events = [json.loads(line) for line in down.stderr.splitlines()]
+    assert "removing r3" in next(e["message"] for e in events if e["event"] == "info")
+    assert {e.get("replica") for e in events if e["event"] == "step_started"} == {1, 2, 3, None}  # None: the fleet's
+    doc = state(tmp_path, "fleet")
+    assert [r["index"] for r in doc["replicas"]] == [1, 2]
+    assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
+    assert scrape_targets(tmp_path, "orchestrator-fleet") == ips[:2]
+    assert "orchestrator:fleet-r3" not in (tmp_path / "home" / "known_hosts").read_text()
+
+    gone = run_cli("teardown", "fleet", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert "2 server(s) deleted and confirmed gone" in gone.stdout
+    assert cloud_servers(cloud) == {}
+    assert not (tmp_path / "home" / "deployments" / "fleet.json").exists()
+    assert "orchestrator-fleet" not in (tmp_path / "prom" / "prometheus.yml").read_text()
+    assert "orchestrator:fleet" not in (tmp_path / "home" / "known_hosts").read_text()
+
+
+def test_one_replica_failing_is_named_and_only_it_is_removed(
+    cloud: MockCloud, env: dict[str, str], tmp_path: Path
+) -> None:
+    # One create refused by the account's limits: that replica has no server; the other two are deployed.
+    set_faults(cloud.upctl_home, fail={"server create": {"times": 1, "kind": "quota"}})
+    cfg = write_config(cloud, tmp_path, "part", 3)
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "1 of 3 replica(s) failed" in proc.stderr and "still serving:" in proc.stderr
+    doc = state(tmp_path, "part")
+    failed = [r for r in doc["replicas"] if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["server"] is None and "RESOURCE_LIMIT_EXCEEDED" in failed[0]["last_error"]
+    assert f"r{failed[0]['index']}" in proc.stderr
+    assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
+    serving = [f"{r['server']['ip']}:8000" for r in doc["replicas"] if r["status"] == "deployed"]
+    assert scrape_targets(tmp_path, "orchestrator-part") == serving and len(serving) == 2
+
+    # One engine that cannot start, with --teardown-on-failure: that replica's server goes, the others stay.
+    set_faults(cloud.upctl_home)
+    free = {h.ipv4 for h in cloud.hosts} - {s["ip"] for s in (r["server"] for r in doc["replicas"]) if s}
+    next(h for h in cloud.hosts if h.ipv4 in free).set_knobs(engine_fail="kv_cache")
+    again = run_cli("deploy", str(cfg), "--teardown-on-failure", env=env)
+    assert again.returncode == 8, again.stderr
+    assert f"r{failed[0]['index']}: deleted (--teardown-on-failure)" in again.stderr, again.stderr
+    doc = state(tmp_path, "part")
+    assert sorted(r["index"] for r in doc["replicas"]) == sorted(r["index"] for r in doc["replicas"] if r["server"])
+    assert len(doc["replicas"]) == 2 and all(r["status"] == "deployed" for r in doc["replicas"])
+    assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
+
+    gone = run_cli("teardown", "part", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert cloud_servers(cloud) == {}
+
+
+def test_ctrl_c_during_parallel_creates_leaves_nothing_untracked(
+    cloud: MockCloud, env: dict[str, str], tmp_path: Path
+) -> None:
+    cfg = write_config(cloud, tmp_path, "intr", 3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "deploy", str(cfg)],
+        env={**os.environ, **env}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not cloud_servers(cloud) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    doc = state(tmp_path, "intr")
+    assert set(cloud_servers(cloud)) == tracked(doc), err  # every server created is recorded
+    assert "resume: orchestrator deploy" in err and "interrupt received: each replica stops" in err
+    gone = run_cli("teardown", "intr", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert cloud_servers(cloud) == {}
+
+
+def test_one_hosts_sshd_dying_mid_deploy_fails_only_that_replica(
+    cloud: MockCloud, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Last in the module: the killed sshd stays dead. The other replicas deploy; nothing is left untracked."""
+    cfg = write_config(cloud, tmp_path, "cut", 3)
+    data = yaml.safe_load(cfg.read_text())
+    data["ssh"]["connect_timeout"] = "8s"  # the dead host's reconnects give up sooner
+    cfg.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "deploy", str(cfg)],
+        env={**os.environ, **env}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    doc_path = tmp_path / "home" / "deployments" / "cut.json"
+    try:
+        victim = None
+        deadline = time.monotonic() + 90
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                doc = json.loads(doc_path.read_text() or "{}")
+            except (OSError, ValueError):
+                doc = {}
+            victim = next((r for r in doc.get("replicas", []) if "verify-gpu" in r["steps"]), None)
+            time.sleep(0.05)
+        assert victim is not None, "no replica got as far as verify-gpu"
+        host = next(h for h in cloud.hosts if h.ipv4 == victim["server"]["ip"])
+        for pid in _process_tree(host.sshd_pid):  # the listener and every open session
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (5, 7), err
+    assert f"1 of 3 replica(s) failed (r{victim['index']})" in err and "KEPT for debugging" in err, err
+    doc = state(tmp_path, "cut")
+    assert sorted(r["status"] for r in doc["replicas"]) == ["deployed", "deployed", "failed"]
+    assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 3  # every server is tracked
+    orphans = json.loads(run_cli("status", "--orphans", "--json", env=env).stdout)
+    assert orphans["orphans"] == [] and orphans["foreign"] == []  # the orphan scan knows a fleet's servers
+    gone = run_cli("teardown", "cut", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert cloud_servers(cloud) == {}

@@ -169,6 +169,7 @@ def _interfaces(
     for index, net in enumerate(networks, start=1):
         if net["type"] == "private":
             if not net.get("network"):
+                # Not recorded, and not a code in upcloud-go-api's error_codes.go (see upctl_network.py).
                 raise ApiError("A private interface needs a network.", "NETWORK_MISSING", 400)
             address = net["ip"] or upctl_network.private_address(state, net["network"], zone, taken)
         elif net["ip"]:

@@ -145,3 +145,26 @@ def test_private_interface_needs_a_known_network(env: dict[str, str]) -> None:
             "--network", "type=private,network=03000000-dead-4000-8000-000000000000", "-o", "json"]  # fmt: skip
     r = run(env, argv)
     assert r.returncode == 1 and "NETWORK_NOT_FOUND" in r.stdout
+
+
+def test_network_flag_family_follows_the_address_as_in_upctl(env: dict[str, str]) -> None:
+    """upcloud-cli's server/create.go handleNetwork: an `ip-address` sets the family (a given family must agree);
+    the error texts are those its create_test.go expects."""
+    base = ["upctl", "server", "create", "--hostname", "n3", "--zone", "fi-hel2", "--plan", "1xCPU-2GB",
+            "--password-delivery", "email"]  # fmt: skip
+    bad = run(env, [*base, "--network", "type=public,ip-address=10.0.0.300", "-o", "json"])
+    assert bad.returncode == 1 and "10.0.0.300 is an invalid ip address" in bad.stdout + bad.stderr
+    clash = run(env, [*base, "--network", "family=IPv4,type=public,ip-address=2a04:3540:1000:310::1", "-o", "json"])
+    assert clash.returncode == 1 and "ip family mismatch: IPv4 != IPv6" in clash.stdout + clash.stderr
+    v6 = "2a04:3540:1000:310:ab:cdff:fe12:3456"
+    made = run(env, [*base, "--network", "type=utility", "--network", f"type=public,ip-address={v6}", "-o", "json"])
+    assert made.returncode == 0, made.stderr
+    doc = json.loads(made.stdout)
+    assert _families(doc) == [("utility", ["IPv4"]), ("public", ["IPv6"])]
+    assert [ip["address"] for ip in doc["ip_addresses"] if ip["family"] == "IPv6"] == [v6]
+    assert parse_server(made.stdout).public_ipv4 is None  # no public IPv4 interface was asked for
+    for _ in range(10):  # the fake settles after a poll or two
+        if json.loads(run(env, ["upctl", "server", "show", doc["uuid"], "-o", "json"]).stdout)["state"] == "started":
+            break
+    assert run(env, ["upctl", "server", "stop", doc["uuid"], "--type", "hard", "--wait"]).returncode == 0
+    assert run(env, ["upctl", "server", "delete", doc["uuid"]]).returncode == 0

@@ -44,10 +44,12 @@ def mock_cloud() -> Iterator[MockCloud]:
     Shared because sharing it is what each of those modules already does between its own tests, and the per-test
     `env` fixture (tests/test_e2e.py) is what makes that safe: before each test it resets every host's knobs
     (and the install shims' records) and the fake upctl's faults; after it, it deletes every server left in the
-    fake world, which powers the host off (engines, containers, the TTL timer), empties authorized_keys and drops
-    the firewall. So a test sees the same hosts whether the previous test ran in its module or in another one.
-    What a test changes outside that reset (files it writes in a host's home, Prometheus jobs it leaves behind)
-    was already visible to the next test of its own module; nothing in those modules relies on a fresh host.
+    fake world, which powers its host off (every process started on it: engines, containers, timers), empties
+    authorized_keys and drops the firewall. So a test sees the same hosts whether the previous test ran in its
+    module or in another one. What a test changes outside that reset (files it writes in a host's home, Prometheus
+    jobs it leaves behind) was already visible to the next test of its own module; none of them needs a fresh host.
+    Measured: a two-host MockCloud starts in ~0.25 s and stops in ~0.15 s, a Prometheus starts in ~0.1 s; this
+    saves that once per module (12 modules), and gives the coming fleet modules the same hosts.
     """
     if not Path("/usr/sbin/sshd").exists():
         pytest.skip("needs openssh-server (make setup)")

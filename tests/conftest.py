@@ -49,7 +49,7 @@ def mock_cloud() -> Iterator[MockCloud]:
     module or in another one. What a test changes outside that reset (files it writes in a host's home, Prometheus
     jobs it leaves behind) was already visible to the next test of its own module; none of them needs a fresh host.
     Measured: a two-host MockCloud starts in ~0.25 s and stops in ~0.15 s, a Prometheus starts in ~0.1 s; this
-    saves that once per module (12 modules), and gives the coming fleet modules the same hosts.
+    saves that once per module (13 modules), and gives the coming fleet modules the same hosts.
     """
     if not Path("/usr/sbin/sshd").exists():
         pytest.skip("needs openssh-server (make setup)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 import struct
 from datetime import datetime, timezone
@@ -92,19 +93,31 @@ def _labels(items: list[str]) -> list[dict[str, str]]:
     return labels
 
 
+def _address_family(address: str) -> str:
+    """upctl's family of an `ip-address=` value (an address, or an address in CIDR form)."""
+    try:
+        version = ipaddress.ip_interface(address).version
+    except ValueError:
+        raise CommandError(f"{address} is an invalid ip address") from None
+    return "IPv4" if version == 4 else "IPv6"
+
+
 def _networks(items: list[str]) -> list[dict[str, str]]:
+    """`--network` values as upctl reads them: family from the address when one is given, else IPv4."""
     networks = []
     for item in items:
         fields = dict(part.partition("=")[::2] for part in item.split(",") if part)
         if not fields.get("type"):
             raise CommandError("network type is required")
+        family = fields.get("family", "")
+        address = fields.get("ip-address", "")
+        if address:
+            parsed = _address_family(address)
+            if family and family != parsed:
+                raise CommandError(f"ip family mismatch: {family} != {parsed}")
+            family = parsed
         networks.append(
-            {
-                "type": fields["type"],
-                "family": fields.get("family") or "IPv4",
-                "ip": fields.get("ip-address", ""),
-                "network": fields.get("network", ""),
-            }
+            {"type": fields["type"], "family": family or "IPv4", "ip": address, "network": fields.get("network", "")}
         )
     return networks
 
@@ -169,6 +182,7 @@ def _interfaces(
     for index, net in enumerate(networks, start=1):
         if net["type"] == "private":
             if not net.get("network"):
+                # Not recorded, and not a code in upcloud-go-api's error_codes.go (see upctl_network.py).
                 raise ApiError("A private interface needs a network.", "NETWORK_MISSING", 400)
             address = net["ip"] or upctl_network.private_address(state, net["network"], zone, taken)
         elif net["ip"]:

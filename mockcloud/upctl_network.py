@@ -2,6 +2,13 @@
 
 Shapes as upctl prints upcloud-go-api's Network struct (see tests/upctl_go.py): ``ip_networks`` wrapped as
 ``{"ip_network": [...]}``, booleans "yes"/"no", ``servers`` a bare list (null when none).
+
+The NETWORK_* errors below are NOT from a recording. Searched for one: upcloud-go-api f64673e (every
+upcloud/service/fixtures/*.yaml cassette: no NETWORK_* error body; its only network errors are the constants in
+upcloud/error_codes.go, which do list NETWORK_NOT_FOUND, NETWORK_NOT_EMPTY and NETWORK_INVALID), upcloud-cli
+c90c9ea (its tests mock the service: no API error body), and the code index. So the codes are UpCloud's, but
+the titles and HTTP statuses (404, 409, 400) are our guess; upctl_create.py's NETWORK_MISSING is not even in
+go-api's list. Replace them with a recorded body when one turns up (tests/fixtures/recorded/).
 """
 
 from __future__ import annotations

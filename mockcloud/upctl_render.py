@@ -159,7 +159,12 @@ def server_details(
     password: str = "",
 ) -> dict[str, Any]:
     """upcloud.ServerDetails (`server show/create/stop/start/modify`)."""
-    top_level = sorted(_addresses(server), key=lambda pair: (pair[0]["type"] != "utility", pair[1]["family"] != "IPv4"))
+    # As in every recorded answer (tests/fixtures/recorded/upcloud-go-api/server_*.json): utility, public IPv6,
+    # public IPv4; a private interface's address only under `networking` (server_details_private.json).
+    top_level = sorted(
+        ((iface, addr) for iface, addr in _addresses(server) if iface["type"] != "private"),
+        key=lambda pair: (pair[0]["type"] != "utility", pair[1]["family"] == "IPv4"),
+    )
     devices = [
         {"model": server["gpu_model"], "type": "gpu", "serial": serial, "metadata": dict(L40S_METADATA)}
         for serial in server.get("gpu_serials", [])

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from mockcloud.hosts import DEFAULT_KNOBS, write_knobs
 from mockcloud.prometheus import free_port
 from orchestrator import bench
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, SERVED, Served, run_cli
 
 TTFT = 0.4  # large enough that scheduling jitter on a busy 2-core machine stays well inside 10 %
 PER_TOKEN = 0.05
@@ -146,41 +145,22 @@ def test_bench_unknown_deployment_and_bad_levels_exit_cleanly(tmp_path: Path) ->
 # ---------------------------------------------------------------- on the mock cloud: deploy, bench, teardown
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
-    """One vLLM deployment on a one-host mock cloud, the generated API key, TTFT/per-token knobs set."""
-    if not Path("/usr/sbin/sshd").exists():
-        pytest.skip("needs openssh-server (make setup)")
-    from mockcloud.cloud import MockCloud
-    from mockcloud.hosts import new_root
-    from tests.test_e2e import write_config
-
-    root = new_root("orch-bench-")
-    tmp = tmp_path_factory.mktemp("bench-e2e")
+@pytest.fixture
+def deployed(served: Served) -> Iterator[tuple[dict[str, str], Path]]:
+    """The session's shared vLLM deployment (1.92 EUR/h, generated API key; tests/conftest.py), its environment and
+    home, with the TTFT/per-token knobs set for this test (the mock engine reads them per request) and put back."""
+    host = served.cloud.hosts[0]
+    host.set_knobs(engine_ttft=TTFT, engine_token_delay=PER_TOKEN)
     try:
-        with MockCloud(root, hosts=1) as cloud:
-            env = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp / "home")}
-            host = cloud.hosts[0]
-            host.reset_knobs()
-            host.set_knobs(engine_startup_delay=0.3, engine_ttft=TTFT, engine_token_delay=PER_TOKEN)
-            cfg = write_config(cloud, tmp, None, name="bench")
-            data = yaml.safe_load(cfg.read_text())
-            data["provider"] |= {"price_per_hour": 1.92, "currency": "EUR"}
-            cfg.write_text(yaml.safe_dump(data))
-            proc = run_cli("deploy", str(cfg), env=env)
-            assert proc.returncode == 0, proc.stderr
-            try:
-                yield env, tmp / "home"
-            finally:
-                run_cli("teardown", "bench", "--yes", env=env)
+        yield served.env, served.home
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        host.set_knobs(engine_ttft=DEFAULT_KNOBS["engine_ttft"], engine_token_delay=DEFAULT_KNOBS["engine_token_delay"])
 
 
 def test_bench_on_the_mock_cloud_matches_the_engine_delays(deployed: tuple[dict[str, str], Path]) -> None:
     env, home = deployed
     proc = run_cli(
-        "bench", "bench", "--json", "--concurrency", "1,4", "--requests", "8", "--output-tokens", "10", env=env
+        "bench", SERVED, "--json", "--concurrency", "1,4", "--requests", "8", "--output-tokens", "10", env=env
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -192,15 +172,15 @@ def test_bench_on_the_mock_cloud_matches_the_engine_delays(deployed: tuple[dict[
         assert within(lv["tpot_s"]["p50"], PER_TOKEN), lv
         assert lv["cost_per_1m_output_tokens"] == pytest.approx(1.92 / (lv["output_tokens_per_s"] * 3600) * 1e6)
     saved = Path(doc["saved"])
-    assert saved.parent == home / "bench" and saved.name.startswith("bench-")
+    assert saved.parent == home / "bench" and saved.name.startswith(f"{SERVED}-")
     assert json.loads(saved.read_text())["levels"] == doc["levels"]
-    key = (home / "secrets" / "bench.api_key").read_text().strip()
+    key = (home / "secrets" / f"{SERVED}.api_key").read_text().strip()
     assert key not in proc.stdout + proc.stderr + saved.read_text()
 
 
 def test_status_live_on_the_mock_cloud(deployed: tuple[dict[str, str], Path]) -> None:
     env, _home = deployed
-    proc = run_cli("status", "bench", "--json", env=env)  # live is the default
+    proc = run_cli("status", SERVED, "--json", env=env)  # live is the default
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)[0]
     live = doc["live"]
@@ -210,7 +190,7 @@ def test_status_live_on_the_mock_cloud(deployed: tuple[dict[str, str], Path]) ->
     assert doc["cost"] == {"price_per_hour": 1.92, "currency": "EUR", "so_far": 1.92}
     every = json.loads(run_cli("status", "--json", env=env).stdout)  # no NAME: every deployment, checked live
     assert [d["live"]["server"]["state"] for d in every] == ["started"] and every[0]["live"]["engine_health"]["ok"]
-    offline = run_cli("status", "bench", "--json", env=env | {"UPCLOUD_TOKEN": "", "UPCLOUD_USERNAME": ""})
+    offline = run_cli("status", SERVED, "--json", env=env | {"UPCLOUD_TOKEN": "", "UPCLOUD_USERNAME": ""})
     assert offline.returncode == 0, offline.stderr
     gone = json.loads(offline.stdout)[0]["live"]
     assert gone["server"] == {"checked": False, "state": None, "error": "upctl found no UpCloud credentials"}
@@ -219,16 +199,17 @@ def test_status_live_on_the_mock_cloud(deployed: tuple[dict[str, str], Path]) ->
 
 def test_bench_with_a_refused_key_exits_8_with_one_json_document(deployed: tuple[dict[str, str], Path]) -> None:
     env, _home = deployed
-    proc = run_cli("bench", "bench", "--json", "--concurrency", "2", "--requests", "2", env=env | {"VLLM_API_KEY": "x"})
+    proc = run_cli("bench", SERVED, "--json", "--concurrency", "2", "--requests", "2", env=env | {"VLLM_API_KEY": "x"})
     assert proc.returncode == 8, proc.stderr
     doc = json.loads(proc.stdout)  # one document: the figures and the error together
     assert doc["ok"] is False and doc["exit_code"] == 8 and "HTTP 401" in doc["error"]
     assert doc["levels"][0]["failed"] == 2 and Path(doc["saved"]).is_file()
 
 
+@pytest.mark.consumes_served
 def test_teardown_summary_totals_the_lifetime_cost(deployed: tuple[dict[str, str], Path]) -> None:
     env, _home = deployed
-    proc = run_cli("teardown", "bench", "--yes", env=env)
+    proc = run_cli("teardown", SERVED, "--yes", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "  cost:     ≈ 1.92 EUR for " in proc.stdout
     assert "(1 started hour(s) at 1.92 EUR per hour)" in proc.stdout

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from mockcloud.cloud import MockCloud
-from mockcloud.hosts import new_root
 from mockcloud.prometheus import Prometheus
 from mockcloud.upctl import read_state, set_faults
 from tests.conftest import run_cli
@@ -28,22 +27,15 @@ HF = "hf_plantedE2eToken42"
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockCloud]:
-    root = new_root("orch-e2e-")
-    try:
-        with MockCloud(root, hosts=2) as c:
-            yield c
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def cloud(mock_cloud: MockCloud) -> MockCloud:
+    """The session's two-host mock cloud (tests/conftest.py says why sharing it is safe)."""
+    return mock_cloud
 
 
 @pytest.fixture(scope="module")
-def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus | None]:
-    if not Prometheus.available():
-        yield None
-        return
-    with Prometheus(tmp_path_factory.mktemp("prom")) as p:
-        yield p
+def prom(shared_prom: Prometheus | None) -> Prometheus | None:
+    """The session's Prometheus (tests/conftest.py)."""
+    return shared_prom
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import struct
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.providers.base import NetworkNotEmpty, NetworkSpec
+from orchestrator.providers.base import CreateSpec, NetworkNotEmpty, NetworkSpec
+from orchestrator.providers.upctl import UpctlCommands
 from orchestrator.providers.upctl_errors import map_failure
 from orchestrator.providers.upctl_parse import parse_network, parse_network_list, parse_server
 from orchestrator.providers.upctl_provider import UpctlProvider
@@ -77,19 +79,27 @@ def test_network_lifecycle_on_the_fake(env: dict[str, str], tmp_path: Path) -> N
     key = tmp_path / "k.pub"
     blob = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + os.urandom(32)
     key.write_text(f"ssh-ed25519 {base64.b64encode(blob).decode()} t@x\n")
+    ours = UpctlCommands().create(_spec(net.uuid))  # the orchestrator's own --network flags
+    flags = [x for i, a in enumerate(ours) if a == "--network" for x in ours[i : i + 2]]
     argv = [
         "upctl", "server", "create", "--hostname", "n1", "--zone", "fi-hel2", "--plan", "1xCPU-2GB",
-        "--os-storage-size", "25", "--ssh-keys", str(key),
-        "--network", "type=utility", "--network", "type=public", "--network", f"type=private,network={net.uuid}",
-        "-o", "json",
+        "--os-storage-size", "25", "--ssh-keys", str(key), *flags, "-o", "json",
     ]  # fmt: skip
     made = run(env, argv)
     assert made.returncode == 0, made.stderr
     srv = parse_server(made.stdout)
     assert srv.private_ipv4 == "10.20.0.2" and srv.public_ipv4
-    types = [i["type"] for i in json.loads(made.stdout)["networking"]["interfaces"]]
-    assert types == ["utility", "public", "private"]  # --network replaced the defaults: no public IPv6
-    shown = parse_server(run(env, prov.show(srv.uuid).action.argv).stdout)
+    # --network replaced the defaults: the flags named the public IPv6 interface again, in the recorded order
+    assert _families(json.loads(made.stdout)) == _families(_recorded_server("server_create_private_202.json"))
+    shown_doc = json.loads(run(env, prov.show(srv.uuid).action.argv).stdout)
+    recorded = _recorded_server("server_details_private.json")
+    assert _families(shown_doc) == _families(recorded)
+    assert [(ip["access"], ip["family"]) for ip in shown_doc["ip_addresses"]] == [
+        (ip["access"], ip["family"]) for ip in recorded["ip_addresses"]
+    ]  # utility, public IPv6, public IPv4; the private address only under networking
+    v6 = [ip["address"] for ip in shown_doc["ip_addresses"] if ip["family"] == "IPv6"]
+    assert len(v6) == 1 and ipaddress.ip_address(v6[0]).version == 6 and ipaddress.ip_address(v6[0]).is_global
+    shown = parse_server(json.dumps(shown_doc))
     assert shown.private_ipv4 == "10.20.0.2"
     assert parse_network(run(env, prov.network_show(net.uuid).action.argv).stdout).servers == (srv.uuid,)
 
@@ -111,9 +121,50 @@ def test_network_lifecycle_on_the_fake(env: dict[str, str], tmp_path: Path) -> N
     assert missing.returncode == 1 and "nothing found matching" in missing.stdout + missing.stderr
 
 
+def _spec(network: str) -> CreateSpec:
+    return CreateSpec(
+        hostname="n1", title="n1", zone="fi-hel2", plan="1xCPU-2GB", os="tmpl", os_storage_size=25,
+        ssh_keys=(), labels=(), private_networks=(network,),
+    )  # fmt: skip
+
+
+def _recorded_server(name: str) -> dict[str, Any]:
+    """A recorded API answer as upctl prints it (tests/upctl_go.py)."""
+    doc: dict[str, Any] = upctl_go.server_show(json.loads((RECORDED / name).read_text()))
+    return doc
+
+
+def _families(server: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Each interface's type and its addresses' families, in interface order."""
+    return [(i["type"], [a["family"] for a in i["ip_addresses"]]) for i in server["networking"]["interfaces"]]
+
+
 def test_private_interface_needs_a_known_network(env: dict[str, str]) -> None:
     argv = ["upctl", "server", "create", "--hostname", "n2", "--zone", "fi-hel2", "--plan", "1xCPU-2GB",
             "--password-delivery", "email",
             "--network", "type=private,network=03000000-dead-4000-8000-000000000000", "-o", "json"]  # fmt: skip
     r = run(env, argv)
     assert r.returncode == 1 and "NETWORK_NOT_FOUND" in r.stdout
+
+
+def test_network_flag_family_follows_the_address_as_in_upctl(env: dict[str, str]) -> None:
+    """upcloud-cli's server/create.go handleNetwork: an `ip-address` sets the family (a given family must agree);
+    the error texts are those its create_test.go expects."""
+    base = ["upctl", "server", "create", "--hostname", "n3", "--zone", "fi-hel2", "--plan", "1xCPU-2GB",
+            "--password-delivery", "email"]  # fmt: skip
+    bad = run(env, [*base, "--network", "type=public,ip-address=10.0.0.300", "-o", "json"])
+    assert bad.returncode == 1 and "10.0.0.300 is an invalid ip address" in bad.stdout + bad.stderr
+    clash = run(env, [*base, "--network", "family=IPv4,type=public,ip-address=2a04:3540:1000:310::1", "-o", "json"])
+    assert clash.returncode == 1 and "ip family mismatch: IPv4 != IPv6" in clash.stdout + clash.stderr
+    v6 = "2a04:3540:1000:310:ab:cdff:fe12:3456"
+    made = run(env, [*base, "--network", "type=utility", "--network", f"type=public,ip-address={v6}", "-o", "json"])
+    assert made.returncode == 0, made.stderr
+    doc = json.loads(made.stdout)
+    assert _families(doc) == [("utility", ["IPv4"]), ("public", ["IPv6"])]
+    assert [ip["address"] for ip in doc["ip_addresses"] if ip["family"] == "IPv6"] == [v6]
+    assert parse_server(made.stdout).public_ipv4 is None  # no public IPv4 interface was asked for
+    for _ in range(10):  # the fake settles after a poll or two
+        if json.loads(run(env, ["upctl", "server", "show", doc["uuid"], "-o", "json"]).stdout)["state"] == "started":
+            break
+    assert run(env, ["upctl", "server", "stop", doc["uuid"], "--type", "hard", "--wait"]).returncode == 0
+    assert run(env, ["upctl", "server", "delete", doc["uuid"]]).returncode == 0

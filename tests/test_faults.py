@@ -443,13 +443,23 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
+def short_ssh_retries(cfg: Path, connect_timeout: str = "5s") -> Path:
+    """For a host whose sshd is killed: SSH reconnects until ssh.connect_timeout runs out, once per attempt of the
+    step (two), so test_e2e's 30 s only makes the test wait a minute for the same error; 5 s gives the same
+    outcome. The host is up before the kill, so the first connect never needs the time."""
+    data = yaml.safe_load(cfg.read_text())
+    data["ssh"]["connect_timeout"] = connect_timeout
+    cfg.write_text(yaml.safe_dump(data))
+    return cfg
+
+
 def test_sshd_killed_mid_step(tmp_path: Path) -> None:
     """The host's sshd dies while packages install: SSH error, server tracked, teardown still removes it."""
     root = new_root("orch-sshkill-")
     try:
         with MockCloud(root, hosts=1) as c:
             e = c.env() | {"ORCHESTRATOR_HOME": str(tmp_path / "home")}
-            p = _deploy_proc(write_config(c, tmp_path, None, name="cut"), e)
+            p = _deploy_proc(short_ssh_retries(write_config(c, tmp_path, None, name="cut")), e)
             state = tmp_path / "home" / "deployments" / "cut.json"
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

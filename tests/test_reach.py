@@ -12,12 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from mockcloud.cloud import MockCloud
@@ -29,7 +28,7 @@ from orchestrator.engines import engine_for
 from orchestrator.engines.logs import KINDS, METHODS, snapshot_log_source
 from orchestrator.errors import ConfigError
 from orchestrator.state import Deployment, ServerRecord, StateStore
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, SERVED, Served, run_cli
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOrchestratorReachTestPinnedHostKey0000000"
 
@@ -246,57 +245,32 @@ def test_extend_dry_run_shows_the_plan_and_changes_nothing(offline: dict[str, st
 
 # ---------------------------------------------------------------- end to end on the mock cloud
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], MockCloud]]:
-    """One deployment (vLLM, docker method, provider.ttl 1h) shared by every e2e test here."""
-    if not Path("/usr/sbin/sshd").exists():
-        pytest.skip("needs openssh-server (make setup)")
-    import shutil
-
-    from mockcloud.hosts import new_root
-    from tests.test_e2e import API_KEY, HF, write_config
-
-    root = new_root("orch-reach-")
-    tmp = tmp_path_factory.mktemp("reach")
-    try:
-        with MockCloud(root, hosts=1) as cloud:
-            env = cloud.env() | {"ORCHESTRATOR_HOME": str(tmp / "home"), "VLLM_API_KEY": API_KEY, "HF_TOKEN": HF}
-            for h in cloud.hosts:
-                h.set_knobs(engine_startup_delay=0.3)
-            cfg = write_config(
-                cloud, tmp, None, name="near", install={"method": "docker", "image": "vllm/vllm-openai:v0.11.0"}
-            )
-            data = yaml.safe_load(cfg.read_text())
-            data["provider"]["ttl"] = "1h"
-            cfg.write_text(yaml.safe_dump(data))
-            proc = run_cli("deploy", str(cfg), env=env)
-            assert proc.returncode == 0, proc.stderr
-            try:
-                yield env, cloud
-            finally:
-                run_cli("teardown", "near", "--yes", env=env)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+@pytest.fixture
+def deployed(served: Served) -> tuple[dict[str, str], MockCloud]:
+    """The session's shared deployment (vLLM, docker method, provider.ttl 1h; tests/conftest.py)."""
+    return served.env, served.cloud
 
 
 def test_logs_tail_shows_the_engine_start_up(deployed: tuple[dict[str, str], MockCloud]) -> None:
     env, _ = deployed
-    proc = run_cli("logs", "near", "--tail", "20", env=env)
+    proc = run_cli("logs", SERVED, "--tail", "20", env=env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 20, proc.stdout
-    assert "Application startup complete." in proc.stdout
-    whole = run_cli("logs", "near", "--tail", "1000", "--since", "1h", env=env)
+    whole = run_cli("logs", SERVED, "--tail", "1000", "--since", "1h", env=env)
     assert whole.returncode == 0, whole.stderr
     assert "Automatically detected platform cuda." in whole.stdout and "Starting to load model" in whole.stdout
-    later = run_cli("logs", "near", "--since", "2099-01-01", env=env)  # docker: nothing was written after that
+    assert "Application startup complete." in whole.stdout
+    # the shared deployment may have served requests since (one log line each): the tail is the log's last lines
+    assert whole.stdout.splitlines()[-20:] == lines
+    later = run_cli("logs", SERVED, "--since", "2099-01-01", env=env)  # docker: nothing was written after that
     assert later.returncode == 0 and later.stdout == "", later.stdout
 
 
 def test_logs_follow_streams_until_ctrl_c(deployed: tuple[dict[str, str], MockCloud]) -> None:
     env, _ = deployed
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "logs", "near", "-f", "--tail", "3"],
+        [sys.executable, "-m", "orchestrator", "logs", SERVED, "-f", "--tail", "3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **env},
@@ -328,14 +302,14 @@ def test_ssh_runs_one_command_with_its_exit_status(
     if client == "paramiko":
         (tmp_path / "bin").mkdir()
         env = env | {"PATH": str(tmp_path / "bin")}  # no `ssh` on PATH
-    gpus = run_cli("ssh", "near", "--", "nvidia-smi", "-L", env=env)
+    gpus = run_cli("ssh", SERVED, "--", "nvidia-smi", "-L", env=env)
     assert gpus.returncode == 0, gpus.stderr
     assert re.fullmatch(r"GPU 0: NVIDIA L40S \(UUID: GPU-[0-9a-f-]{36}\)\n", gpus.stdout), gpus.stdout
-    three = run_cli("ssh", "near", "--", "sh", "-c", "echo out; echo err >&2; exit 3", env=env)
+    three = run_cli("ssh", SERVED, "--", "sh", "-c", "echo out; echo err >&2; exit 3", env=env)
     assert three.returncode == 3, three.stderr
     assert three.stdout == "out\n" and "err\n" in three.stderr
     if client == "paramiko":
-        shell = run_cli("ssh", "near", env=env)
+        shell = run_cli("ssh", SERVED, env=env)
         assert shell.returncode == 2 and "needs OpenSSH" in shell.stderr
 
 
@@ -349,16 +323,16 @@ def running(pid: int) -> bool:
 
 def test_extend_rearms_the_on_host_timer(deployed: tuple[dict[str, str], MockCloud]) -> None:
     env, cloud = deployed
-    status = json.loads(run_cli("status", "near", "--json", env=env).stdout)[0]
+    status = json.loads(run_cli("status", SERVED, "--json", env=env).stdout)[0]
     host = next(h for h in cloud.hosts if h.ipv4 == status["server"]["ip"])
-    pid_file = host.home / ".orchestrator" / "near" / "ttl.pid"
+    pid_file = host.home / ".orchestrator" / SERVED / "ttl.pid"
     old_pid = int(pid_file.read_text())
     before = time.time()
-    proc = run_cli("extend", "near", "2h", env=env)
+    proc = run_cli("extend", SERVED, "2h", env=env)
     after = time.time()
     assert proc.returncode == 0, proc.stderr
     assert "powers itself off in" in proc.stdout
-    at = json.loads(run_cli("status", "near", "--json", env=env).stdout)[0]["auto_stop_at"]
+    at = json.loads(run_cli("status", SERVED, "--json", env=env).stdout)[0]["auto_stop_at"]
     stamp = calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ"))  # the ISO time is UTC
     assert before + 7200 - 1 <= stamp <= after + 7200 + 1
     assert "in 1h59m" in run_cli("status", env=env).stdout  # was "in 59m.." (provider.ttl 1h)

@@ -80,7 +80,12 @@ def test_create_argv_keeps_default_interfaces_when_adding_a_private_network() ->
     assert "--network" not in CMD.create(_spec())  # no private network: upctl's default interfaces
     argv = CMD.create(_spec(private_networks=("037e40d7-399a-4575-a1af-b688836bff80",)))
     flags = [argv[i + 1] for i, a in enumerate(argv) if a == "--network"]
-    assert flags == ["type=utility", "type=public", "type=private,network=037e40d7-399a-4575-a1af-b688836bff80"]
+    assert flags == [
+        "type=utility",
+        "type=public",
+        "family=IPv6,type=public",  # upctl's family defaults to IPv4: the public IPv6 interface must be named
+        "type=private,network=037e40d7-399a-4575-a1af-b688836bff80",
+    ]
     with pytest.raises(ConfigError):
         CMD.create(_spec(private_networks=("a,type=public",)))
 

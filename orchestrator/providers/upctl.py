@@ -35,10 +35,11 @@ def _check_cidr(cidr: str) -> str:
 
 
 def _interfaces(private_networks: Sequence[str]) -> list[str]:
-    """`--network` flags: any one replaces the default interfaces, so the utility and public ones are named too."""
+    """`--network` flags: any one replaces the default interfaces (utility, public IPv4, public IPv6), so those are
+    named too, in the order of upcloud-go-api's recorded create request (family defaults to IPv4 in upctl)."""
     if not private_networks:
         return []
-    args = ["--network", "type=utility", "--network", "type=public"]
+    args = ["--network", "type=utility", "--network", "type=public", "--network", "family=IPv6,type=public"]
     for uuid in private_networks:
         if not re.fullmatch(r"[0-9A-Za-z-]+|<[^<>,=\n]+>", uuid):  # a UUID (upctl resolves no name here)
             raise ConfigError(f"invalid private network UUID {uuid!r}", "pass the network's UUID")

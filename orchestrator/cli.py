@@ -238,7 +238,7 @@ def init(
 
 @app.command()
 def logs(
-    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    name: Annotated[str, typer.Argument(help="Deployment name; NAME/rI: a fleet's replica I.")],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C (exit 0).")
     ] = False,
@@ -257,7 +257,7 @@ def logs(
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def ssh(
-    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    name: Annotated[str, typer.Argument(help="Deployment name; NAME/rI: a fleet's replica I.")],
     command: Annotated[
         list[str] | None, typer.Argument(help="After --: one command (its exit status is passed through).")
     ] = None,
@@ -271,7 +271,7 @@ def ssh(
 
 @app.command()
 def extend(
-    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    name: Annotated[str, typer.Argument(help="Deployment name; NAME/rI: a fleet's replica I.")],
     duration: Annotated[str, typer.Argument(help="New time left from now, e.g. 4h, 90m, 1h30m.")],
     dry_run: DryRun = False,
     debug: Debug = False,

@@ -134,6 +134,30 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
     known = (tmp_path / "home" / "known_hosts").read_text()
     assert all(tag in known for tag in ("orchestrator:fleet\n", "orchestrator:fleet-r2", "orchestrator:fleet-r3"))
 
+    # NAME/rI reaches replica I (as status names its rows), with that replica's pinned key
+    r3 = doc["replicas"][2]["server"]["ip"]
+    reach = run_cli("ssh", "--debug", "fleet/r3", "--", "echo", "on-r3", env=env)
+    assert reach.returncode == 0 and "on-r3" in reach.stdout, reach.stderr
+    assert f"@{r3} " in reach.stdout.splitlines()[0], reach.stdout  # the exec line: user@<replica 3's ip>
+    after = (tmp_path / "home" / "known_hosts").read_text()  # r3's entry re-filed under its own name, fleet-r3
+    assert sorted(after.splitlines()) == sorted(known.splitlines())
+    logs = run_cli("logs", "fleet/r2", "--tail", "50", env=env)
+    assert logs.returncode == 0 and "Application startup complete." in logs.stdout, logs.stderr
+    missing = run_cli("ssh", "fleet/r9", "--", "true", env=env)
+    assert missing.returncode == 11 and "has no replica r9" in missing.stderr, missing.stderr
+    assert "fleet/r1, fleet/r2, fleet/r3" in missing.stderr
+    # extend re-arms every replica's timer (NAME/rI: only that one's)
+    before = time.time()
+    extended = run_cli("extend", "fleet", "2h", env=env)
+    assert extended.returncode == 0, extended.stderr
+    assert all(f"fleet/r{i} powers itself off in" in extended.stdout for i in (1, 2, 3)), extended.stdout
+    stops = [r["auto_stop_at"] for r in state(tmp_path, "fleet")["replicas"]]
+    assert all(s is not None and before + 7200 - 1 <= s <= time.time() + 7200 + 1 for s in stops), stops
+    one = run_cli("extend", "fleet/r2", "3h", env=env)
+    assert one.returncode == 0 and "fleet/r2 powers itself off in" in one.stdout and "r1" not in one.stdout
+    again = [r["auto_stop_at"] for r in state(tmp_path, "fleet")["replicas"]]
+    assert again[0] == stops[0] and again[2] == stops[2] and again[1] > stops[1] + 3000
+
     # redeploy is rolling: each replica healthy again before the next one is touched
     rolled = run_cli("redeploy", str(cfg), env=env)
     assert rolled.returncode == 0, rolled.stderr
@@ -178,7 +202,7 @@ def test_one_replica_failing_is_named_and_only_it_is_removed(
     cfg = write_config(cloud, tmp_path, "part", 3)
     proc = run_cli("deploy", str(cfg), env=env)
     assert proc.returncode == 3, proc.stderr
-    assert "1 of 3 replica(s) failed" in proc.stderr and "still serving:" in proc.stderr
+    assert "1 of 3 replica(s) failed" in proc.stderr and "still serving:" in proc.stderr, proc.stderr
     doc = state(tmp_path, "part")
     failed = [r for r in doc["replicas"] if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["server"] is None and "RESOURCE_LIMIT_EXCEEDED" in failed[0]["last_error"]

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from orchestrator.commands.target import Target
+    from orchestrator.context import StepContext
+    from orchestrator.progress import ProgressReporter
+    from orchestrator.state import StateStore
 
 STEPS = [{"kind": "connect", "timeout": "5m"}, {"kind": "auto-stop", "timeout": "1m"}]
 
@@ -28,10 +35,9 @@ def parse_extension(text: str) -> float:
 
 
 def extend(name: str, duration: str, *, dry_run: bool, debug: bool) -> None:
-    from orchestrator.commands.target import load_target
+    """Re-arm the timer of deployment ``name``'s server; a fleet's: every replica's, or replica I's (NAME/rI)."""
+    from orchestrator.commands.target import load_target, split_ref
     from orchestrator.console import Console, guard
-    from orchestrator.context import StepContext
-    from orchestrator.durations import format_duration
     from orchestrator.playbook import Playbook
     from orchestrator.progress import ProgressReporter
     from orchestrator.runner import Runner
@@ -44,38 +50,79 @@ def extend(name: str, duration: str, *, dry_run: bool, debug: bool) -> None:
     console = Console(verbose=debug or dry_run)
     with guard(debug, console), contextlib.ExitStack() as stack:
         store = StateStore()
+        deployment = split_ref(name)[0]
         target = load_target(name)
         if not dry_run:
-            stack.enter_context(store.lock(name, "extend"))
+            stack.enter_context(store.lock(deployment, "extend"))
             target = load_target(name)  # re-read under the lock
         reporter = ProgressReporter(console, dry_run=dry_run, as_json=False)
-        executor: Executor
+        book = Playbook.model_validate({"name": "extend", "steps": STEPS})
         if dry_run:
-            from orchestrator.transports.recording import RecordingExecutor
-
-            executor = RecordingExecutor()
             console.out(
                 f"Dry run of `extend` for deployment {name}: nothing will be changed. "
                 "Values not known yet appear as <placeholders>."
             )
-        else:
-            from orchestrator.transports.live import LiveExecutor
+        left: list[str] = []
+        for label, ctx in _contexts(target, split_ref(name)[1], None if dry_run else store, reporter):
+            executor: Executor
+            if dry_run:
+                from orchestrator.transports.recording import RecordingExecutor
 
-            executor = LiveExecutor({}, notify=reporter.info)
-        ctx = StepContext(
-            cfg=target.cfg, dep=target.dep, store=None if dry_run else store, notify=reporter.info
+                executor = RecordingExecutor()
+            else:
+                from orchestrator.transports.live import LiveExecutor
+
+                executor = LiveExecutor({}, notify=reporter.info)
+            ctx.facts[EXTEND_FACT] = seconds
+            if label:
+                reporter.info(f"{label}:")
+            try:
+                outcomes = Runner(executor, reporter).run(book, ctx)
+            finally:
+                executor.close()
+            if dry_run:
+                reporter.summary("extend", ctx, outcomes, None)
+                continue
+            at = ctx.dep.auto_stop_at or 0.0
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+            left.append(f"{label or f'deployment {name}'} powers itself off in {_left(at)} (at {when})")
+        if len(left) == 1:
+            console.out(f"{left[0]}; extend again or tear down before then")
+        elif left:
+            console.out("\n".join([*left, "extend again or tear down before then"]))
+
+
+def _left(at: float) -> str:
+    from orchestrator.durations import format_duration
+
+    return format_duration(max(at - time.time(), 0))
+
+
+def _contexts(
+    target: Target, index: int | None, store: StateStore | None, reporter: ProgressReporter
+) -> list[tuple[str, StepContext]]:
+    """(label, context) per server to extend: the one server (no label), or each replica of a fleet (every one,
+    or replica ``index``), each a view whose saves go into the fleet's document (fleet_state.py)."""
+    from orchestrator.context import StepContext
+    from orchestrator.fleet_state import Fleet, ReplicaContext, label, replica_config
+
+    dep = target.dep
+    if not dep.replicas:
+        return [("", StepContext(cfg=target.cfg, dep=dep, store=store, notify=reporter.info))]
+    fleet = Fleet(dep, store)
+    chosen = [r for r in dep.replicas if index is None or r.index == index]
+    return [
+        (
+            f"{dep.name}/{label(rec.index)}",
+            ReplicaContext(
+                cfg=replica_config(target.cfg, rec.index),
+                dep=fleet.view(rec),
+                store=store,
+                notify=reporter.info,
+                replica=rec.index,
+                fleet=fleet,
+                record=rec,
+            ),
         )
-        ctx.facts[EXTEND_FACT] = seconds
-        book = Playbook.model_validate({"name": "extend", "steps": STEPS})
-        try:
-            outcomes = Runner(executor, reporter).run(book, ctx)
-        finally:
-            executor.close()
-        if dry_run:
-            reporter.summary("extend", ctx, outcomes, None)
-            return
-        at = ctx.dep.auto_stop_at or 0.0
-        console.out(
-            f"deployment {name} powers itself off in {format_duration(max(at - time.time(), 0))} "
-            f"(at {time.strftime('%Y-%m-%d %H:%M', time.localtime(at))}); extend again or tear down before then"
-        )
+        for rec in chosen
+    ]

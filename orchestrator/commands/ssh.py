@@ -35,7 +35,7 @@ def ensure_pinned(target: SshTarget) -> str:
         text = ""
     except OSError as exc:
         raise SSHError(f"cannot read {path}: {exc.strerror}") from None
-    new = known_hosts.with_entry(text, target.name, target.ip, target.port, target.host_key)
+    new = known_hosts.with_entry(text, target.known_as or target.name, target.ip, target.port, target.host_key)
     if new != text:
         try:
             write_atomic(path, new, 0o600)

@@ -7,6 +7,8 @@ without pydantic (a test checks that both give the same values).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -16,6 +18,45 @@ from orchestrator.errors import SSHError, StateError
 if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
     from orchestrator.state import Deployment
+
+
+# `NAME/rI`: replica I of a fleet, as `status` names its rows; a plain NAME is the server (a fleet's replica 1).
+REPLICA_REF = re.compile(r"^(?P<name>[^/]+)/r(?P<index>[1-9][0-9]*)$")
+
+
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """(deployment name, replica index or None) of a command's NAME argument."""
+    m = REPLICA_REF.match(ref)
+    return (m["name"], int(m["index"])) if m else (ref, None)
+
+
+def known_as(name: str, index: int | None) -> str:
+    """The name a server's pinned key is filed under in known_hosts: the deployment's for one server and a
+    fleet's replica 1, `NAME-rI` for replica I >= 2 (StepContext.host_name files them so at deploy)."""
+    return name if (index or 1) == 1 else f"{name}-r{index}"
+
+
+class _Replica(Protocol):
+    @property
+    def server(self) -> _Server | None: ...
+
+
+def _pick(
+    name: str, index: int | None, server: _Server | None, replicas: Sequence[tuple[int, _Replica]]
+) -> _Server | None:
+    """The server ``NAME[/rI]`` means: one server's, or the fleet's replica I (default 1); an unknown replica is a
+    StateError (exit 11) that lists the replicas there are."""
+    if not replicas:
+        if index not in (None, 1):
+            raise StateError(f"deployment {name!r} is one server, not a fleet: it has no replica r{index}",
+                             f"use `{name}` (or `{name}/r1`)")  # fmt: skip
+        return server
+    wanted = index or 1
+    for number, rec in replicas:
+        if number == wanted:
+            return rec.server
+    there = ", ".join(f"{name}/r{n}" for n, _ in replicas)
+    raise StateError(f"deployment {name!r} has no replica r{wanted}", f"its replicas: {there}")
 
 
 class _Server(Protocol):
@@ -31,6 +72,11 @@ class Target:
     cfg: DeploymentConfig
     ip: str
     host_key: str  # "ssh-ed25519 AAAA...": pinned at the first deploy; never learnt here
+    replica: int | None = None  # NAME/rI: a fleet's replica I
+
+    @property
+    def known_as(self) -> str:
+        return known_as(self.dep.name, self.replica)
 
     @property
     def port(self) -> int:
@@ -65,29 +111,33 @@ def _reachable(name: str, config_path: str, srv: _Server | None) -> tuple[str, s
     return srv.ip, srv.host_key
 
 
-def load_target(name: str) -> Target:
-    """The deployment's server with its pinned host key. Unknown deployment: StateError (exit 11); no server,
-    no IP or no pinned key: SSHError (exit 5) with a hint — a key is never trusted on first use here."""
+def load_target(ref: str) -> Target:
+    """The server ``ref`` (NAME, or NAME/rI for a fleet's replica I) with its pinned host key. Unknown deployment
+    or replica: StateError (exit 11); no server, no IP or no pinned key: SSHError (exit 5) with a hint — a key is
+    never trusted on first use here."""
     from orchestrator.state import StateStore
 
+    name, index = split_ref(ref)
     store = StateStore()
     dep = store.load(name)
     if dep is None:
         raise StateError(f"no deployment named {name!r} in {store.dir}", "see `orchestrator status`")
-    first = dep.replicas[0].server if dep.replicas else None  # a fleet: replica 1 (no --replica option yet)
-    ip, host_key = _reachable(name, dep.config_path, dep.server or first)
-    return Target(dep=dep, cfg=config_of(dep), ip=ip, host_key=host_key)
+    srv = _pick(name, index, dep.server, [(r.index, r) for r in dep.replicas])
+    ip, host_key = _reachable(ref, dep.config_path, srv)
+    replica = (index or 1) if dep.replicas else None
+    return Target(dep=dep, cfg=config_of(dep), ip=ip, host_key=host_key, replica=replica)
 
 
 class SshTarget(NamedTuple):
     """What OpenSSH needs to reach a deployment's server with its pinned key."""
 
-    name: str
+    name: str  # the deployment
     ip: str
     host_key: str
     user: str
     port: int
     private_key: str  # as configured (ssh.private_key); private_key_path expands it like SshConfig does
+    known_as: str = ""  # its known_hosts entry's name (known_as()); "" = the deployment's
 
     @property
     def private_key_path(self) -> Path:
@@ -97,30 +147,34 @@ class SshTarget(NamedTuple):
 SNAPSHOT_SSH_KEYS = ("user", "port", "private_key")  # SshConfig's fields the snapshot (model_dump) always has
 
 
-def load_ssh_target(name: str) -> SshTarget:
+def load_ssh_target(ref: str) -> SshTarget:
     """As load_target (same errors), without pydantic when the state's config snapshot has its `ssh` section; a
     record without one (an older state file) goes the validated way, through the config file."""
-    light, _ = load_light_target(name)
-    return light if light is not None else ssh_target_of(load_target(name))
+    light, _ = load_light_target(ref)
+    return light if light is not None else ssh_target_of(load_target(ref))
 
 
-def load_light_target(name: str) -> tuple[SshTarget | None, dict[str, Any]]:
+def load_light_target(ref: str) -> tuple[SshTarget | None, dict[str, Any]]:
     """The SshTarget read from the config snapshot without pydantic (None where the snapshot lacks its `ssh`
     section), and the snapshot itself ({} when there is none). Unknown deployment, no server, no IP, no pinned
     key: the errors load_target raises."""
     from orchestrator.state_doc import StateReader
 
+    name, index = split_ref(ref)
     reader = StateReader()
     view = reader.load(name)
     if view is None:
         raise StateError(f"no deployment named {name!r} in {reader.dir}", "see `orchestrator status`")
-    first = view.replicas[0].server if view.replicas else None  # a fleet: replica 1 (no --replica option yet)
-    ip, host_key = _reachable(name, view.config_path, view.server or first)
+    srv = _pick(name, index, view.server, [(r.number, r) for r in view.replicas])
+    ip, host_key = _reachable(ref, view.config_path, srv)
+    alias = known_as(name, index if view.replicas else None)
     ssh = view.config.get("ssh")
     if isinstance(ssh, dict) and all(k in ssh for k in SNAPSHOT_SSH_KEYS):
         user, port, key = ssh["user"], ssh["port"], ssh["private_key"]
         if isinstance(user, str) and isinstance(port, int) and isinstance(key, str):
-            target = SshTarget(name=name, ip=ip, host_key=host_key, user=user, port=port, private_key=key)
+            target = SshTarget(
+                name=name, ip=ip, host_key=host_key, user=user, port=port, private_key=key, known_as=alias
+            )
             return target, view.config
     return None, view.config
 
@@ -129,5 +183,5 @@ def ssh_target_of(target: Target) -> SshTarget:
     ssh = target.cfg.ssh
     return SshTarget(
         name=target.dep.name, ip=target.ip, host_key=target.host_key, user=ssh.user, port=ssh.port,
-        private_key=ssh.private_key,
+        private_key=ssh.private_key, known_as=target.known_as,
     )  # fmt: skip

@@ -266,6 +266,17 @@ class OnNode:
 
 
 Action = (
-    Local | Connect | Remote | Upload | UploadFile | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck
-    | LockLocal | UnlockLocal | OnNode
+    Local
+    | Connect
+    | Remote
+    | Upload
+    | UploadFile
+    | ReadLocal
+    | WriteLocal
+    | RemoveLocal
+    | Pause
+    | HttpCheck
+    | LockLocal
+    | UnlockLocal
+    | OnNode
 )

@@ -162,7 +162,8 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
     if cfg.cluster is not None and run.spec.rolling:
         raise ConfigError(
             f"`{run.spec.name}` of a Ray cluster is not built yet",
-            f"remove it and deploy again: orchestrator teardown {cfg.name} --yes; orchestrator deploy {run.config_path}",
+            f"remove it and deploy again: orchestrator teardown {cfg.name} --yes; "
+            f"orchestrator deploy {run.config_path}",
         )
     extra = sorted((r for r in fleet.dep.replicas if r.index > size), key=lambda r: -r.index)
     if extra:

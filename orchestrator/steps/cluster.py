@@ -77,7 +77,8 @@ def private_network(ctx: StepContext) -> StepGen:
             return f"would create private network {name} ({c.network_cidr}) in {zone}"
         net = create.parse(r)
     # Recorded before anything else can fail: from here on `teardown` can always find it.
-    ctx.dep.network = NetworkRecord(uuid=net.uuid, name=net.name, zone=net.zone or zone, cidr=net.cidr or c.network_cidr)
+    cidr = net.cidr or c.network_cidr
+    ctx.dep.network = NetworkRecord(uuid=net.uuid, name=net.name, zone=net.zone or zone, cidr=cidr)
     ctx.save()
     ctx.facts[NETWORK_FACT] = net.uuid
     return f"private network {net.uuid} ({ctx.dep.network.cidr}) in {zone}"
@@ -135,7 +136,9 @@ def ray_metrics(ctx: StepContext) -> StepGen:
     sd = file_sd_path(path, ctx.cfg.name)
     note = yield from scrape_discovery(cluster, sd)
     r = yield ReadLocal(sd)
-    targets = _file_sd_targets(r.stdout) if r.known and r.rc == 0 else [f"<{n.name}.server.ip>:{cluster.c.ports.metrics_export}" for n in cluster.nodes]
+    port = cluster.c.ports.metrics_export
+    planned = [f"<{n.name}.server.ip>:{port}" for n in cluster.nodes]
+    targets = _file_sd_targets(r.stdout) if r.known and r.rc == 0 else planned
     job = ScrapeTarget(
         job=ray_job(ctx.cfg.name),
         targets=tuple(targets),

@@ -246,7 +246,8 @@ def firewall_access(ctx: StepContext) -> StepGen:
         if sources == {_as_range(c) for c in fw.allow}:
             return f"SSH does not answer ({reason}); the allow rules are provider.firewall.allow already"
         ctx.notify(f"firewall: SSH does not answer ({reason}); putting provider.firewall.allow in place first")
-        yield from _replace(ctx, True, existing, desired_rules(list(fw.allow), ssh.port, engine_ports(ctx), _private(ctx)))
+        wanted = desired_rules(list(fw.allow), ssh.port, engine_ports(ctx), _private(ctx))
+        yield from _replace(ctx, True, existing, wanted)
         return f"allow rules replaced with provider.firewall.allow ({', '.join(fw.allow)})"
     ctx.notify(
         f"firewall: SSH does not answer ({reason}) and SSH is allowed only from {', '.join(sorted(sources))}: "

@@ -18,10 +18,10 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.actions import HttpCheck, Pause, Remote, Upload, WriteLocal
+from orchestrator.actions import HttpCheck, OnNode, Pause, Remote, Upload, WriteLocal
 from orchestrator.config import EngineConfig
 from orchestrator.monitoring import ScrapeTarget, file_sd_document, job_name
-from orchestrator.ray_cluster import ClusterGen, OnNode, RayCluster, RayClusterError, RayNode, require
+from orchestrator.ray_cluster import ClusterGen, RayCluster, RayClusterError, RayNode, require
 
 if TYPE_CHECKING:
     import httpx

@@ -150,14 +150,35 @@ def _response(path: str, text: str | None = None, status: int = 200) -> httpx.Re
 # -- config ---------------------------------------------------------------------------------------------------
 
 
-def test_shipped_ray_config_validates_and_deploy_refuses_it_for_now() -> None:
+def test_shipped_ray_config_validates_and_deploy_plans_the_whole_cluster_offline() -> None:
     cfg = load_config(CONFIG)
     assert cfg.cluster is not None
     assert (cfg.cluster.nodes, cfg.cluster.ray_version, cfg.cluster.ports.gcs) == (2, "2.60.0", 6379)
     assert run_cli("validate", str(CONFIG)).returncode == 0
     dry = run_cli("deploy", str(CONFIG), "--dry-run")
-    assert dry.returncode == 2
-    assert "deploy does not build clusters yet" in dry.stderr
+    assert dry.returncode == 0, dry.stderr
+    out = dry.stdout
+    network = out.index("upctl network create --name qwen-ray-ray --zone fi-hel2 --ip-network address=10.60.0.0/24")
+    creates = [out.index(f"upctl server create --hostname {h} ") for h in ("qwen-ray", "qwen-ray-2")]
+    assert network < min(creates)  # the network first: both servers are created attached to it
+    assert out.count("--network 'type=private,network=<network.uuid>'") == 2
+    head = out.index("ray start --head --port=6379")
+    worker = out.index("[r2] remote: mkdir -p .orchestrator/qwen-ray")
+    assert max(creates) < head < worker
+    assert "ray start '--address=<r1.private_ip>:6379' '--node-ip-address=<r2.private_ip>'" in out
+    assert "import_path: ray.serve.llm:build_openai_app" in out  # the Serve config itself
+    for check in ("/api/serve/applications/ expect ray-serve-running llm_app", "/v1/completions expect"):
+        assert check in out
+    assert "cat /tmp/ray/prom_metrics_service_discovery.json" in out
+    # the single-server engine's steps do not run on a cluster's nodes: the Ray app is the engine
+    for kind in ("install-stack", "start-engine", "] health"):
+        assert kind not in out
+
+
+def test_redeploy_of_a_cluster_is_refused_for_now() -> None:
+    dry = run_cli("redeploy", str(CONFIG), "--dry-run")
+    assert dry.returncode == 2, dry.stdout + dry.stderr
+    assert "of a Ray cluster is not built yet" in dry.stderr
 
 
 @pytest.mark.parametrize(

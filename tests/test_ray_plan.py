@@ -175,12 +175,6 @@ def test_shipped_ray_config_validates_and_deploy_plans_the_whole_cluster_offline
         assert kind not in out
 
 
-def test_redeploy_of_a_cluster_is_refused_for_now() -> None:
-    dry = run_cli("redeploy", str(CONFIG), "--dry-run")
-    assert dry.returncode == 2, dry.stdout + dry.stderr
-    assert "of a Ray cluster is not built yet" in dry.stderr
-
-
 @pytest.mark.parametrize(
     ("cluster", "engine", "message"),
     [

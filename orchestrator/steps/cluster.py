@@ -145,7 +145,7 @@ def ray_metrics(ctx: StepContext) -> StepGen:
         labels=(("deployment", ctx.cfg.name), ("engine", "vllm-ray"), ("model", ctx.cfg.engine.served)),
         scrape_interval=m.scrape_interval,
     )
-    from orchestrator.steps.monitoring import _promtool, lock_path
+    from orchestrator.steps.monitoring import _promtool, _reload, lock_path
 
     lock = lock_path(path)
     yield LockLocal(lock, f"merge scrape job {job.job} into {path}")
@@ -161,6 +161,8 @@ def ray_metrics(ctx: StepContext) -> StepGen:
                 if before is not None:
                     yield WriteLocal(path, before, keep_existing=True)
                 raise MonitoringError(f"promtool refused {path}: {'; '.join(messages)}", "the old config is back")
+        if m.reload_url:
+            yield from _reload(m.reload_url)
     finally:
         yield UnlockLocal(lock)
     ctx.dep.monitoring = MonitoringRecord(prometheus_config=str(path), job=job.job, file_sd=str(sd))

@@ -129,11 +129,15 @@ def test_deploy_builds_the_cluster_on_one_private_network(deployed: Deployed) ->
     replicas = state["replicas"]
     assert isinstance(replicas, list) and [r["index"] for r in replicas] == [1, 2]
     assert all(str(r["server"]["private_ip"]).startswith("10.60.0.") for r in replicas)
-    out = deployed.deploy.stdout
+    steps = state["steps"]
+    assert isinstance(steps, dict)
     head_private = replicas[0]["server"]["private_ip"]
-    assert f"--address={head_private}:6379" in out  # the worker joined the head's private address
-    for kind in ("install-stack", "start-engine"):
-        assert kind not in out
+    # the worker joined the head at its private address; every node ran one Ray version
+    assert f"ray 2.60.0 on 2 node(s); head {head_private}, 1 worker(s) joined" in steps["ray-cluster"]["note"]
+    assert steps["ray-serve"]["status"] == "ok"
+    for r in replicas:  # the Ray app is the engine: no single-server engine step ran on a node
+        assert not {"install-stack", "start-engine", "health"} & set(r["steps"])
+        assert r["engine"] is None
 
 
 def test_endpoint_answers_through_the_head_and_serve_is_running(deployed: Deployed) -> None:

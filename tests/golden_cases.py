@@ -160,7 +160,9 @@ if cfg.cluster is not None:  # a Ray cluster's deploy leaves a record per node a
     )
     dep.monitoring = MonitoringRecord(
         prometheus_config=dep.monitoring.prometheus_config, job=f"{{target.job}}-ray",
-        file_sd=str(Path(str(cfg.monitoring.prometheus_config)).expanduser().parent / "file_sd" / f"{{target.job}}-ray.json"),
+        file_sd=str(
+            Path(str(cfg.monitoring.prometheus_config)).expanduser().parent / "file_sd" / f"{{target.job}}-ray.json"
+        ),
     )
 StateStore().save(dep)
 """

@@ -83,6 +83,7 @@ def _config(cloud: MockCloud, root: Path, prom: Prometheus | None) -> Path:
             "prometheus_config": str(prom.config if prom else root / "prom" / "prometheus.yml"),
             "reload_url": f"{prom.url}/-/reload" if prom else None,
             "promtool": "never",
+            "scrape_interval": "1s",
         },
     }  # fmt: skip
     path = root / f"{NAME}.yaml"
@@ -161,9 +162,16 @@ def test_endpoint_answers_through_the_head_and_serve_is_running(deployed: Deploy
 def test_prometheus_scrapes_rays_targets(deployed: Deployed) -> None:
     if deployed.prom is None:
         pytest.skip("prometheus is not installed")
-    up = deployed.prom.wait_up(f"orchestrator-{NAME}-ray", timeout=60)
     publics = {f"{r['server']['ip']}:8080" for r in deployed.state["replicas"]}  # type: ignore[union-attr]
-    assert {str(u["metric"]["instance"]) for u in up} >= publics  # type: ignore[index]
+    up: set[str] = set()
+    deadline = time.monotonic() + 60  # each target's first scrape comes at its own offset in the interval
+    while not publics <= up and time.monotonic() < deadline:
+        rows = deployed.prom.query(f'up{{job="orchestrator-{NAME}-ray"}}')
+        up = {str(r["metric"]["instance"]) for r in rows if str(r["value"][1]) == "1"}  # type: ignore[index]
+        time.sleep(0.5)
+    assert publics <= up  # every node's metrics port (ray_*, ray_serve_*), scraped at its public address
+    served = deployed.prom.query(f'ray_serve_num_http_requests_total{{job="orchestrator-{NAME}-ray"}}')
+    assert served or deployed.prom.query(f'{{job="orchestrator-{NAME}-ray", __name__=~"ray_serve_.*"}}')
 
 
 def test_teardown_leaves_no_server_network_or_ray_process(deployed: Deployed) -> None:

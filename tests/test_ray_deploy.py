@@ -170,8 +170,12 @@ def test_prometheus_scrapes_rays_targets(deployed: Deployed) -> None:
         up = {str(r["metric"]["instance"]) for r in rows if str(r["value"][1]) == "1"}  # type: ignore[index]
         time.sleep(0.5)
     assert publics <= up  # every node's metrics port (ray_*, ray_serve_*), scraped at its public address
-    served = deployed.prom.query(f'ray_serve_num_http_requests_total{{job="orchestrator-{NAME}-ray"}}')
-    assert served or deployed.prom.query(f'{{job="orchestrator-{NAME}-ray", __name__=~"ray_serve_.*"}}')
+    serve: list[dict[str, object]] = []
+    deadline = time.monotonic() + 90  # Serve's metrics reach each node's exporter on Ray's own report period
+    while not serve and time.monotonic() < deadline:
+        serve = deployed.prom.query(f'{{job="orchestrator-{NAME}-ray", __name__=~"ray_serve_.*"}}')
+        time.sleep(1.0)
+    assert serve, "no ray_serve_* series scraped from the cluster"
 
 
 def test_teardown_leaves_no_server_network_or_ray_process(deployed: Deployed) -> None:

@@ -356,8 +356,10 @@ def _fleet_steps(run: FleetRun, steps: list[PlaybookStep], facts: dict[str, obje
 def _teardown_failure(run: FleetRun, left: list[ReplicaOutcome]) -> TeardownIncomplete:
     names = ", ".join(label(r.index) for r in left)
     why = "; ".join(f"{label(r.index)}: {r.error.message}" for r in left if r.error is not None)
+    net = run.ctx.dep.network
+    also = f"; private network {net.uuid} remains too (deleted once no server is attached)" if net else ""
     return TeardownIncomplete(
-        f"{len(left)} replica(s) remain ({names}): {why}",
+        f"{len(left)} replica(s) remain ({names}): {why}{also}",
         f"their servers may be billing: retry `orchestrator teardown {run.cfg.name} --yes` (the record keeps them)",
     )
 

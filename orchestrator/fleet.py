@@ -181,10 +181,6 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
     results += deployed
     if run.cancel.is_set():
         return outcomes  # interrupted: nothing more is changed (the resume hint says how to go on)
-    if cfg.cluster is not None:
-        if any(r.error is not None for r in deployed):
-            return outcomes  # no cluster without every node: the summary names the failed ones
-        return outcomes + _cluster_steps(run, up_book(cfg))
     failed = [fleet_record(fleet, r.index) for r in deployed if r.error is not None]
     if failed and run.teardown_on_failure and not run.dry_run:
         names = ", ".join(label(r.index) for r in failed if r is not None)
@@ -195,6 +191,10 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
             if done is not None:
                 why = f"NOT deleted: {done.error.message}" if done.error is not None else ""
                 r.note = why or "deleted (--teardown-on-failure)"
+    if cfg.cluster is not None:
+        if failed:
+            return outcomes  # no cluster without every node: the summary names the failed ones
+        return outcomes + _cluster_steps(run, up_book(cfg))
     ok = {r.index for r in deployed if r.error is None}
     monitoring = [s for s in run.books[-1].steps if s.kind == "monitoring"]
     ips = [ip for ip in (_scrape_ip(run, rec) for rec in fleet.dep.replicas if rec.index in ok) if ip]

@@ -200,7 +200,9 @@ async def _infer_one(client: Any, url: str, body: str, headers: dict[str, str]) 
     return RequestResult(ok=True, latency=latency)
 
 
-def run_inference(url: str, body: str, *, levels: Sequence[int], requests: int, timeout: float) -> list[dict[str, Any]]:
+def run_inference(
+    url: str, body: str, *, levels: Sequence[int], requests: int, timeout: float
+) -> list[dict[str, Any]]:
     """Triton/TF Serving style: one JSON inference request repeated; inferences/s and latency percentiles."""
     headers = {"Content-Type": "application/json"}
     out = []

@@ -62,7 +62,9 @@ def extend(name: str, duration: str, *, dry_run: bool, debug: bool) -> None:
             from orchestrator.transports.live import LiveExecutor
 
             executor = LiveExecutor({}, notify=reporter.info)
-        ctx = StepContext(cfg=target.cfg, dep=target.dep, store=None if dry_run else store, notify=reporter.info)
+        ctx = StepContext(
+            cfg=target.cfg, dep=target.dep, store=None if dry_run else store, notify=reporter.info
+        )
         ctx.facts[EXTEND_FACT] = seconds
         book = Playbook.model_validate({"name": "extend", "steps": STEPS})
         try:

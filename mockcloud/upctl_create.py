@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mockcloud import upctl_firewall, upctl_network
+from mockcloud import upctl_firewall, upctl_network, upctl_private
 from mockcloud import upctl_seed as seed
 from mockcloud.upctl_exec import CAPACITY_TITLE, ApiError, CommandError, Ctx, Result, simulated_wait
 from mockcloud.upctl_output import details, go_quote
@@ -344,6 +344,7 @@ def _store(
         state["servers"].append(record)
         if host is not None:
             write_authorized_keys(host, keys)
+        upctl_private.attach(host, state, record)  # DHCP on the private interface
         storages = {s["uuid"]: s for s in state["storages"]}
     upctl_firewall.apply(host, record)  # a new server: no rules (nothing filtered) unless they follow
     return record, storages

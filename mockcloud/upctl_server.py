@@ -7,7 +7,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from mockcloud import upctl_firewall
+from mockcloud import upctl_firewall, upctl_private
 from mockcloud.upctl_exec import ApiError, CommandError, Ctx, Result, server_not_found, simulated_wait
 from mockcloud.upctl_output import details, table
 from mockcloud.upctl_render import (
@@ -198,6 +198,7 @@ def delete(ctx: Ctx, uuid: str, cached: dict[str, Any]) -> Result:
                 if storage["uuid"] in attached:
                     storage["server"] = None
             host = ctx.world.host_for(server.get("pool_ipv4"))
+            upctl_private.detach(host, state, server)
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
     power_off(host)

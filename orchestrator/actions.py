@@ -254,7 +254,29 @@ class UnlockLocal:
         return f"unlock: {self.path}"
 
 
+@dataclass(frozen=True)
+class OnNode:
+    """An action for one named server of a cluster (its own SSH session: transports/nodes.py routes it)."""
+
+    node: str | None  # None: this machine (local files), not a node
+    action: Action
+
+    def describe(self) -> str:
+        return f"[{self.node or 'local'}] {self.action.describe()}"
+
+
 Action = (
-    Local | Connect | Remote | Upload | UploadFile | ReadLocal | WriteLocal | RemoveLocal | Pause | HttpCheck
-    | LockLocal | UnlockLocal
+    Local
+    | Connect
+    | Remote
+    | Upload
+    | UploadFile
+    | ReadLocal
+    | WriteLocal
+    | RemoveLocal
+    | Pause
+    | HttpCheck
+    | LockLocal
+    | UnlockLocal
+    | OnNode
 )

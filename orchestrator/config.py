@@ -325,6 +325,9 @@ class ClusterConfig(Strict):
         default_factory=dict, description="more vLLM engine arguments (snake_case), after those from engine"
     )
     ports: RayPorts = Field(default_factory=RayPorts)
+    network_cidr: str = Field(
+        default="10.60.0.0/24", description="the private network deploy creates for the cluster (IPv4 range)"
+    )
     ready_timeout: Duration = Field(default=1800.0, description="how long Serve may take to reach RUNNING")
 
     @field_validator("ray_version")
@@ -333,6 +336,19 @@ class ClusterConfig(Strict):
         if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", v):
             raise ValueError("must be an exact Ray release such as 2.60.0")
         return v
+
+    @field_validator("network_cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        import ipaddress
+
+        try:
+            net = ipaddress.ip_network(v, strict=False)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a CIDR such as 10.60.0.0/24") from None
+        if net.version != 4 or not net.is_private:
+            raise ValueError("must be a private IPv4 range such as 10.60.0.0/24")
+        return str(net)
 
     @field_validator("engine_kwargs")
     @classmethod
@@ -382,6 +398,8 @@ class DeploymentConfig(Strict):
             raise ValueError("under cluster.kind ray, vLLM runs inside Ray (ray[llm]), not from engine.install docker")
         if self.engine.extra_args:
             raise ValueError("engine.extra_args are vLLM CLI flags; under Ray give them as cluster.engine_kwargs")
+        if self.replicas != 1:
+            raise ValueError("a cluster's servers are cluster.nodes; leave replicas out (Serve scales replicas)")
         return self
 
     @model_validator(mode="before")

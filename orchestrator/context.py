@@ -18,6 +18,7 @@ StepGen = Generator[Action, Result, str | None]
 # ctx.facts keys that a command sets before the first step (commands/specs.py) and a step reads.
 RESTART_FACT = "restart"  # steps/engine.py: restart the engine even when its config is unchanged
 EXISTING_SERVER_ONLY = "existing_server_only"  # steps/provision.py: a gone server is an error, never a new server
+NETWORK_FACT = "cluster_network"  # steps/provision.py: the private network's UUID a cluster's servers attach to
 
 
 def upctl_binary() -> str:
@@ -46,13 +47,6 @@ class StepContext:
     replica: int | None = None
 
     def __post_init__(self) -> None:
-        if self.cfg.cluster is not None:
-            from orchestrator.errors import ConfigError
-
-            raise ConfigError(
-                "a cluster section (Ray Serve on several servers) is validated, but deploy does not build clusters yet",
-                "remove `cluster:` to deploy one server; README.md, 'Ray clusters', says what exists",
-            )
         self.engine: Engine = engine_for(self.cfg)
 
     def save(self) -> None:

@@ -22,10 +22,19 @@ from functools import partial
 
 from orchestrator import known_hosts
 from orchestrator.actions import Action, Result
+from orchestrator.cluster_run import (
+    ENGINE_KINDS,
+    delete_network_book,
+    down_book,
+    fleet_size,
+    network_book,
+    run_cluster_steps,
+    up_book,
+)
 from orchestrator.commands.specs import CommandSpec
 from orchestrator.config import DeploymentConfig
 from orchestrator.context import StepContext
-from orchestrator.errors import Interrupted, OrchestratorError, TeardownIncomplete
+from orchestrator.errors import ConfigError, Interrupted, OrchestratorError, TeardownIncomplete
 from orchestrator.fleet_report import ReplicaOutcome, fleet_summary, replica_reporter
 from orchestrator.fleet_state import Fleet, ReplicaContext, label, replica_config
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
@@ -79,16 +88,20 @@ def run_fleet(run: FleetRun) -> None:
     failure: OrchestratorError | None = None
     try:
         if fleet.adopt_single():
-            run.reporter.info(f"{cfg.name} becomes a fleet of {cfg.replicas}: its server is replica 1")
+            run.reporter.info(f"{cfg.name} becomes a fleet of {fleet_size(cfg)}: its server is replica 1")
         if not run.dry_run:
             ctx.dep.status = spec.status_running
             fleet.save()
         if spec.removes:
+            if cfg.cluster is not None:
+                fleet_outcomes += _ray_down(run)
             results = _teardown(run, fleet, list(ctx.dep.replicas), "deleted")
             left = [r for r in results if r.error is not None]
             if left:
                 raise _teardown_failure(run, left)
-            fleet_outcomes = _fleet_steps(run, [s for s in _teardown_book(run).steps if s.kind in FLEET_KINDS], {})
+            if cfg.cluster is not None:  # no server is attached any more: the network can go
+                fleet_outcomes += _cluster_steps(run, delete_network_book())
+            fleet_outcomes += _fleet_steps(run, [s for s in _teardown_book(run).steps if s.kind in FLEET_KINDS], {})
         else:
             fleet_outcomes = _deploy_fleet(run, fleet, results)
     except OrchestratorError as exc:
@@ -118,6 +131,25 @@ def run_fleet(run: FleetRun) -> None:
         raise failure
 
 
+def _cluster_steps(run: FleetRun, book: Playbook) -> list[StepOutcome]:
+    """A cluster's own steps, once, with the fleet's document; each node's actions on its own SSH session."""
+    from orchestrator.transports.live import LiveExecutor
+
+    def make() -> Executor:
+        return LiveExecutor(run.ctx.secrets, notify=run.reporter.info, feed=run.reporter)
+
+    return run_cluster_steps(book, run.ctx, run.executor, run.reporter, make)
+
+
+def _ray_down(run: FleetRun) -> list[StepOutcome]:
+    """Best effort before the servers go: a failure is reported, the servers are deleted anyway."""
+    try:
+        return _cluster_steps(run, down_book())
+    except OrchestratorError as exc:
+        run.reporter.info(f"ray-down failed ({exc.message}); deleting the servers stops Ray with them")
+        return []
+
+
 def store_has(ctx: StepContext) -> bool:
     return ctx.store is not None and ctx.store.load(ctx.cfg.name) is not None
 
@@ -126,19 +158,29 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
     """Scale down, deploy every replica, remove failed ones if asked, write the scrape job; ``results`` gets each
     replica's outcome as it is known (a failure of the fleet's own step still reports them)."""
     cfg = run.cfg
-    extra = sorted((r for r in fleet.dep.replicas if r.index > cfg.replicas), key=lambda r: -r.index)
+    size = fleet_size(cfg)
+    if cfg.cluster is not None and run.spec.rolling:
+        raise ConfigError(
+            f"`{run.spec.name}` of a Ray cluster is not built yet",
+            f"remove it and deploy again: orchestrator teardown {cfg.name} --yes; "
+            f"orchestrator deploy {run.config_path}",
+        )
+    extra = sorted((r for r in fleet.dep.replicas if r.index > size), key=lambda r: -r.index)
     if extra:
-        run.reporter.info(f"scaling down to {cfg.replicas}: removing {', '.join(label(r.index) for r in extra)}")
+        run.reporter.info(f"scaling down to {size}: removing {', '.join(label(r.index) for r in extra)}")
         removed = _teardown(run, fleet, extra, "removed (scaled down)")
         results += removed
         left = [r for r in removed if r.error is not None]
         if left:
             raise _teardown_failure(run, left)
-    wanted = [fleet.record(i) for i in range(1, cfg.replicas + 1)]
+    outcomes: list[StepOutcome] = []
+    if cfg.cluster is not None:  # the private network first: every server is created attached to it
+        outcomes += _cluster_steps(run, network_book())
+    wanted = [fleet.record(i) for i in range(1, size + 1)]
     deployed = _deploy(run, fleet, wanted)
     results += deployed
     if run.cancel.is_set():
-        return []  # interrupted: nothing more is changed (the resume hint says how to go on)
+        return outcomes  # interrupted: nothing more is changed (the resume hint says how to go on)
     failed = [fleet_record(fleet, r.index) for r in deployed if r.error is not None]
     if failed and run.teardown_on_failure and not run.dry_run:
         names = ", ".join(label(r.index) for r in failed if r is not None)
@@ -149,6 +191,10 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
             if done is not None:
                 why = f"NOT deleted: {done.error.message}" if done.error is not None else ""
                 r.note = why or "deleted (--teardown-on-failure)"
+    if cfg.cluster is not None:
+        if failed:
+            return outcomes  # no cluster without every node: the summary names the failed ones
+        return outcomes + _cluster_steps(run, up_book(cfg))
     ok = {r.index for r in deployed if r.error is None}
     monitoring = [s for s in run.books[-1].steps if s.kind == "monitoring"]
     ips = [ip for ip in (_scrape_ip(run, rec) for rec in fleet.dep.replicas if rec.index in ok) if ip]
@@ -168,7 +214,7 @@ def fleet_record(fleet: Fleet, index: int) -> ReplicaRecord | None:
 
 
 def _deploy(run: FleetRun, fleet: Fleet, recs: list[ReplicaRecord]) -> list[ReplicaOutcome]:
-    books = [_per_replica(b) for b in run.books]
+    books = [_per_replica(b, run.cfg.cluster is not None) for b in run.books]
     rolling = run.spec.rolling
     if rolling or run.dry_run or run.cfg.parallel == 1 or len(recs) == 1:
         results: list[ReplicaOutcome] = []
@@ -186,7 +232,7 @@ def _deploy(run: FleetRun, fleet: Fleet, recs: list[ReplicaRecord]) -> list[Repl
 
 
 def _teardown(run: FleetRun, fleet: Fleet, recs: Sequence[ReplicaRecord], note: str) -> list[ReplicaOutcome]:
-    book = _per_replica(_teardown_book(run))
+    book = _per_replica(_teardown_book(run), run.cfg.cluster is not None)
     jobs = [partial(_one, run, fleet, rec, [book], removing=True, note=note) for rec in recs]
     if run.dry_run or len(jobs) <= 1:
         return [job() for job in jobs]
@@ -197,9 +243,11 @@ def _teardown_book(run: FleetRun) -> Playbook:
     return next((b for b in run.books if b.name == "teardown"), None) or load_playbook("teardown")
 
 
-def _per_replica(book: Playbook) -> Playbook:
-    """What each replica runs of a playbook: all but the steps that run once for the fleet."""
-    steps = [s for s in book.steps if s.kind not in FLEET_KINDS]
+def _per_replica(book: Playbook, cluster: bool = False) -> Playbook:
+    """What each replica runs of a playbook: all but the steps that run once for the fleet (and, on a cluster's
+    node, the single-server engine's: the Ray app is the engine)."""
+    skip = FLEET_KINDS | ENGINE_KINDS if cluster else FLEET_KINDS
+    steps = [s for s in book.steps if s.kind not in skip]
     return book if len(steps) == len(book.steps) else book.model_copy(update={"steps": steps})
 
 
@@ -308,8 +356,10 @@ def _fleet_steps(run: FleetRun, steps: list[PlaybookStep], facts: dict[str, obje
 def _teardown_failure(run: FleetRun, left: list[ReplicaOutcome]) -> TeardownIncomplete:
     names = ", ".join(label(r.index) for r in left)
     why = "; ".join(f"{label(r.index)}: {r.error.message}" for r in left if r.error is not None)
+    net = run.ctx.dep.network
+    also = f"; private network {net.uuid} remains too (deleted once no server is attached)" if net else ""
     return TeardownIncomplete(
-        f"{len(left)} replica(s) remain ({names}): {why}",
+        f"{len(left)} replica(s) remain ({names}): {why}{also}",
         f"their servers may be billing: retry `orchestrator teardown {run.cfg.name} --yes` (the record keeps them)",
     )
 
@@ -324,7 +374,7 @@ def _replica_failure(run: FleetRun, results: list[ReplicaOutcome]) -> Orchestrat
     assert first is not None
     good = [label(r.index) for r in results if r.error is None and not r.note]
     first.message = (
-        f"{len(bad)} of {run.cfg.replicas} replica(s) failed ({', '.join(label(r.index) for r in bad)}); "
+        f"{len(bad)} of {fleet_size(run.cfg)} replica(s) failed ({', '.join(label(r.index) for r in bad)}); "
         f"{label(bad[0].index)}: {first.message}"
     )
     lines = [first.hint] if first.hint else []

@@ -144,7 +144,10 @@ def fleet_summary(
     if failure is not None:
         return
     if command == "teardown":
-        c.out(f"deployment {dep.name} removed: {len(results)} server(s) deleted and confirmed gone, state forgotten")
+        net = " and its private network" if any(o.kind == "delete-network" for o in fleet_outcomes) else ""
+        c.out(
+            f"deployment {dep.name} removed: {len(results)} server(s){net} deleted and confirmed gone, state forgotten"
+        )
         return
     serving = [r for r in dep.replicas if r.status == "deployed"]
     c.out(f"deployment {dep.name} is serving on {len(serving)} replica(s)")
@@ -155,6 +158,11 @@ def fleet_summary(
     gone = [r for r in results if r.note]
     for r in gone:
         c.out(f"  r{r.index}: {r.note}")
+    if dep.network is not None:  # a Ray cluster (config `cluster`): r1 is the head
+        c.out(f"  network:  {dep.network.uuid} ({dep.network.name}, {dep.network.cidr})")
+    for o in fleet_outcomes:
+        if o.kind == "ray-serve" and o.note:
+            c.out(f"  serve:    {o.note}")
     if dep.monitoring.prometheus_config:
         c.out(f"  scrape:   job {dep.monitoring.job} in {dep.monitoring.prometheus_config}")
     if dep.monitoring.file_sd:

@@ -19,8 +19,8 @@ PER_SERVER = ("server", "engine", "health", "steps", "last_error", "auto_stop_at
 
 
 def is_fleet(cfg: DeploymentConfig, dep: Deployment) -> bool:
-    """A fleet: the config asks for several replicas, or the record already holds them (scaling back down)."""
-    return cfg.replicas > 1 or bool(dep.replicas)
+    """A fleet: the config asks for several replicas or a cluster, or the record already holds replicas."""
+    return cfg.replicas > 1 or cfg.cluster is not None or bool(dep.replicas)
 
 
 def replica_hostname(cfg: DeploymentConfig, index: int) -> str:

@@ -30,6 +30,12 @@ StepKind = Literal[
     "unmonitor",
     "destroy-server",
     "forget",
+    "private-network",
+    "ray-cluster",
+    "ray-serve",
+    "ray-metrics",
+    "ray-down",
+    "delete-network",
 ]
 
 

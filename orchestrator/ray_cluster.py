@@ -5,7 +5,8 @@ One head (``ray start --head``: GCS, dashboard and the Serve REST API) and worke
 of the private network can name them. The plan is a generator of ``OnNode`` actions: each is an ordinary
 action (orchestrator.actions) for one named node's executor; the Serve part lives in orchestrator.ray_serve.
 
-Not wired into ``deploy`` yet: the caller provides one connected executor per node (see README, "Ray clusters").
+``deploy`` runs these plans once per cluster after its servers are up (steps/cluster.py), each action on its
+node's own SSH session (transports/nodes.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shlex
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 
-from orchestrator.actions import Action, HttpCheck, Remote, Result
+from orchestrator.actions import Action, HttpCheck, OnNode, Remote, Result
 from orchestrator.config import ClusterConfig, DeploymentConfig
 from orchestrator.errors import EngineError
 
@@ -36,17 +37,6 @@ class RayNode:
     name: str
     private_ip: str
     public_ip: str
-
-
-@dataclass(frozen=True)
-class OnNode:
-    """An action for one node's executor."""
-
-    node: str | None  # None: this machine (local files), not a node
-    action: Action
-
-    def describe(self) -> str:
-        return f"[{self.node or 'local'}] {self.action.describe()}"
 
 
 ClusterGen = Generator[OnNode, Result, str | None]

@@ -18,10 +18,10 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.actions import HttpCheck, Pause, Remote, Upload, WriteLocal
+from orchestrator.actions import HttpCheck, OnNode, Pause, Remote, Upload, WriteLocal
 from orchestrator.config import EngineConfig
 from orchestrator.monitoring import ScrapeTarget, file_sd_document, job_name
-from orchestrator.ray_cluster import ClusterGen, OnNode, RayCluster, RayClusterError, RayNode, require
+from orchestrator.ray_cluster import ClusterGen, RayCluster, RayClusterError, RayNode, require
 
 if TYPE_CHECKING:
     import httpx
@@ -277,7 +277,8 @@ def file_sd_path(prometheus_config: Path, deployment: str) -> Path:
 
 
 def scrape_discovery(cluster: RayCluster, dest: Path, tries: int = 30, interval: float = 2.0) -> ClusterGen:
-    """Read Ray's discovery file on the head until it lists every node, then write it rewritten to ``dest``."""
+    """Read Ray's discovery file on the head until it lists every node's metrics port (the head's autoscaler and
+    dashboard metrics come first), then write it rewritten to ``dest``."""
     text = ""
     for attempt in range(tries):
         r = yield OnNode(cluster.head.name, discovery_read(cluster))
@@ -285,7 +286,7 @@ def scrape_discovery(cluster: RayCluster, dest: Path, tries: int = 30, interval:
             text = json.dumps([{"labels": {"job": "ray"}, "targets": _planned_targets(cluster)}])
             break
         text = r.stdout
-        if r.rc == 0 and _target_count(text) >= len(cluster.nodes):
+        if r.rc == 0 and _lists_every_node(text, cluster):
             break
         if attempt < tries - 1:
             yield OnNode(cluster.head.name, Pause(interval, "Ray rewrites its discovery file every few seconds"))
@@ -298,11 +299,12 @@ def _planned_targets(cluster: RayCluster) -> list[str]:
     return [f"{n.private_ip}:{cluster.c.ports.metrics_export}" for n in cluster.nodes]
 
 
-def _target_count(text: str) -> int:
+def _lists_every_node(text: str, cluster: RayCluster) -> bool:
     try:
         groups = json.loads(text)
     except ValueError:
-        return 0
+        return False
     if not isinstance(groups, list):
-        return 0
-    return sum(len(g.get("targets", [])) for g in groups if isinstance(g, dict))
+        return False
+    listed = {str(t) for g in groups if isinstance(g, dict) for t in g.get("targets", [])}
+    return set(_planned_targets(cluster)) <= listed

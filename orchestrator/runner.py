@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from orchestrator.actions import Action, HttpCheck, Local, Remote, Result
+from orchestrator.actions import Action, HttpCheck, Local, OnNode, Remote, Result
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import (
     CommandFailed,
@@ -197,6 +197,8 @@ def _clamp(action: Action, deadline: float | None) -> Action:
     """Bound an action's own timeout by what is left of the step's timeout."""
     if deadline is None:
         return action
+    if isinstance(action, OnNode):
+        return dataclasses.replace(action, action=_clamp(action.action, deadline))
     left = max(deadline - time.monotonic(), 1.0)
     if isinstance(action, Local) and action.timeout > left:
         return dataclasses.replace(action, timeout=left)

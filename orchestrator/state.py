@@ -60,6 +60,7 @@ class ServerRecord(Record):
     gpu_amount: int = 0
     gpu_model: str = ""
     host_key: str | None = None  # "ssh-ed25519 AAAA..." pinned on first contact
+    private_ip: str | None = None  # on the cluster's private network (config `cluster`), else absent
 
 
 class EngineRecord(Record):
@@ -94,6 +95,15 @@ class MonitoringRecord(Record):
     run_metrics: str | None = None
 
 
+class NetworkRecord(Record):
+    """A cluster's private network (config `cluster`): recorded as soon as it is created, before any server."""
+
+    uuid: str
+    name: str
+    zone: str
+    cidr: str
+
+
 class ReplicaRecord(Record):
     """One server of a fleet (config `replicas` > 1): the per-server fields of a Deployment, by 1-based index."""
 
@@ -125,6 +135,8 @@ class Deployment(Record):
     config: dict[str, Any] = Field(default_factory=dict)  # snapshot, so `teardown NAME` works without the file
     # A fleet's servers (config `replicas` > 1); empty, and absent from the file, for a single-server deployment.
     replicas: list[ReplicaRecord] = Field(default_factory=list)
+    # A cluster's private network (config `cluster`); absent otherwise.
+    network: NetworkRecord | None = None
 
 
 class StateStore:
@@ -162,6 +174,11 @@ class StateStore:
         data = dep.model_dump(mode="json")
         if not data["replicas"]:
             del data["replicas"]  # single-server documents keep the shape they always had
+        if data["network"] is None:
+            del data["network"]
+        for srv in [data.get("server"), *(r.get("server") for r in data.get("replicas", []))]:
+            if isinstance(srv, dict) and srv.get("private_ip") is None:
+                srv.pop("private_ip", None)
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         try:
             self._make_dir()

@@ -37,14 +37,16 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "auto_stop_at": None,
     "config": {},
     "replicas": [],  # a fleet's servers (RECORDS["replica"]); StateStore leaves the key out when empty
+    "network": None,  # a cluster's private network (RECORDS["network"]); StateStore leaves it out when None
 }
 TIME_KEYS = ("created_at", "updated_at")  # default: the time the record was made
 RECORDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "server": (
         ("uuid",),
         {"hostname": "", "plan": "", "zone": "", "ip": None, "state": "", "gpu_amount": 0, "gpu_model": "",
-         "host_key": None},
+         "host_key": None, "private_ip": None},
     ),
+    "network": (("uuid", "name", "zone", "cidr"), {}),
     "engine": (("kind", "model", "served_name", "endpoint", "metrics_url", "method"), {"pid": None, "config_hash": ""}),
     "health": (("ok", "checked_at", "detail"), {"time_to_healthy": None}),
     "step": (("status", "finished_at", "seconds"), {"note": ""}),
@@ -128,6 +130,8 @@ def normalized(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {**DEPLOYMENT_DEFAULTS, **{k: now for k in TIME_KEYS}, **raw}
     _server_fields(path, "", doc)
     doc["monitoring"] = _record(path, "monitoring", "monitoring", doc["monitoring"] or {})
+    if doc["network"] is not None:
+        doc["network"] = _record(path, "network", "network", doc["network"])
     replicas = doc["replicas"] if isinstance(doc["replicas"], list) else []
     doc["replicas"] = [
         _server_fields(path, f"replicas.{i}.", _record(path, f"replicas.{i}", "replica", r))

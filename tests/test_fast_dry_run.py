@@ -86,8 +86,8 @@ def assert_same(argv: list[str], env: dict[str, str]) -> Outcome:
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_dry_runs_and_validate_are_the_typer_cli_byte_for_byte(config: str, env: dict[str, str]) -> None:
-    """Every config: each command's dry run (text and --json) and validate. A `cluster:` config validates, and
-    deploy refuses it (exit 2) with the same words either way; redeploy/teardown have no record of it (exit 11)."""
+    """Every config: each command's dry run (text and --json) and validate. A `cluster:` config (a Ray cluster)
+    is planned by deploy the same way either way; redeploy/teardown have no record of it here (exit 11)."""
     name, ok = _name(config), plannable(REPO / config)
     runs = {
         "deploy": assert_same(["deploy", config, "--dry-run"], env),
@@ -104,10 +104,10 @@ def test_dry_runs_and_validate_are_the_typer_cli_byte_for_byte(config: str, env:
         assert all(code == 0 for code, _out, _err in runs.values()), runs
         assert runs["deploy"][1].startswith(f"Dry run of `deploy` for deployment {name} ({config})")
         assert '"dry_run": true' in runs["teardown CONFIG --json"][1]
-    else:
+    else:  # a Ray cluster: deploy plans it; this env holds no record of it, so redeploy/teardown NAME exit 11
         code, out, err = runs["deploy"]
-        assert code == 2 and "error: a cluster section" in err and "Dry run complete" not in out
-        assert runs["deploy --json"][0] == 2 and '"exit_code": 2' in runs["deploy --json"][1]
+        assert code == 0 and "Dry run complete" in out, err
+        assert runs["deploy --json"][0] == 0
         assert runs["redeploy"][0] == runs["teardown NAME"][0] == 11
 
 

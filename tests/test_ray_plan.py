@@ -150,14 +150,29 @@ def _response(path: str, text: str | None = None, status: int = 200) -> httpx.Re
 # -- config ---------------------------------------------------------------------------------------------------
 
 
-def test_shipped_ray_config_validates_and_deploy_refuses_it_for_now() -> None:
+def test_shipped_ray_config_validates_and_deploy_plans_the_whole_cluster_offline() -> None:
     cfg = load_config(CONFIG)
     assert cfg.cluster is not None
     assert (cfg.cluster.nodes, cfg.cluster.ray_version, cfg.cluster.ports.gcs) == (2, "2.60.0", 6379)
     assert run_cli("validate", str(CONFIG)).returncode == 0
     dry = run_cli("deploy", str(CONFIG), "--dry-run")
-    assert dry.returncode == 2
-    assert "deploy does not build clusters yet" in dry.stderr
+    assert dry.returncode == 0, dry.stderr
+    out = dry.stdout
+    network = out.index("upctl network create --name qwen-ray-ray --zone fi-hel2 --ip-network address=10.60.0.0/24")
+    creates = [out.index(f"upctl server create --hostname {h} ") for h in ("qwen-ray", "qwen-ray-2")]
+    assert network < min(creates)  # the network first: both servers are created attached to it
+    assert out.count("--network 'type=private,network=<network.uuid>'") == 2
+    head = out.index("ray start --head --port=6379")
+    worker = out.index("[r2] remote: mkdir -p .orchestrator/qwen-ray")
+    assert max(creates) < head < worker
+    assert "ray start '--address=<r1.private_ip>:6379' '--node-ip-address=<r2.private_ip>'" in out
+    assert "import_path: ray.serve.llm:build_openai_app" in out  # the Serve config itself
+    for check in ("/api/serve/applications/ expect ray-serve-running llm_app", "/v1/completions expect"):
+        assert check in out
+    assert "cat /tmp/ray/prom_metrics_service_discovery.json" in out
+    # the single-server engine's steps do not run on a cluster's nodes: the Ray app is the engine
+    for kind in ("install-stack", "start-engine", "] health"):
+        assert kind not in out
 
 
 @pytest.mark.parametrize(
@@ -302,3 +317,36 @@ def test_discovery_file_with_a_stranger_or_nothing_is_refused() -> None:
         rewrite_discovery('[{"labels": {"job": "ray"}, "targets": []}]', only_head)
     with pytest.raises(RayClusterError, match="is not JSON"):
         rewrite_discovery("", only_head)
+
+
+# -- the cluster's firewall (steps/firewall.py) ---------------------------------------------------------------
+
+
+def test_cluster_firewall_opens_rays_ports_to_the_private_network_only() -> None:
+    from orchestrator.context import StepContext
+    from orchestrator.state import Deployment
+    from orchestrator.steps.firewall import _private, desired_rules, engine_ports
+
+    cfg = load_config(CONFIG, check_files=False)
+    ctx = StepContext(cfg=cfg, dep=Deployment(name=cfg.name, config_path=str(CONFIG)), store=None)
+    rules = desired_rules(["198.51.100.7/32"], 22, engine_ports(ctx), _private(ctx))
+    accepts = [r for r in rules if r.action == "accept" and r.source]
+    by_source: dict[str, set[int]] = {}
+    for r in accepts:
+        assert r.dest_ports is not None
+        by_source.setdefault(r.source, set()).update(range(r.dest_ports[0], r.dest_ports[1] + 1))
+    # the laptop: SSH, Serve, the dashboard, the metrics ports its Prometheus scrapes; never GCS or the workers
+    assert by_source["198.51.100.7/32"] == {22, 8000, 8080, 8265, 44217, 44227}
+    # the private network: every Ray port, the worker range included
+    private = by_source["10.60.0.0/24"]
+    assert {6379, 8076, 8077, 52365, 10002, 10999} <= private and 22 not in private
+    assert set(by_source) == {"198.51.100.7/32", "10.60.0.0/24"}
+    # ports inside the ephemeral range (the agent, the head's metrics) are dropped before the replies rule accepts
+    replies = next(i for i, r in enumerate(rules) if r.comment == "orchestrator: replies (tcp)")
+    dropped = {
+        p
+        for r in rules[:replies]
+        if r.action == "drop" and r.dest_ports
+        for p in range(r.dest_ports[0], r.dest_ports[1] + 1)
+    }
+    assert {52365, 44217, 44227, 6379} <= dropped

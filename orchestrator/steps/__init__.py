@@ -1,7 +1,7 @@
 """Steps by kind: each is a generator that yields actions and gets their results back.
 
 STEPS maps every kind (playbook.py's StepKind) to its function. A step's module is imported the first time a
-playbook runs that kind, so a command loads only the steps its playbooks have (a teardown: four of sixteen).
+playbook runs that kind, so a command loads only the steps its playbooks have (a teardown: four of twenty-two).
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ WHERE: dict[str, tuple[str, str]] = {
     "unmonitor": ("monitoring", "unmonitor"),
     "destroy-server": ("teardown", "destroy_server"),
     "forget": ("teardown", "forget"),
+    "private-network": ("cluster", "private_network"),
+    "ray-cluster": ("cluster", "ray_cluster"),
+    "ray-serve": ("cluster", "ray_serve"),
+    "ray-metrics": ("cluster", "ray_metrics"),
+    "ray-down": ("cluster", "ray_down"),
+    "delete-network": ("cluster", "delete_network"),
 }
 
 

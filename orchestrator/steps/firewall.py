@@ -25,7 +25,13 @@ PORT_FIELDS = ("port", "http_port", "grpc_port", "metrics_port", "rest_port")
 
 
 def engine_ports(ctx: StepContext) -> list[int]:
-    ports = {int(getattr(ctx.cfg.engine, f)) for f in PORT_FIELDS if getattr(ctx.cfg.engine, f, None)}
+    """The ports the allowed addresses reach besides SSH (a cluster's: Serve, dashboard, metrics)."""
+    c = ctx.cfg.cluster
+    if c is not None:
+        p = c.ports
+        ports = {p.serve_http, p.dashboard, p.metrics_export, p.autoscaler_metrics, p.dashboard_metrics}
+    else:
+        ports = {int(getattr(ctx.cfg.engine, f)) for f in PORT_FIELDS if getattr(ctx.cfg.engine, f, None)}
     if ctx.cfg.monitoring.dcgm_exporter:
         ports.add(DCGM_PORT)
     if ctx.cfg.monitoring.node_exporter:
@@ -33,8 +39,27 @@ def engine_ports(ctx: StepContext) -> list[int]:
     return sorted(ports)
 
 
-def desired_rules(allow: list[str], ssh_port: int, ports: list[int]) -> list[FirewallRule]:
+def cluster_ports(ctx: StepContext) -> list[int]:
+    """Every port a Ray node listens on: open to the cluster's private network only."""
+    c = ctx.cfg.cluster
+    if c is None:
+        return []
+    singles = [v for k, v in c.ports.model_dump().items() if k not in ("min_worker", "max_worker")]
+    return sorted({*singles, *range(c.ports.min_worker, c.ports.max_worker + 1)})
+
+
+def desired_rules(
+    allow: list[str], ssh_port: int, ports: list[int], private: tuple[str, list[int]] | None = None
+) -> list[FirewallRule]:
+    """Accept ``allow`` on SSH and ``ports``; with ``private`` (a cluster's CIDR and its Ray ports), accept that
+    network on those; drop every protected port from anyone else; replies, DNS, NTP, ICMP; drop the rest."""
     rules: list[FirewallRule] = []
+    protected = [ssh_port, *ports]
+    if private is not None:
+        cidr, ray_ports = private
+        for lo, hi in _ranges(ray_ports):
+            rules.append(FirewallRule("in", "accept", "IPv4", "tcp", cidr, (lo, hi), comment="orchestrator: ray"))
+        protected += ray_ports
     for cidr in allow:
         if cidr.startswith("<"):  # dry-run placeholder for the operator's address
             fam, net = "IPv4", cidr
@@ -46,7 +71,7 @@ def desired_rules(allow: list[str], ssh_port: int, ports: list[int]) -> list[Fir
             rules.append(FirewallRule("in", "accept", fam, "tcp", net, (port, port), comment=f"orchestrator: {what}"))
     for fam in ("IPv4", "IPv6"):
         for proto in ("tcp", "udp"):
-            for lo, hi in _ranges([ssh_port, *ports]):
+            for lo, hi in _ranges(protected):
                 rules.append(
                     FirewallRule("in", "drop", fam, proto, dest_ports=(lo, hi), comment="orchestrator: protected port")
                 )
@@ -127,14 +152,20 @@ def firewall(ctx: StepContext) -> StepGen:
             allow = [f"{addr}/{addr.max_prefixlen}"]
         else:
             allow = ["<operator address>/32"]
-    wanted = desired_rules(allow, ctx.cfg.ssh.port, engine_ports(ctx))
+    wanted = desired_rules(allow, ctx.cfg.ssh.port, engine_ports(ctx), _private(ctx))
     show = ctx.provider.firewall_rules(srv, "current firewall rules")
     r = show.check((yield show.action))
     existing = show.parse(r) if r.known else []
     if r.known and [_existing_key(x) for x in existing] == [_key(w) for w in wanted]:
         return f"already configured: SSH and engine ports open to {', '.join(allow)} only"
     yield from _replace(ctx, r.known, existing, wanted)
-    return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx)))}) open to {', '.join(allow)} only"
+    ray = f"; Ray's ports open to {ctx.cfg.cluster.network_cidr} only" if ctx.cfg.cluster else ""
+    return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx)))}) open to {', '.join(allow)} only{ray}"
+
+
+def _private(ctx: StepContext) -> tuple[str, list[int]] | None:
+    c = ctx.cfg.cluster
+    return None if c is None else (c.network_cidr, cluster_ports(ctx))
 
 
 def _replace(ctx: StepContext, known: bool, existing: list[dict[str, str]], wanted: list[FirewallRule]) -> StepGen:
@@ -215,7 +246,8 @@ def firewall_access(ctx: StepContext) -> StepGen:
         if sources == {_as_range(c) for c in fw.allow}:
             return f"SSH does not answer ({reason}); the allow rules are provider.firewall.allow already"
         ctx.notify(f"firewall: SSH does not answer ({reason}); putting provider.firewall.allow in place first")
-        yield from _replace(ctx, True, existing, desired_rules(list(fw.allow), ssh.port, engine_ports(ctx)))
+        wanted = desired_rules(list(fw.allow), ssh.port, engine_ports(ctx), _private(ctx))
+        yield from _replace(ctx, True, existing, wanted)
         return f"allow rules replaced with provider.firewall.allow ({', '.join(fw.allow)})"
     ctx.notify(
         f"firewall: SSH does not answer ({reason}) and SSH is allowed only from {', '.join(sorted(sources))}: "

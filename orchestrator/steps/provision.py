@@ -6,7 +6,7 @@ import re
 import time
 
 from orchestrator.actions import Pause
-from orchestrator.context import EXISTING_SERVER_ONLY, StepContext, StepGen
+from orchestrator.context import EXISTING_SERVER_ONLY, NETWORK_FACT, StepContext, StepGen
 from orchestrator.errors import CapacityError, ConfigError, ProviderError, StateError
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, load_owner
 from orchestrator.providers.base import CreateSpec, PlanInfo, ServerInfo, ServerNotFound, server_labels
@@ -26,6 +26,7 @@ def _record(ctx: StepContext, srv: ServerInfo) -> None:
     rec.zone = srv.zone or rec.zone
     rec.state = srv.state
     rec.ip = srv.public_ipv4 or rec.ip
+    rec.private_ip = srv.private_ipv4 or rec.private_ip
     ctx.save()
 
 
@@ -189,6 +190,9 @@ def provision(ctx: StepContext) -> StepGen:
     if adopted:
         return adopted
 
+    network = ctx.facts.get(NETWORK_FACT)  # a cluster's servers join its private network
+    if not isinstance(network, str):
+        network = None
     candidates = [(pc.plan, pc.zone)] + [(f.plan or pc.plan, f.zone or pc.zone) for f in pc.fallbacks]
     tried: list[str] = []
     last: CapacityError | None = None
@@ -223,6 +227,7 @@ def provision(ctx: StepContext) -> StepGen:
             ssh_keys=(str(ctx.cfg.ssh.public_key_path),),
             labels=labels,
             wait=True,
+            private_networks=(network,) if network else (),
         )
         create = up.create(spec, "create the server", timeout=pc.wait_started + 300)
         r = yield create.action
@@ -244,6 +249,7 @@ def provision(ctx: StepContext) -> StepGen:
             zone=zone,
             state=srv.state,
             ip=srv.public_ipv4,
+            private_ip=srv.private_ipv4,
             gpu_amount=gpu_amount,
             gpu_model=gpu_model,
         )

@@ -115,7 +115,8 @@ def forget(ctx: StepContext) -> StepGen:
     found = ctx.facts.get("incomplete")
     incomplete = [str(x) for x in found] if isinstance(found, list) else []
     mon = ctx.dep.monitoring
-    left = [x for x in (mon.prometheus_config and f"scrape job {mon.job}", mon.file_sd, mon.run_metrics) if x]
+    net = ctx.dep.network and f"private network {ctx.dep.network.uuid}"
+    left = [x for x in (mon.prometheus_config and f"scrape job {mon.job}", mon.file_sd, mon.run_metrics, net) if x]
     if incomplete or left:
         ctx.dep.engine = ctx.dep.health = None  # they lived on the server, which is gone
         ctx.save()

@@ -1,0 +1,44 @@
+"""A mock host's private-network addresses: what UpCloud's DHCP gives a server's private interface.
+
+A server created with a private interface gets that address inside its mock host's network namespace (as a second
+address on the host's eth0: the namespaces share one bridge, so every host reaches the others' private
+addresses), and loses it when the server is deleted. Hosts without a namespace (loopback mode) get nothing: the
+private addresses are then recorded only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+from typing import Any
+
+from mockcloud.upctl_world import HostEntry
+
+
+def _private(state: dict[str, Any], server: dict[str, Any]) -> list[str]:
+    """``address/prefix`` of each private interface of ``server`` (the prefix from its network's range)."""
+    nets = {n["uuid"]: n for n in state.get("networks", [])}
+    out = []
+    for iface in server.get("interfaces", []):
+        net = nets.get(iface.get("network", "")) if iface.get("type") == "private" else None
+        if net is None:
+            continue
+        prefix = ipaddress.ip_network(net["ip_networks"][0]["address"], strict=False).prefixlen
+        out += [f"{a['address']}/{prefix}" for a in iface.get("addresses", []) if a.get("family") == "IPv4"]
+    return out
+
+
+def _ip(host: HostEntry | None, verb: str, addresses: list[str]) -> None:
+    if host is None or host.netns is None or not addresses or shutil.which("ip") is None:
+        return
+    for address in addresses:
+        subprocess.run(["ip", "-n", host.netns, "addr", verb, address, "dev", "eth0"], capture_output=True, check=False)
+
+
+def attach(host: HostEntry | None, state: dict[str, Any], server: dict[str, Any]) -> None:
+    _ip(host, "add", _private(state, server))
+
+
+def detach(host: HostEntry | None, state: dict[str, Any], server: dict[str, Any]) -> None:
+    _ip(host, "del", _private(state, server))

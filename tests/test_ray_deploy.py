@@ -1,0 +1,192 @@
+"""`deploy` of a Ray cluster (config `cluster`) end to end on the mock cloud, then `teardown`.
+
+Two mock hosts, each in its own network namespace (real sshd), real Ray (`ray[serve]` from the dev extras, seeded
+into each host's venv: mockcloud/ray_venv.py, so `cluster.install: none`) and the CLI as a user runs it: the fake
+upctl creates the private network and both servers on it (each server's private address lands in its host's
+namespace: mockcloud/upctl_private.py), the per-node steps run, then the production Ray plan (the same `ray start`
+lines, Serve config and readiness checks) with the stand-in Serve app (mockcloud.ray_standin: vLLM needs a GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from mockcloud.cloud import MockCloud
+from mockcloud.hosts import new_root
+from mockcloud.prometheus import Prometheus
+from mockcloud.ray_venv import seed_ray_venv
+from mockcloud.upctl import read_state
+from tests.conftest import run_cli
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.ray,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="network namespaces need root"),
+    pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)"),
+]
+NAME = "rayd"
+RAY_PROCESS = re.compile(r"gcs_server|raylet|ray::|site-packages/ray/|/bin/(ray|serve)\b")
+
+
+@dataclass
+class Deployed:
+    cloud: MockCloud
+    env: dict[str, str]
+    config: Path
+    prom: Prometheus | None
+    deploy: subprocess.CompletedProcess[str]
+    state: dict[str, object]
+
+
+def _netns_pids(ns: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def _ray_pids(ns: str) -> list[str]:
+    found = []
+    for pid in _netns_pids(ns):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if RAY_PROCESS.search(cmd) and not cmd.startswith("sshd"):
+            found.append(f"{pid} {cmd.strip()}")
+    return found
+
+
+def _config(cloud: MockCloud, root: Path, prom: Prometheus | None) -> Path:
+    data = {
+        "name": NAME,
+        "provider": {"plan": "^GPU-8xCPU-64GB-1xL40S$", "storage_gb": 50},
+        "ssh": {"user": cloud.user, "port": cloud.ssh_port, "private_key": str(cloud.client_key),
+                "connect_timeout": "30s"},
+        "engine": {"kind": "vllm", "model": "Qwen/Qwen2.5-0.5B-Instruct", "served_name": "qwen",
+                   "max_model_len": 2048},
+        "cluster": {"kind": "ray", "nodes": 2, "install": "none", "temp_dir": "ray",
+                    "import_path": "mockcloud.ray_standin:build_app", "min_replicas": 2, "max_replicas": 2,
+                    "ready_timeout": "5m"},
+        "monitoring": {
+            "prometheus_config": str(prom.config if prom else root / "prom" / "prometheus.yml"),
+            "reload_url": f"{prom.url}/-/reload" if prom else None,
+            "promtool": "never",
+            "scrape_interval": "1s",
+        },
+    }  # fmt: skip
+    path = root / f"{NAME}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def deployed(shared_prom: Prometheus | None) -> Iterator[Deployed]:
+    root = new_root("mcrd-")  # short: Ray's socket paths live under each host's home (108-byte limit)
+    cloud = MockCloud(root, hosts=2, mode="netns")
+    try:
+        cloud.start()
+        for host in cloud.hosts:
+            seed_ray_venv(host.home, cloud.mock_hosts.host_python, host.user, shared=root)
+        env = cloud.env() | {"ORCHESTRATOR_HOME": str(root / "home")}
+        config = _config(cloud, root, shared_prom)
+        proc = run_cli("deploy", str(config), env=env, timeout=900)
+        state_file = root / "home" / "deployments" / f"{NAME}.json"
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        yield Deployed(cloud, env, config, shared_prom, proc, state)
+    finally:
+        try:
+            if (root / "home" / "deployments" / f"{NAME}.json").exists():
+                run_cli("teardown", NAME, "--yes", env=cloud.env() | {"ORCHESTRATOR_HOME": str(root / "home")})
+        finally:
+            cloud.stop()  # every process in each namespace, by PID, then the namespaces and the bridge
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _head(d: Deployed) -> str:
+    replicas = d.state["replicas"]
+    assert isinstance(replicas, list)
+    return str(replicas[0]["server"]["ip"])
+
+
+def test_deploy_builds_the_cluster_on_one_private_network(deployed: Deployed) -> None:
+    assert deployed.deploy.returncode == 0, deployed.deploy.stdout[-6000:] + deployed.deploy.stderr[-3000:]
+    world = read_state(deployed.cloud.upctl_home)
+    nets = world.get("networks") or []
+    assert len(nets) == 1
+    state = deployed.state
+    assert isinstance(state["network"], dict) and state["network"]["uuid"] == nets[0]["uuid"]
+    replicas = state["replicas"]
+    assert isinstance(replicas, list) and [r["index"] for r in replicas] == [1, 2]
+    assert all(str(r["server"]["private_ip"]).startswith("10.60.0.") for r in replicas)
+    steps = state["steps"]
+    assert isinstance(steps, dict)
+    head_private = replicas[0]["server"]["private_ip"]
+    # the worker joined the head at its private address; every node ran one Ray version
+    assert f"ray 2.60.0 on 2 node(s); head {head_private}, 1 worker(s) joined" in steps["ray-cluster"]["note"]
+    assert steps["ray-serve"]["status"] == "ok"
+    for r in replicas:  # the Ray app is the engine: no single-server engine step ran on a node
+        assert not {"install-stack", "start-engine", "health"} & set(r["steps"])
+        assert r["engine"] is None
+
+
+def test_endpoint_answers_through_the_head_and_serve_is_running(deployed: Deployed) -> None:
+    head = _head(deployed)
+    apps = httpx.get(f"http://{head}:8265/api/serve/applications/", timeout=10, trust_env=False).json()
+    assert apps["applications"]["llm_app"]["status"] == "RUNNING"
+    body = {"model": "qwen", "prompt": "Hello", "max_tokens": 1}
+
+    def ask(_: int) -> dict[str, str]:
+        resp = httpx.post(f"http://{head}:8000/v1/completions", json=body, timeout=30.0, trust_env=False)
+        assert resp.status_code == 200, resp.text
+        answer: dict[str, str] = resp.json()["served_by"]
+        return answer
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(40)))
+    private = {r["server"]["private_ip"] for r in deployed.state["replicas"]}  # type: ignore[union-attr]
+    assert {a["node_ip"] for a in answers} == private  # replicas on both nodes answered
+
+
+def test_prometheus_scrapes_rays_targets(deployed: Deployed) -> None:
+    if deployed.prom is None:
+        pytest.skip("prometheus is not installed")
+    publics = {f"{r['server']['ip']}:8080" for r in deployed.state["replicas"]}  # type: ignore[union-attr]
+    up: set[str] = set()
+    deadline = time.monotonic() + 60  # each target's first scrape comes at its own offset in the interval
+    while not publics <= up and time.monotonic() < deadline:
+        rows = deployed.prom.query(f'up{{job="orchestrator-{NAME}-ray"}}')
+        up = {str(r["metric"]["instance"]) for r in rows if str(r["value"][1]) == "1"}  # type: ignore[index]
+        time.sleep(0.5)
+    assert publics <= up  # every node's metrics port (ray_*, ray_serve_*), scraped at its public address
+    serve: list[dict[str, object]] = []
+    deadline = time.monotonic() + 90  # Serve's metrics reach each node's exporter on Ray's own report period
+    while not serve and time.monotonic() < deadline:
+        serve = deployed.prom.query(f'{{job="orchestrator-{NAME}-ray", __name__=~"ray_serve_.*"}}')
+        time.sleep(1.0)
+    assert serve, "no ray_serve_* series scraped from the cluster"
+
+
+def test_teardown_leaves_no_server_network_or_ray_process(deployed: Deployed) -> None:
+    namespaces = [h.netns or "" for h in deployed.cloud.hosts]
+    assert all(_ray_pids(ns) for ns in namespaces)  # each namespace really ran Ray
+    proc = run_cli("teardown", NAME, "--yes", env=deployed.env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    world = read_state(deployed.cloud.upctl_home)
+    assert not world.get("servers") and not world.get("networks")
+    deadline = time.monotonic() + 30
+    while any(_ray_pids(ns) for ns in namespaces) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert {ns: _ray_pids(ns) for ns in namespaces} == {ns: [] for ns in namespaces}
+    assert not (Path(deployed.env["ORCHESTRATOR_HOME"]) / "deployments" / f"{NAME}.json").exists()

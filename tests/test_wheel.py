@@ -165,14 +165,14 @@ def test_installed_cli_validates_and_dry_runs_every_config(installed: Installed,
     assert re.search(r"playbooks deploy \(\d+ steps\), redeploy \(\d+ steps\), teardown \(\d+ steps\) OK", valid.stdout)
 
     dry = installed.run("deploy", str(copied), "--dry-run", cwd=elsewhere, home=home)
-    if "cluster" in yaml.safe_load(config.read_text()):  # Ray clusters: validated, not deployable yet
-        assert dry.returncode == 2 and "deploy does not build clusters yet" in dry.stderr, dry.stderr
-        assert not home.exists(), "validate and a dry run write nothing"
-        return
     assert dry.returncode == 0, dry.stderr
     assert f"local: upctl server create --hostname {name} " in dry.stdout, dry.stdout
     assert f"--label orchestrator_deployment={name}" in dry.stdout
-    assert re.search(r"Dry run complete: \d+ actions in \d+ steps; nothing was changed\.", dry.stdout)
+    if "cluster" in yaml.safe_load(config.read_text()):  # a Ray cluster: its network first, one plan per node
+        assert f"local: upctl network create --name {name}-ray " in dry.stdout, dry.stdout
+        assert f"local: upctl server create --hostname {name}-2 " in dry.stdout, dry.stdout
+    done = r"Dry run complete: \d+ actions in \d+ steps( \(\d+ replicas\))?; nothing was changed\."
+    assert re.search(done, dry.stdout), dry.stdout
     assert not home.exists(), "validate and a dry run write nothing"
 
 

@@ -1,14 +1,14 @@
 """Console entry point: the interrupt policy is in place before any heavy import happens.
 
 The usual `status` invocations (`status [NAME] [--local] [--json] [--debug] [--live]`), `ssh [--debug] NAME
-[-- CMD...]`, `logs NAME [-f] [--tail N] [--since X] [--debug]`, the dry runs (`deploy|redeploy|teardown CONFIG
---dry-run [--json] [--debug]` with the command's own flags; teardown takes a NAME too) and `validate CONFIG [--json]
+[-- CMD...]`, `logs NAME [-f] [--tail N] [--since X] [--debug]`, `deploy|redeploy CONFIG [--dry-run] [--json]
+[--debug]` with the command's own flags, `teardown NAME|CONFIG --dry-run|--yes ...` and `validate CONFIG [--json]
 [--debug]` are answered without typer: typer builds a pydantic TypeAdapter for every parameter of the command it
 runs, which alone costs more than the 100 ms a read-only command may take to start (bench/cli_startup.py).
-Anything else, `--help`, an unknown option, a real deploy or `teardown --orphans` included, goes to the typer app
-in cli.py, which declares every command and its options; tests/test_state_doc.py and tests/test_fast_dry_run.py
-check that both accept the same options, reach the same function with the same values, and (the dry runs and
-validate) print the same bytes and exit with the same code.
+Anything else, `--help`, an unknown option, a teardown that may prompt or `teardown --orphans` included, goes to
+the typer app in cli.py, which declares every command and its options; tests/test_state_doc.py and
+tests/test_fast_dry_run.py check that both accept the same options, reach the same function with the same values,
+and (the dry runs and validate) print the same bytes and exit with the same code.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ LOGS_VALUES = {"--tail": "tail", "-n": "tail", "--since": "since"}
 LOGS_TAIL = 100  # cli.py's default for --tail
 
 # The config commands' flags as cli.py declares them (the option name, and the keyword it sets). deploy, redeploy
-# and teardown take this path only with --dry-run (a real run may ask for confirmation through typer), teardown
-# not with --orphans/--include-foreign; validate always. Each takes one CONFIG (teardown: a NAME or a config).
+# and validate always take this path; teardown with --dry-run or --yes (without, it may ask for confirmation,
+# and typer's prompt and its Abort are handled in cli.py), never with --orphans/--include-foreign. Each takes one
+# CONFIG (teardown: a NAME or a config).
 CONFIG_FLAGS = {"--json": "as_json", "--debug": "debug"}
 DRY_RUN_FLAGS = CONFIG_FLAGS | {"--dry-run": "dry_run"}
 CONFIG_COMMANDS: dict[str, tuple[str, dict[str, str]]] = {  # command: (its positional's keyword, its flags)
@@ -106,8 +107,8 @@ def fast_config_args(command: str, args: list[str]) -> dict[str, object] | None:
             return None
         else:
             kwargs[positional] = arg
-    if kwargs[positional] is None or kwargs.get("dry_run") is False:
-        return None
+    if kwargs[positional] is None or (command == "teardown" and not (kwargs["dry_run"] or kwargs["yes"])):
+        return None  # a teardown without --yes may prompt: typer's confirm and its Abort live in cli.py
     return kwargs
 
 

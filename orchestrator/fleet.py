@@ -40,6 +40,7 @@ from orchestrator.fleet_state import Fleet, ReplicaContext, label, replica_confi
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
 from orchestrator.progress import ProgressReporter
 from orchestrator.runner import Runner, StepOutcome
+from orchestrator.shared_reads import SHARED_READS, SharedReads
 from orchestrator.state import Deployment, ReplicaRecord
 from orchestrator.steps.monitoring import EXPORTERS_ONLY, FLEET_IPS
 from orchestrator.transports.base import Executor
@@ -86,6 +87,7 @@ def run_fleet(run: FleetRun) -> None:
     results: list[ReplicaOutcome] = []
     fleet_outcomes: list[StepOutcome] = []
     failure: OrchestratorError | None = None
+    ctx.facts.setdefault(SHARED_READS, SharedReads())  # the catalogue, read once for every replica
     try:
         if fleet.adopt_single():
             run.reporter.info(f"{cfg.name} becomes a fleet of {fleet_size(cfg)}: its server is replica 1")

@@ -139,6 +139,22 @@ class Deployment(Record):
     network: NetworkRecord | None = None
 
 
+def document_text(data: dict[str, Any]) -> str:
+    """A state document as written: one top-level key per line and one replica record per line (readable, and
+    encoded by json's C encoder: ``indent=`` falls back to the pure-Python one, which a fleet's saves, one per
+    step of every replica, would pay for)."""
+    enc = json.JSONEncoder(sort_keys=True, separators=(", ", ": ")).encode
+    lines = []
+    for key in sorted(data):
+        value = data[key]
+        if key == "replicas" and value:
+            records = ",\n".join(f"    {enc(r)}" for r in value)
+            lines.append(f"  {enc(key)}: [\n{records}\n  ]")
+        else:
+            lines.append(f"  {enc(key)}: {enc(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 class StateStore:
     """Reads and writes deployment documents; nothing is opened at import time."""
 
@@ -179,7 +195,7 @@ class StateStore:
         for srv in [data.get("server"), *(r.get("server") for r in data.get("replicas", []))]:
             if isinstance(srv, dict) and srv.get("private_ip") is None:
                 srv.pop("private_ip", None)
-        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        text = document_text(data)
         try:
             self._make_dir()
             write_atomic(path, text, 0o600)

@@ -171,17 +171,20 @@ def test_the_fast_config_parser_passes_what_typer_passes(monkeypatch: pytest.Mon
                ["deploy", "c.yaml", "--dry-run", "--teardown-on-failure", "--dry-run"],
                ["redeploy", "c.yaml", "--recreate", "--dry-run"], ["teardown", "name", "--dry-run", "-y"],
                ["teardown", "--yes", "c.yml", "--dry-run", "--json"], ["validate", "c.yaml"],
-               ["validate", "--debug", "c.yaml", "--json"]]  # fmt: skip
+               ["validate", "--debug", "c.yaml", "--json"], ["deploy", "c.yaml"], ["deploy", "--json", "c.yaml"],
+               ["deploy", "c.yaml", "--teardown-on-failure"], ["redeploy", "--recreate", "c.yaml", "--debug"],
+               ["teardown", "n", "--yes"], ["teardown", "-y", "c.yaml", "--json"]]  # fmt: skip
     for argv in samples:
         parsed = fast_config_args(argv[0], argv[1:])
         assert parsed is not None, argv
         get_command(cli.app).main(argv, standalone_mode=False, prog_name="orchestrator")
         assert seen.pop() == parsed, argv
-    refused = [["deploy", "c.yaml"], ["deploy", "--dry-run"], ["deploy", "a.yaml", "b.yaml", "--dry-run"],
+    refused = [["teardown", "n"], ["teardown", "n", "--json"], ["deploy", "--dry-run"],
+               ["deploy", "a.yaml", "b.yaml", "--dry-run"],
                ["deploy", "c.yaml", "--dry-run", "--help"], ["deploy", "--", "c.yaml", "--dry-run"],
                ["deploy", "", "--dry-run"], ["deploy", "c.yaml", "--dry-run=1"], ["redeploy", "c.yaml", "-r"],
                ["teardown", "--orphans", "--dry-run"], ["teardown", "n", "--include-foreign", "--dry-run"],
-               ["teardown", "n", "--yes"], ["validate"], ["validate", "c.yaml", "--dry-run"],
+               ["validate"], ["validate", "c.yaml", "--dry-run"],
                ["validate", "c.yaml", "-h"]]  # fmt: skip
     for argv in refused:
         assert fast_config_args(argv[0], argv[1:]) is None, argv

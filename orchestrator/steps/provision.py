@@ -11,6 +11,7 @@ from orchestrator.errors import CapacityError, ConfigError, ProviderError, State
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, load_owner
 from orchestrator.providers.base import CreateSpec, PlanInfo, ServerInfo, ServerNotFound, server_labels
 from orchestrator.providers.catalogue import check_gpu_availability, check_zone, resolve_template, select_plan
+from orchestrator.shared_reads import shared_read
 from orchestrator.state import ServerRecord
 
 LITERAL_PLAN = re.compile(r"\^?([A-Za-z0-9-]+)\$?")
@@ -80,7 +81,7 @@ def _adopt_existing(ctx: StepContext, hostname: str, owner: Owner, plans: list[P
     interrupted create, whatever plan it got) is adopted, not duplicated; anyone else's with our hostname is a
     clash, never adopted."""
     listing = ctx.provider.list_servers("is a server with this hostname already there?")
-    r = yield listing.action
+    r = yield from shared_read(ctx.facts, listing.action)  # taken before this run's creates: see shared_reads.py
     if not r.known:
         return None
     mine: list[ServerInfo] = []
@@ -172,14 +173,15 @@ def provision(ctx: StepContext) -> StepGen:
             f"create one with `{again}` (or `orchestrator deploy {ctx.dep.config_path or ctx.cfg.name}`)",
         )
 
+    # The catalogue: a fleet's replicas share one answer to each read (shared_reads.py).
     plans_call = up.plans("list plans")
-    plans_r = plans_call.check((yield plans_call.action))
+    plans_r = plans_call.check((yield from shared_read(ctx.facts, plans_call.action)))
     zones_call = up.zones("check the zone")
-    zones_r = zones_call.check((yield zones_call.action))
+    zones_r = zones_call.check((yield from shared_read(ctx.facts, zones_call.action)))
     dev_call = up.zone_devices("check GPU stock in the zone")
-    dev_r = dev_call.check((yield dev_call.action))
+    dev_r = dev_call.check((yield from shared_read(ctx.facts, dev_call.action)))
     tmpl_call = up.templates("resolve the OS template")
-    r = tmpl_call.check((yield tmpl_call.action))
+    r = tmpl_call.check((yield from shared_read(ctx.facts, tmpl_call.action)))
     os_ref = resolve_template(tmpl_call.parse(r), pc.template).uuid if r.known else pc.template
     plans = plans_call.parse(plans_r) if plans_r.known else None
 

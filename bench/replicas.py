@@ -97,7 +97,8 @@ def main() -> None:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             subprocess.run([sys.executable, "-m", "compileall", "-q", "orchestrator", "mockcloud"], cwd=REPO,
                            env=env, check=True, capture_output=True)  # fmt: skip
-            env |= {k: v for k, v in cloud.env().items() if k != "PYTHONDONTWRITEBYTECODE"} | {"ORCHESTRATOR_HOME": str(work / "home"), "VLLM_API_KEY": "sk-bench-key"}
+            env |= {k: v for k, v in cloud.env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+            env |= {"ORCHESTRATOR_HOME": str(work / "home"), "VLLM_API_KEY": "sk-bench-key"}
             for replicas in (1, N):
                 name = f"bench-r{replicas}"
                 wall, cpu = run(env, work, "deploy", str(config(cloud, work, name, replicas)))

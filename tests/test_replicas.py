@@ -100,10 +100,28 @@ def scrape_targets(tmp_path: Path, job: str) -> list[str]:
     return [t for j in jobs for group in j["static_configs"] for t in group["targets"]]
 
 
+def logging_upctl(env: dict[str, str], tmp_path: Path) -> Path:
+    """An `upctl` first on PATH that appends each call's arguments to a file, then runs the fake one."""
+    fake = shutil.which("upctl", path=env["PATH"])
+    assert fake is not None
+    bin_dir, log = tmp_path / "logbin", tmp_path / "upctl-calls.log"
+    bin_dir.mkdir()
+    (bin_dir / "upctl").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {fake} "$@"\n')
+    (bin_dir / "upctl").chmod(0o755)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    return log
+
+
 def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str, str], tmp_path: Path) -> None:
     cfg = write_config(cloud, tmp_path, "fleet", 3)
+    calls = logging_upctl(env, tmp_path)
     proc = run_cli("deploy", str(cfg), env=env)
     assert proc.returncode == 0, proc.stderr
+    # The catalogue and the server listing: read once for the three replicas (shared_reads.py); creates: three.
+    made = calls.read_text().splitlines()
+    for read in ("server plans", "zone list", "zone devices", "storage list --public --template", "server list"):
+        assert sum(line.startswith(read + " ") for line in made) == 1, (read, made)
+    assert sum(line.startswith("server create ") for line in made) == 3, made
     for i in (1, 2, 3):
         assert f"[r{i}] [12/12] monitoring: ok" in proc.stderr, proc.stderr
     assert "is serving on 3 replica(s)" in proc.stdout

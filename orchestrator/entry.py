@@ -167,6 +167,9 @@ def main() -> None:
     # Until the CLI is loaded, Ctrl-C / SIGTERM just stop (no traceback from half-done imports).
     signal.signal(signal.SIGINT, _quiet_exit)
     signal.signal(signal.SIGTERM, _quiet_exit)
+    # httpx imports its own command-line client (click, rich, pygments: ~50 ms) whenever those are installed, as
+    # typer's dependencies are; the client is never used here, and httpx falls back without it.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     args = sys.argv[1:]
     if args == ["--version"]:  # answered before typer loads (the option is also in --help)
         from orchestrator import installed_version

@@ -32,6 +32,12 @@ def cost_so_far(price: float, created_at: float, now: float) -> float:
     return price * billed_hours(now - created_at)
 
 
+def billing_since(server_created: float | None, deployment_created: float) -> float:
+    """When a server's cost starts: when it was recorded; a document from before servers carried the time: the
+    deployment's creation."""
+    return server_created if server_created is not None else deployment_created
+
+
 def per_hour_text(price: float, currency: str) -> str:
     return f"≈ {price:.2f} {currency} per hour"
 

@@ -307,6 +307,7 @@ def _one(
     )
     runner = Runner(executor, reporter)
     out = ReplicaOutcome(index)
+    since = fleet.billing_since(rec) if removing else None
     if not run.dry_run:
         fleet.set_status(rec, "tearing-down" if removing else spec.status_running)
     try:
@@ -320,7 +321,7 @@ def _one(
                 _drive(known_hosts.forget(rctx.host_name), executor, reporter)
             out.note = note
             if not run.dry_run:
-                fleet.drop(rec)
+                fleet.drop(rec, since)
         elif not run.dry_run:
             fleet.set_status(rec, "deployed")
     except OrchestratorError as exc:

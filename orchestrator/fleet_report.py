@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -103,6 +104,24 @@ def _replica_doc(rec: ReplicaRecord | None, index: int, result: ReplicaOutcome |
     }
 
 
+def fleet_cost_doc(dep: Deployment) -> dict[str, object] | None:
+    """A fleet's lifetime cost once its servers are gone: every server's started hours (those scaled down or
+    removed after a failure earlier included, state.py's ``retired_hours``) at provider.price_per_hour; None
+    without a price."""
+    from orchestrator.cost import price_of
+
+    price, currency = price_of(dep.config)
+    if price is None:
+        return None
+    return {
+        "price_per_hour": price,
+        "currency": currency,
+        "lifetime_s": round(time.time() - dep.created_at, 1),
+        "billed_hours": dep.retired_hours,
+        "total": round(price * dep.retired_hours, 4),
+    }
+
+
 def fleet_summary(
     reporter: ProgressReporter,
     command: str,
@@ -130,6 +149,9 @@ def fleet_summary(
         if not reporter.dry_run:
             doc["prometheus_config"] = dep.monitoring.prometheus_config
             doc["job"] = dep.monitoring.job
+            cost = fleet_cost_doc(dep) if command == "teardown" else None
+            if cost is not None:
+                doc["cost"] = cost
         if failure is not None:
             c.report = doc
             return
@@ -148,6 +170,12 @@ def fleet_summary(
         c.out(
             f"deployment {dep.name} removed: {len(results)} server(s){net} deleted and confirmed gone, state forgotten"
         )
+        cost = fleet_cost_doc(dep)
+        if cost is not None:
+            c.out(
+                f"  cost:     ≈ {cost['total']:.2f} {cost['currency']} for {cost['billed_hours']} started "
+                f"server-hour(s) at {cost['price_per_hour']} {cost['currency']} per hour (every server it had)"
+            )
         return
     serving = [r for r in dep.replicas if r.status == "deployed"]
     c.out(f"deployment {dep.name} is serving on {len(serving)} replica(s)")

@@ -9,6 +9,7 @@ lock, so a server a replica's provision creates is on disk before anything else 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from orchestrator.config import DeploymentConfig
@@ -107,9 +108,20 @@ class Fleet:
             rec.status = status
             self._save()
 
-    def drop(self, rec: ReplicaRecord) -> None:
-        """Forget a replica whose server is confirmed gone."""
+    def billing_since(self, rec: ReplicaRecord) -> float | None:
+        """When the replica's server started billing; None: it has none."""
+        from orchestrator.cost import billing_since
+
+        return None if rec.server is None else billing_since(rec.server.created_at, self.dep.created_at)
+
+    def drop(self, rec: ReplicaRecord, since: float | None) -> None:
+        """Forget a replica whose server is confirmed gone; its started hours (billed from ``since``, taken
+        before its teardown cleared the server record) stay in the lifetime cost."""
+        from orchestrator.cost import billed_hours
+
         with self.lock:
+            if since is not None:
+                self.dep.retired_hours += billed_hours(time.time() - since)
             self.dep.replicas = [r for r in self.dep.replicas if r is not rec]
             self._save()
 

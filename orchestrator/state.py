@@ -61,6 +61,7 @@ class ServerRecord(Record):
     gpu_model: str = ""
     host_key: str | None = None  # "ssh-ed25519 AAAA..." pinned on first contact
     private_ip: str | None = None  # on the cluster's private network (config `cluster`), else absent
+    created_at: float | None = None  # when this tool recorded the server (its cost counts from here); older: None
 
 
 class EngineRecord(Record):
@@ -137,6 +138,8 @@ class Deployment(Record):
     replicas: list[ReplicaRecord] = Field(default_factory=list)
     # A cluster's private network (config `cluster`); absent otherwise.
     network: NetworkRecord | None = None
+    # Started hours of this fleet's servers already deleted (scaled down): the lifetime cost keeps them. Absent: 0.
+    retired_hours: int = 0
 
 
 def document_text(data: dict[str, Any]) -> str:
@@ -192,6 +195,8 @@ class StateStore:
             del data["replicas"]  # single-server documents keep the shape they always had
         if data["network"] is None:
             del data["network"]
+        if not data["retired_hours"]:
+            del data["retired_hours"]
         for srv in [data.get("server"), *(r.get("server") for r in data.get("replicas", []))]:
             if isinstance(srv, dict) and srv.get("private_ip") is None:
                 srv.pop("private_ip", None)

@@ -38,13 +38,14 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "config": {},
     "replicas": [],  # a fleet's servers (RECORDS["replica"]); StateStore leaves the key out when empty
     "network": None,  # a cluster's private network (RECORDS["network"]); StateStore leaves it out when None
+    "retired_hours": 0,  # a fleet's deleted servers' started hours; StateStore leaves it out when 0
 }
 TIME_KEYS = ("created_at", "updated_at")  # default: the time the record was made
 RECORDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "server": (
         ("uuid",),
         {"hostname": "", "plan": "", "zone": "", "ip": None, "state": "", "gpu_amount": 0, "gpu_model": "",
-         "host_key": None, "private_ip": None},
+         "host_key": None, "private_ip": None, "created_at": None},
     ),
     "network": (("uuid", "name", "zone", "cidr"), {}),
     "engine": (("kind", "model", "served_name", "endpoint", "metrics_url", "method"), {"pid": None, "config_hash": ""}),
@@ -158,6 +159,7 @@ class ServerView(NamedTuple):
     ip: str | None
     state: str
     host_key: str | None
+    created_at: float | None  # when recorded: the server's cost counts from here (None: the deployment's)
 
 
 class EngineView(NamedTuple):

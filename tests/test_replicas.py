@@ -28,6 +28,7 @@ from tests.test_faults import _process_tree
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
 
 API_KEY = "sk-fleet-planted-key-3b7e1d"
+PRICE = 1.5  # provider.price_per_hour (EUR)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def write_config(cloud: MockCloud, tmp_path: Path, name: str, replicas: int) -> 
     data: dict[str, object] = {
         "name": name,
         "replicas": replicas,
-        "provider": {"plan": "^GPU-8xCPU-64GB-1xL40S$", "storage_gb": 50},
+        "provider": {"plan": "^GPU-8xCPU-64GB-1xL40S$", "storage_gb": 50, "price_per_hour": PRICE},
         "ssh": {"user": cloud.user, "port": cloud.ssh_port, "private_key": str(cloud.client_key),
                 "connect_timeout": "30s"},
         "engine": {
@@ -202,10 +203,21 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
     assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
     assert scrape_targets(tmp_path, "orchestrator-fleet") == ips[:2]
     assert "orchestrator:fleet-r3" not in (tmp_path / "home" / "known_hosts").read_text()
+    assert doc["retired_hours"] == 1  # r3's started hour stays in the deployment's lifetime cost
+
+    # Each replica's cost counts from its own server's creation: the deployment is 3 hours old, r1's server 2.5 h
+    path = tmp_path / "home" / "deployments" / "fleet.json"
+    doc["created_at"] -= 3 * 3600
+    doc["replicas"][0]["server"]["created_at"] -= 2.5 * 3600
+    path.write_text(json.dumps(doc))
+    live = json.loads(run_cli("status", "fleet", "--json", env=env).stdout)[0]
+    assert [r["live"]["cost_so_far"] for r in live["replicas"]] == [3 * PRICE, 1 * PRICE], live["replicas"]
 
     gone = run_cli("teardown", "fleet", "--yes", env=env)
     assert gone.returncode == 0, gone.stderr
     assert "2 server(s) deleted and confirmed gone" in gone.stdout
+    # every server it had: r3 (1 started hour, scaled down earlier), r1 (3), r2 (1)
+    assert f"≈ {5 * PRICE:.2f} EUR for 5 started server-hour(s) at {PRICE} EUR per hour" in gone.stdout, gone.stdout
     assert cloud_servers(cloud) == {}
     assert not (tmp_path / "home" / "deployments" / "fleet.json").exists()
     assert "orchestrator-fleet" not in (tmp_path / "prom" / "prometheus.yml").read_text()

@@ -138,7 +138,7 @@ def _live_doc(dep: DeploymentView, now: float, srv: dict[str, Any], eng: dict[st
         "ttl_left_s": round(dep.auto_stop_at - now, 1) if dep.auto_stop_at is not None else None,
         "price_per_hour": price,
         "currency": currency if price is not None else None,
-        "cost_so_far": round(cost_so_far(price, dep.created_at, now), 4) if price and dep.server else None,
+        "cost_so_far": round(cost_so_far(price, _since(dep), now), 4) if price and dep.server else None,
     }
 
 
@@ -174,6 +174,13 @@ def auto_stop_text(at: float | None, now: float) -> str:
     return f"in {format_duration(at - now)}"
 
 
+def _since(d: DeploymentView) -> float:
+    """When the view's server started billing (a fleet's replica: its own server's record time)."""
+    from orchestrator.cost import billing_since
+
+    return billing_since(d.server.created_at if d.server else None, d.created_at)
+
+
 def cost_text(d: DeploymentView, now: float) -> str:
     """ "1.92 EUR/h, 3.84 so far" from the config snapshot's provider.price_per_hour; "-" without a price."""
     from orchestrator.cost import cost_so_far, price_of
@@ -183,7 +190,7 @@ def cost_text(d: DeploymentView, now: float) -> str:
         return "-"
     if d.server is None:
         return f"{price:.2f} {currency}/h"
-    return f"{price:.2f} {currency}/h, {cost_so_far(price, d.created_at, now):.2f} so far"
+    return f"{price:.2f} {currency}/h, {cost_so_far(price, _since(d), now):.2f} so far"
 
 
 def servers_of(d: DeploymentView) -> list[tuple[str, DeploymentView]]:
@@ -242,7 +249,7 @@ def public(dep: DeploymentView) -> dict[str, Any]:
     data["cost"] = {
         "price_per_hour": price,
         "currency": currency if price is not None else None,
-        "so_far": round(cost_so_far(price, dep.created_at, time.time()), 4) if price and dep.server else None,
+        "so_far": round(cost_so_far(price, _since(dep), time.time()), 4) if price and dep.server else None,
     }
     result = iso_times(data)
     assert isinstance(result, dict)

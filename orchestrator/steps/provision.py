@@ -20,7 +20,7 @@ LITERAL_PLAN = re.compile(r"\^?([A-Za-z0-9-]+)\$?")
 def _record(ctx: StepContext, srv: ServerInfo) -> None:
     rec = ctx.dep.server
     if rec is None or rec.uuid != srv.uuid:
-        rec = ServerRecord(uuid=srv.uuid)
+        rec = ServerRecord(uuid=srv.uuid, created_at=time.time())
         ctx.dep.server = rec
     rec.hostname = srv.hostname or rec.hostname
     rec.plan = srv.plan or rec.plan
@@ -232,6 +232,7 @@ def provision(ctx: StepContext) -> StepGen:
             private_networks=(network,) if network else (),
         )
         create = up.create(spec, "create the server", timeout=pc.wait_started + 300)
+        asked = time.time()  # billing starts when the API takes the create, before upctl's --wait returns
         r = yield create.action
         if not r.known:
             if len(candidates) > 1:
@@ -254,6 +255,7 @@ def provision(ctx: StepContext) -> StepGen:
             private_ip=srv.private_ipv4,
             gpu_amount=gpu_amount,
             gpu_model=gpu_model,
+            created_at=asked,
         )
         ctx.save()
         warning = up.wait_warning(r)

@@ -114,7 +114,7 @@ class Fleet:
 
         return None if rec.server is None else billing_since(rec.server.created_at, self.dep.created_at)
 
-    def drop(self, rec: ReplicaRecord, since: float | None) -> None:
+    def drop(self, rec: ReplicaRecord, since: float | None = None) -> None:
         """Forget a replica whose server is confirmed gone; its started hours (billed from ``since``, taken
         before its teardown cleared the server record) stay in the lifetime cost."""
         from orchestrator.cost import billed_hours

@@ -25,7 +25,7 @@ ENTRY = (
     "from orchestrator.entry import main\n"
     "try:\n    main()\n"
     "finally:\n"
-    f"    heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+    f"    heavy = sorted(m for m, mod in sys.modules.items() if mod is not None and m.split('.')[0] in {HEAVY!r})\n"
     "    open(os.environ['HEAVY_OUT'], 'w').write(' '.join(heavy))\n"
 )
 TYPER = "import sys; sys.argv[0] = 'orchestrator'; from orchestrator.cli import main; main()"

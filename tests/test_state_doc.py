@@ -166,7 +166,8 @@ HEAVY_CHECK = (
     "from orchestrator.entry import main\n"
     "try:\n    main()\n"
     "finally:\n"
-    "    heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'typer', 'click', 'httpx',"
+    "    heavy = sorted(m for m, mod in sys.modules.items() if mod is not None\n"
+    "                   and m.split('.')[0] in ('pydantic', 'typer', 'click', 'httpx',"
     " 'paramiko', 'rich', 'yaml'))\n"
     "    print('HEAVY', heavy, file=sys.stderr)\n"
 )

@@ -400,6 +400,12 @@ class DeploymentConfig(Strict):
             raise ValueError("engine.extra_args are vLLM CLI flags; under Ray give them as cluster.engine_kwargs")
         if self.replicas != 1:
             raise ValueError("a cluster's servers are cluster.nodes; leave replicas out (Serve scales replicas)")
+        zones = {f.zone for f in self.provider.fallbacks if f.zone and f.zone != self.provider.zone}
+        if zones:
+            raise ValueError(
+                f"a cluster's servers share one private network in provider.zone ({self.provider.zone}); "
+                f"provider.fallbacks may change the plan, not the zone ({', '.join(sorted(zones))})"
+            )
         return self
 
     @model_validator(mode="before")

@@ -199,7 +199,8 @@ def test_fast_parse_gives_the_same_data_and_lines_as_the_pure_python_parser() ->
 
 def test_a_cluster_may_not_fall_back_to_another_zone(tmp_path: Path) -> None:
     """The cluster's private network lives in provider.zone: a fallback elsewhere could never join it."""
-    body = GOOD.replace("  zone: fi-hel2\n", "  zone: fi-hel2\n  fallbacks:\n    - {zone: de-fra1}\n    - {plan: GPU-16}\n")
+    fallbacks = "  fallbacks:\n    - {zone: de-fra1}\n    - {plan: GPU-16}\n"
+    body = GOOD.replace("  zone: fi-hel2\n", "  zone: fi-hel2\n" + fallbacks)
     path = tmp_path / "c.yaml"
     path.write_text(body.replace("  port: 8000\n", "") + "cluster:\n  kind: ray\n")
     with pytest.raises(ConfigError) as err:

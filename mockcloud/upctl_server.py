@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from pathlib import Path
-from typing import Any
 
 from mockcloud import upctl_firewall, upctl_private
-from mockcloud.upctl_exec import ApiError, CommandError, Ctx, Result, server_not_found, simulated_wait
+from mockcloud.upctl_exec import ApiError, CommandError, Result, server_not_found, simulated_wait
 from mockcloud.upctl_output import details, table
 from mockcloud.upctl_render import (
     FIREWALL_FIELDS,
@@ -17,7 +15,14 @@ from mockcloud.upctl_render import (
     server_ip_list,
     server_summary,
 )
-from mockcloud.upctl_world import HostEntry, power_off
+from mockcloud.upctl_world import power_off
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mockcloud.upctl_exec import Ctx
+    from mockcloud.upctl_world import HostEntry
 
 
 def _find(state: dict[str, Any], uuid: str) -> dict[str, Any]:
@@ -252,6 +257,8 @@ def modify(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
 
 
 def _cidr(flag: str, value: str) -> tuple[str, str]:
+    import ipaddress
+
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError as exc:

@@ -6,13 +6,13 @@ import contextlib
 import fcntl
 import json
 import os
-import random
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from random import SystemRandom
+    from typing import Any
 
 HOME_ENV = "FAKE_UPCTL_HOME"
 STATE_FILE = "state.json"
@@ -28,22 +28,28 @@ class WorldError(Exception):
     """The world directory or one of its files is missing or unreadable (the fake exits 100)."""
 
 
-@dataclass(frozen=True)
 class HostEntry:
     """One mock host that a created server can be bound to."""
 
-    ipv4: str
-    authorized_keys: str
-    poweroff: tuple[str, ...] | None
-    netns: str | None = None  # the host's network namespace: its fake UpCloud firewall is applied there
+    __slots__ = ("ipv4", "authorized_keys", "poweroff", "netns")
+
+    def __init__(
+        self, ipv4: str, authorized_keys: str, poweroff: tuple[str, ...] | None, netns: str | None = None
+    ) -> None:
+        self.ipv4 = ipv4
+        self.authorized_keys = authorized_keys
+        self.poweroff = poweroff
+        self.netns = netns  # the host's network namespace: its fake UpCloud firewall is applied there
 
 
-@dataclass(frozen=True)
 class FailSpec:
     """An injected API failure for one invocation of a command."""
 
-    kind: str
-    timeout_seconds: float
+    __slots__ = ("kind", "timeout_seconds")
+
+    def __init__(self, kind: str, timeout_seconds: float) -> None:
+        self.kind = kind
+        self.timeout_seconds = timeout_seconds
 
 
 def home_from_env() -> Path:
@@ -75,8 +81,24 @@ def _read_json(path: Path, what: str) -> Any:
         raise WorldError(f"cannot read {what} {path}: {exc}") from exc
 
 
+_TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _mkstemp(directory: Path, prefix: str) -> tuple[int, str]:
+    """tempfile.mkstemp(prefix=prefix, dir=directory) without importing tempfile (shutil, random: ~5 ms)."""
+    for _ in range(os.TMP_MAX):
+        name = "".join(_TEMP_CHARS[b % len(_TEMP_CHARS)] for b in os.urandom(8))
+        path = os.path.join(directory, prefix + name)
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o600), os.path.abspath(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No usable temporary file name found in {directory}")
+
+
 def _write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _mkstemp(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
@@ -212,6 +234,8 @@ def power_off(host: HostEntry | None) -> None:
     """Run the host's poweroff argv (kills the mock host's processes); output and failures are ignored."""
     if host is None or not host.poweroff:
         return
+    import subprocess
+
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
             list(host.poweroff),
@@ -241,47 +265,55 @@ def read_state(home: Path) -> dict[str, Any]:
     return World(home).snapshot()
 
 
-_rng = random.SystemRandom()
+_RNG: list[SystemRandom] = []
+
+
+def _rng() -> SystemRandom:
+    if not _RNG:
+        import random  # only the commands that make new resources need it
+
+        _RNG.append(random.SystemRandom())
+    return _RNG[0]
 
 
 def new_uuid(prefix: str) -> str:
     """8-4-4-4-12 UUID whose first two hex digits are `prefix` (servers 00, storages 01, networks 03)."""
-    digits = prefix + "".join(_rng.choice("0123456789abcdef") for _ in range(30))
-    variant = _rng.choice("89ab")
+    digits = prefix + "".join(_rng().choice("0123456789abcdef") for _ in range(30))
+    variant = _rng().choice("89ab")
     return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:32]}"
 
 
 def new_mac() -> str:
-    return "ee:1b:db:" + ":".join(f"{_rng.randrange(256):02x}" for _ in range(3))
+    return "ee:1b:db:" + ":".join(f"{_rng().randrange(256):02x}" for _ in range(3))
 
 
 def new_host_id() -> int:
-    return _rng.randrange(5_000_000_000, 9_000_000_000)
+    return _rng().randrange(5_000_000_000, 9_000_000_000)
 
 
 def new_serial() -> str:
-    return str(_rng.randrange(1_320_000_000_000, 1_329_999_999_999))
+    return str(_rng().randrange(1_320_000_000_000, 1_329_999_999_999))
 
 
 def new_password() -> str:
     alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    return "".join(_rng.choice(alphabet) for _ in range(16))
+    return "".join(_rng().choice(alphabet) for _ in range(16))
 
 
 def new_public_ipv4(taken: set[str]) -> str:
     while True:
-        address = f"94.237.{_rng.randrange(1, 255)}.{_rng.randrange(2, 255)}"
+        address = f"94.237.{_rng().randrange(1, 255)}.{_rng().randrange(2, 255)}"
         if address not in taken:
             return address
 
 
 def new_utility_ipv4(taken: set[str]) -> str:
     while True:
-        address = f"10.{_rng.randrange(1, 255)}.{_rng.randrange(0, 255)}.{_rng.randrange(2, 255)}"
+        address = f"10.{_rng().randrange(1, 255)}.{_rng().randrange(0, 255)}.{_rng().randrange(2, 255)}"
         if address not in taken:
             return address
 
 
 def new_ipv6() -> str:
-    groups = ":".join(f"{_rng.randrange(1, 0xFFFF):x}" for _ in range(4))
+    groups = ":".join(f"{_rng().randrange(1, 0xFFFF):x}" for _ in range(4))
     return f"2a04:3545:1000:720:{groups}"

@@ -47,9 +47,9 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from mockcloud import upctl_output
+from mockcloud import upctl_paths as paths
 from mockcloud.upctl_cli import CommandSpec, Parsed, UsageError, check_required, parse, usage
 from mockcloud.upctl_exec import Ctx, render, run_targets, run_without_arguments
 from mockcloud.upctl_output import Progress, go_json, go_yaml
@@ -115,13 +115,22 @@ def _handler(module: str, name: str) -> Any:
     return getattr(__import__(f"mockcloud.{module}", fromlist=[name]), name)
 
 
-def _config_dir() -> Path:
+def _home() -> str:
+    """``str(Path.home())``."""
+    home = os.path.expanduser("~")
+    if home[:1] == "~":
+        raise RuntimeError("Could not determine home directory.")
+    return paths.pure(home)
+
+
+def _config_dir() -> str:
     xdg = os.environ.get("XDG_CONFIG_HOME", "")
-    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return paths.pure(xdg) if xdg and os.path.isabs(xdg) else paths.join(_home(), ".config")
 
 
-def _parse_config(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+def _parse_config(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
     try:
         yaml = upctl_output.import_yaml()
         data = yaml.safe_load(text)
@@ -143,18 +152,18 @@ def load_config(parsed: Parsed) -> tuple[str, dict[str, Any]]:
     """viper: the --config file (must exist) or the first upctl.{json,yaml,yml} in the default dirs."""
     explicit = parsed.string("config")
     if explicit:
-        path = Path(explicit)
-        if not path.is_file():
+        path = paths.pure(explicit)
+        if not paths.is_file(path):
             raise UsageError(
                 f"cannot load configuration: unable to parse config from file '{explicit}': "
                 f"open {explicit}: no such file or directory",
                 parsed.command,
             )
         return explicit, _parse_config(path)
-    for directory in (_config_dir(), Path(os.environ.get("HOME", str(Path.home()))) / ".config"):
+    for directory in (_config_dir(), paths.join(paths.pure(os.environ.get("HOME", _home())), ".config")):
         for name in ("upctl.json", "upctl.yaml", "upctl.yml", "upctl"):
-            if (directory / name).is_file():
-                return str(directory / name), _parse_config(directory / name)
+            if paths.is_file(paths.join(directory, name)):
+                return paths.join(directory, name), _parse_config(paths.join(directory, name))
     return "", {}
 
 
@@ -206,7 +215,7 @@ def _main(args: list[str]) -> int:
     token, username = _setting("token", config), _setting("username", config)
     password = _setting("password", config)
     if not token and not (username and password):
-        where = f"used {config_used}" if config_used else f"default location {_config_dir() / 'upctl.yaml'}"
+        where = f"used {config_used}" if config_used else f"default location {paths.join(_config_dir(), 'upctl.yaml')}"
         return _fail(MISSING_CREDENTIALS.format(where), 102)
     if spec.args == "group":
         sys.stderr.write(usage(spec))

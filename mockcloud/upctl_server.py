@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-
 from mockcloud import upctl_firewall, upctl_private
+from mockcloud import upctl_paths as paths
 from mockcloud.upctl_exec import ApiError, CommandError, Result, server_not_found, simulated_wait
 from mockcloud.upctl_output import details, table
 from mockcloud.upctl_render import (
@@ -89,9 +87,9 @@ def _guest_shut_down(ctx: Ctx, server: dict[str, Any]) -> None:
     host = ctx.world.host_for(server.get("pool_ipv4"))
     if host is None or server.get("state") != "started":
         return
-    marker = Path(host.authorized_keys).parent / "guest-poweroff"
-    if marker.exists():
-        marker.unlink(missing_ok=True)
+    marker = paths.join(paths.parent(paths.pure(host.authorized_keys)), "guest-poweroff")
+    if paths.exists(marker):
+        paths.unlink(marker, missing_ok=True)
         server["state"], server["pending"] = "stopped", None
 
 
@@ -209,8 +207,10 @@ def delete(ctx: Ctx, uuid: str, cached: dict[str, Any]) -> Result:
     power_off(host)
     upctl_firewall.remove(host)  # the next server bound to this host starts without a firewall
     if host is not None:
-        with contextlib.suppress(OSError):
-            Path(host.authorized_keys).write_text("", encoding="utf-8")
+        import contextlib
+
+        with contextlib.suppress(OSError), open(paths.pure(host.authorized_keys), "w", encoding="utf-8") as fh:
+            fh.write("")
     ctx.progress.success(msg)
     return Result(none=True)
 

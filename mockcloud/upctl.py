@@ -47,21 +47,11 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
-from pathlib import Path
-from typing import Any
 
-from mockcloud import upctl_create, upctl_info, upctl_network, upctl_server
+from mockcloud import upctl_output
+from mockcloud import upctl_paths as paths
 from mockcloud.upctl_cli import CommandSpec, Parsed, UsageError, check_required, parse, usage
-from mockcloud.upctl_exec import (
-    Ctx,
-    NoArgHandler,
-    Outcome,
-    TargetHandler,
-    render,
-    run_targets,
-    run_without_arguments,
-)
+from mockcloud.upctl_exec import Ctx, render, run_targets, run_without_arguments
 from mockcloud.upctl_output import Progress, go_json, go_yaml
 from mockcloud.upctl_world import (
     World,
@@ -72,6 +62,12 @@ from mockcloud.upctl_world import (
     set_faults,
     take_failure,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mockcloud.upctl_exec import NoArgHandler, Outcome, TargetHandler
 
 __all__ = ["main", "read_state", "set_faults"]
 
@@ -86,43 +82,57 @@ LONG_HELP = (
     "(This is the local fake used by tests.)\n\n"
 )
 
-NO_ARG_HANDLERS: dict[tuple[str, ...], NoArgHandler] = {
-    ("account", "show"): upctl_info.account_show,
-    ("server", "plans"): upctl_info.plans,
-    ("server", "list"): upctl_server.list_servers,
-    ("server", "create"): upctl_create.create,
-    ("zone", "list"): upctl_info.zone_list,
-    ("zone", "devices"): upctl_info.zone_devices,
-    ("storage", "list"): upctl_info.storage_list,
-    ("ip-address", "list"): upctl_info.ip_list,
-    ("network", "create"): upctl_network.create,
-    ("network", "list"): upctl_network.list_networks,
+# Handlers as (module in mockcloud, function): only the module of the command being run is imported.
+NO_ARG_HANDLERS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("account", "show"): ("upctl_info", "account_show"),
+    ("server", "plans"): ("upctl_info", "plans"),
+    ("server", "list"): ("upctl_server", "list_servers"),
+    ("server", "create"): ("upctl_create", "create"),
+    ("zone", "list"): ("upctl_info", "zone_list"),
+    ("zone", "devices"): ("upctl_info", "zone_devices"),
+    ("storage", "list"): ("upctl_info", "storage_list"),
+    ("ip-address", "list"): ("upctl_info", "ip_list"),
+    ("network", "create"): ("upctl_network", "create"),
+    ("network", "list"): ("upctl_network", "list_networks"),
 }
-TARGET_HANDLERS: dict[tuple[str, ...], TargetHandler] = {
-    ("server", "show"): upctl_server.show,
-    ("server", "stop"): upctl_server.stop,
-    ("server", "start"): upctl_server.start,
-    ("server", "delete"): upctl_server.delete,
-    ("server", "modify"): upctl_server.modify,
-    ("server", "firewall", "create"): upctl_server.firewall_create,
-    ("server", "firewall", "show"): upctl_server.firewall_show,
-    ("server", "firewall", "delete"): upctl_server.firewall_delete,
-    ("zone", "devices", "show"): upctl_info.zone_devices_show,
-    ("network", "show"): upctl_network.show,
-    ("network", "delete"): upctl_network.delete,
+TARGET_HANDLERS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("server", "show"): ("upctl_server", "show"),
+    ("server", "stop"): ("upctl_server", "stop"),
+    ("server", "start"): ("upctl_server", "start"),
+    ("server", "delete"): ("upctl_server", "delete"),
+    ("server", "modify"): ("upctl_server", "modify"),
+    ("server", "firewall", "create"): ("upctl_server", "firewall_create"),
+    ("server", "firewall", "show"): ("upctl_server", "firewall_show"),
+    ("server", "firewall", "delete"): ("upctl_server", "firewall_delete"),
+    ("zone", "devices", "show"): ("upctl_info", "zone_devices_show"),
+    ("network", "show"): ("upctl_network", "show"),
+    ("network", "delete"): ("upctl_network", "delete"),
 }
 
 
-def _config_dir() -> Path:
+def _handler(module: str, name: str) -> Any:
+    """mockcloud.<module>.<name>, importing that module now."""
+    return getattr(__import__(f"mockcloud.{module}", fromlist=[name]), name)
+
+
+def _home() -> str:
+    """``str(Path.home())``."""
+    home = os.path.expanduser("~")
+    if home[:1] == "~":
+        raise RuntimeError("Could not determine home directory.")
+    return paths.pure(home)
+
+
+def _config_dir() -> str:
     xdg = os.environ.get("XDG_CONFIG_HOME", "")
-    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return paths.pure(xdg) if xdg and os.path.isabs(xdg) else paths.join(_home(), ".config")
 
 
-def _parse_config(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+def _parse_config(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
     try:
-        import yaml
-
+        yaml = upctl_output.import_yaml()
         data = yaml.safe_load(text)
     except ImportError:  # pragma: no cover - plain `key: value` lines are enough for upctl.yaml
         data = {
@@ -142,18 +152,18 @@ def load_config(parsed: Parsed) -> tuple[str, dict[str, Any]]:
     """viper: the --config file (must exist) or the first upctl.{json,yaml,yml} in the default dirs."""
     explicit = parsed.string("config")
     if explicit:
-        path = Path(explicit)
-        if not path.is_file():
+        path = paths.pure(explicit)
+        if not paths.is_file(path):
             raise UsageError(
                 f"cannot load configuration: unable to parse config from file '{explicit}': "
                 f"open {explicit}: no such file or directory",
                 parsed.command,
             )
         return explicit, _parse_config(path)
-    for directory in (_config_dir(), Path(os.environ.get("HOME", str(Path.home()))) / ".config"):
+    for directory in (_config_dir(), paths.join(paths.pure(os.environ.get("HOME", _home())), ".config")):
         for name in ("upctl.json", "upctl.yaml", "upctl.yml", "upctl"):
-            if (directory / name).is_file():
-                return str(directory / name), _parse_config(directory / name)
+            if paths.is_file(paths.join(directory, name)):
+                return paths.join(directory, name), _parse_config(paths.join(directory, name))
     return "", {}
 
 
@@ -174,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(sys.argv[1:] if argv is None else list(argv))
     except Exception:  # noqa: BLE001 - keep fake bugs apart from "N targets failed"
+        import traceback
+
         traceback.print_exc()
         return _fail("internal error in the fake upctl (traceback above)", 100)
 
@@ -195,7 +207,7 @@ def _main(args: list[str]) -> int:
     except UsageError as exc:
         return _fail(str(exc), 100, exc.command if exc.show_usage else None)
     if spec.offline:
-        info = upctl_info.version()
+        info = _handler("upctl_info", "version")()
         sys.stdout.write(
             info.human + "\n" if output == "human" else go_json(info.value) if output == "json" else go_yaml(info.value)
         )
@@ -203,7 +215,7 @@ def _main(args: list[str]) -> int:
     token, username = _setting("token", config), _setting("username", config)
     password = _setting("password", config)
     if not token and not (username and password):
-        where = f"used {config_used}" if config_used else f"default location {_config_dir() / 'upctl.yaml'}"
+        where = f"used {config_used}" if config_used else f"default location {paths.join(_config_dir(), 'upctl.yaml')}"
         return _fail(MISSING_CREDENTIALS.format(where), 102)
     if spec.args == "group":
         sys.stderr.write(usage(spec))
@@ -232,8 +244,17 @@ def _main(args: list[str]) -> int:
 def _dispatch(ctx: Ctx) -> list[Outcome]:
     path = ctx.parsed.command.path
     if path in NO_ARG_HANDLERS:
-        return run_without_arguments(ctx, NO_ARG_HANDLERS[path])
-    return run_targets(ctx, TARGET_HANDLERS[path], resolve=path[0] == "server")
+        no_arg: NoArgHandler = _handler(*NO_ARG_HANDLERS[path])
+        return run_without_arguments(ctx, no_arg)
+    target: TargetHandler = _handler(*TARGET_HANDLERS[path])
+    return run_targets(ctx, target, resolve=path[0] == "server")
+
+
+def wrapper_main() -> int:
+    """mockcloud/bin/upctl's entry: python was started without `site` (-S) to start faster; the few things
+    that need site-packages (PyYAML: ``-o yaml``, a YAML config file) add them to sys.path first."""
+    upctl_output.SITE_DEFERRED = bool(sys.flags.no_site)
+    return main()
 
 
 if __name__ == "__main__":

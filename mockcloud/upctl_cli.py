@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Literal
 
-FlagKind = Literal["string", "int", "bool", "toggle", "slice", "array", "duration", "optional"]
-ArgsKind = Literal["none", "multi", "group"]
+# The fake upctl starts once per call: no typing/dataclasses at run time (they cost milliseconds to import); the
+# annotations are strings (PEP 563), read by type checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
+
+    FlagKind: TypeAlias = Literal["string", "int", "bool", "toggle", "slice", "array", "duration", "optional"]
+    ArgsKind: TypeAlias = Literal["none", "multi", "group"]
 
 
 class UsageError(Exception):
@@ -19,17 +23,28 @@ class UsageError(Exception):
         self.show_usage = show_usage
 
 
-@dataclass(frozen=True)
 class Flag:
     """One flag. `target` lets --enable-x/--disable-x share a value; `bare` is pflag's NoOptDefVal."""
 
-    name: str
-    kind: FlagKind = "string"
-    default: object = None
-    short: str = ""
-    bare: str | None = None
-    target: str = ""
-    help: str = ""
+    __slots__ = ("name", "kind", "default", "short", "bare", "target", "help")
+
+    def __init__(
+        self,
+        name: str,
+        kind: FlagKind = "string",
+        default: object = None,
+        short: str = "",
+        bare: str | None = None,
+        target: str = "",
+        help: str = "",
+    ) -> None:
+        self.name = name
+        self.kind: FlagKind = kind
+        self.default = default
+        self.short = short
+        self.bare = bare
+        self.target = target
+        self.help = help
 
     @property
     def key(self) -> str:
@@ -59,19 +74,32 @@ GLOBAL_FLAGS: tuple[Flag, ...] = (
 )
 
 
-@dataclass(frozen=True)
 class CommandSpec:
     """One node of the command tree."""
 
-    path: tuple[str, ...]
-    short: str
-    args: ArgsKind = "none"
-    flags: tuple[Flag, ...] = ()
-    required: tuple[str, ...] = ()
-    together: tuple[tuple[str, str], ...] = ()
-    aliases: tuple[str, ...] = ()
-    offline: bool = False
-    arg_help: str = "<UUID/Title/Hostname...>"
+    __slots__ = ("path", "short", "args", "flags", "required", "together", "aliases", "offline", "arg_help")
+
+    def __init__(
+        self,
+        path: tuple[str, ...],
+        short: str,
+        args: ArgsKind = "none",
+        flags: tuple[Flag, ...] = (),
+        required: tuple[str, ...] = (),
+        together: tuple[tuple[str, str], ...] = (),
+        aliases: tuple[str, ...] = (),
+        offline: bool = False,
+        arg_help: str = "<UUID/Title/Hostname...>",
+    ) -> None:
+        self.path = path
+        self.short = short
+        self.args: ArgsKind = args
+        self.flags = flags
+        self.required = required
+        self.together = together
+        self.aliases = aliases
+        self.offline = offline
+        self.arg_help = arg_help
 
     @property
     def name(self) -> str:
@@ -275,14 +303,22 @@ COMMANDS: tuple[CommandSpec, ...] = (
 _BY_PATH: dict[tuple[str, ...], CommandSpec] = {c.path: c for c in COMMANDS}
 
 
-@dataclass
 class Parsed:
     """The outcome of parsing one argv."""
 
-    command: CommandSpec
-    values: dict[str, object]
-    changed: set[str] = field(default_factory=set)
-    positionals: list[str] = field(default_factory=list)
+    __slots__ = ("command", "values", "changed", "positionals")
+
+    def __init__(
+        self,
+        command: CommandSpec,
+        values: dict[str, object],
+        changed: set[str] | None = None,
+        positionals: list[str] | None = None,
+    ) -> None:
+        self.command = command
+        self.values = values
+        self.changed: set[str] = set() if changed is None else changed
+        self.positionals: list[str] = [] if positionals is None else positionals
 
     def string(self, name: str) -> str:
         return str(self.values.get(name) or "")
@@ -346,7 +382,7 @@ def _find_command(argv: list[str]) -> tuple[CommandSpec, set[int]]:
 
 _BOOL_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _BOOL_FALSE = ("0", "f", "F", "FALSE", "false", "False")
-_DURATION = re.compile(r"^[+-]?(0|(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+_DURATION = r"^[+-]?(0|(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$"  # compiled (and cached by re) on use
 
 
 def _set(parsed: Parsed, flag: Flag, raw: str) -> None:
@@ -367,7 +403,7 @@ def _set(parsed: Parsed, flag: Flag, raw: str) -> None:
             raise bad(f'strconv.ParseInt: parsing "{raw}": invalid syntax')
         parsed.values[key] = int(raw)
     elif flag.kind == "duration":
-        if not _DURATION.match(raw):
+        if not re.match(_DURATION, raw):
             raise bad(f'time: invalid duration "{raw}"')
         parsed.values[key] = raw
     elif flag.kind in ("slice", "array"):

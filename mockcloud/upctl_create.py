@@ -8,7 +8,6 @@ import re
 import struct
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from mockcloud import upctl_firewall, upctl_network, upctl_private
 from mockcloud import upctl_seed as seed
@@ -27,6 +26,10 @@ from mockcloud.upctl_world import (
     new_uuid,
     write_authorized_keys,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
 
 _KEY_TYPES = frozenset(
     {

@@ -5,13 +5,17 @@ from __future__ import annotations
 import fnmatch
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from mockcloud.upctl_cli import Parsed
-from mockcloud.upctl_output import Progress, go_json, go_yaml
-from mockcloud.upctl_world import FailSpec, World
+from mockcloud.upctl_output import go_json, go_yaml
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeAlias
+
+    from mockcloud.upctl_cli import Parsed
+    from mockcloud.upctl_output import Progress
+    from mockcloud.upctl_world import FailSpec, World
 
 API_BASE = "https://api.upcloud.com/1.3"
 CAPACITY_TITLE = "There are not enough resources available to fulfil the request"
@@ -41,22 +45,26 @@ def server_not_found(uuid: str) -> ApiError:
     return ApiError(f"The server {uuid} does not exist.", "SERVER_NOT_FOUND", 404)
 
 
-@dataclass(frozen=True)
 class Result:
     """One successful target: the JSON value and the human text (`none` = prints nothing at all)."""
 
-    value: Any = None
-    human: str = ""
-    none: bool = False
+    __slots__ = ("value", "human", "none")
+
+    def __init__(self, value: Any = None, human: str = "", none: bool = False) -> None:
+        self.value = value
+        self.human = human
+        self.none = none
 
 
-@dataclass(frozen=True)
 class Failure:
     """One failed target; `argument`/`resource` only when the failure happened after name resolution."""
 
-    message: str
-    argument: str = ""
-    resource: str = ""
+    __slots__ = ("message", "argument", "resource")
+
+    def __init__(self, message: str, argument: str = "", resource: str = "") -> None:
+        self.message = message
+        self.argument = argument
+        self.resource = resource
 
     def as_json(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -68,22 +76,34 @@ class Failure:
         return out
 
 
-Outcome = Result | Failure
+if TYPE_CHECKING:
+    Outcome: TypeAlias = Result | Failure
 
 
-@dataclass
 class Ctx:
     """Everything a command handler needs."""
 
-    parsed: Parsed
-    world: World
-    faults: dict[str, Any]
-    progress: Progress
-    output: str
-    username: str
-    command: str
-    fail: FailSpec | None = None
-    fail_used: bool = False
+    def __init__(
+        self,
+        parsed: Parsed,
+        world: World,
+        faults: dict[str, Any],
+        progress: Progress,
+        output: str,
+        username: str,
+        command: str,
+        fail: FailSpec | None = None,
+        fail_used: bool = False,
+    ) -> None:
+        self.parsed = parsed
+        self.world = world
+        self.faults = faults
+        self.progress = progress
+        self.output = output
+        self.username = username
+        self.command = command
+        self.fail = fail
+        self.fail_used = fail_used
 
     def api(self, method: str, path: str) -> None:
         """Marks the point where the real upctl calls the API; an injected failure surfaces here."""
@@ -154,8 +174,9 @@ def resolve_server(servers: list[dict[str, Any]], arg: str) -> list[str]:
     raise CommandError(f"nothing found matching '{arg}'")
 
 
-NoArgHandler = Callable[[Ctx], Result]
-TargetHandler = Callable[[Ctx, str, dict[str, Any]], Result]
+if TYPE_CHECKING:
+    NoArgHandler: TypeAlias = Callable[[Ctx], Result]
+    TargetHandler: TypeAlias = Callable[[Ctx, str, dict[str, Any]], Result]
 
 
 def run_without_arguments(ctx: Ctx, handler: NoArgHandler) -> list[Outcome]:

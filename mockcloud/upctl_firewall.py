@@ -10,16 +10,19 @@ a network namespace (mock hosts started as root) can be filtered; elsewhere this
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from typing import Any
 
-from mockcloud.upctl_world import HostEntry
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mockcloud.upctl_world import HostEntry
 
 TABLE = "mockcloud_upcloud_fw"
 
 
 def nft() -> str | None:
+    import shutil  # only hosts in a network namespace get here (see filtering)
+
     return shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if os.path.exists(p)), None)
 
 
@@ -77,6 +80,8 @@ def apply(host: HostEntry | None, server: dict[str, Any] | None) -> None:
     assert host is not None and host.netns is not None
     binary = nft()
     assert binary is not None
+    import subprocess
+
     proc = subprocess.run(
         ["ip", "netns", "exec", host.netns, binary, "-f", "-"],
         input=ruleset(server),

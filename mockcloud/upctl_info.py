@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mockcloud import upctl_seed as seed
-from mockcloud.upctl_exec import CommandError, Ctx, Result
+from mockcloud.upctl_exec import CommandError, Result
 from mockcloud.upctl_output import details, table
 from mockcloud.upctl_render import ip_address_list, storage_object
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mockcloud.upctl_exec import Ctx
 
 
 def version(_ctx: Ctx | None = None) -> Result:

@@ -14,11 +14,14 @@ go-api's list. Replace them with a recorded body when one turns up (tests/fixtur
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from mockcloud.upctl_exec import ApiError, CommandError, Ctx, Result
 from mockcloud.upctl_output import details, table
 from mockcloud.upctl_world import new_uuid
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
 
 _TRUE = ("true", "yes", "1")
 _FALSE = ("false", "no", "0")
@@ -87,7 +90,7 @@ def network_json(state: dict[str, Any], net: dict[str, Any]) -> dict[str, Any]:
 def find(state: dict[str, Any], arg: str) -> dict[str, Any]:
     """upctl's network resolver: UUID or exact name."""
     nets = state.get("networks", [])
-    found = [n for n in nets if n["uuid"] == arg] or [n for n in nets if n["name"] == arg]
+    found: list[dict[str, Any]] = [n for n in nets if n["uuid"] == arg] or [n for n in nets if n["name"] == arg]
     if len(found) > 1:
         raise CommandError(f"'{arg}' is not a glob pattern, but matches multiple values.")
     if not found:
@@ -104,8 +107,8 @@ def create(ctx: Ctx) -> Result:
     try:
         ctx.api("POST", "/network/")
         with ctx.world.transaction() as state:
-            net = {"uuid": new_uuid("03"), "name": name, "zone": p.string("zone"), "router": p.string("router"),
-                   "ip_networks": ip_networks}  # fmt: skip
+            net: dict[str, Any] = {"uuid": new_uuid("03"), "name": name, "zone": p.string("zone"),
+                                   "router": p.string("router"), "ip_networks": ip_networks}  # fmt: skip
             state.setdefault("networks", []).append(net)
             value = network_json(state, net)
     except CommandError as exc:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 import time
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, TextIO
 
 LINE_WIDTH = 100
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -21,10 +23,31 @@ def go_json(value: Any) -> str:
     return text + "\n"
 
 
+# True when mockcloud/bin/upctl started python without `site` (-S, a faster start): site-packages (PyYAML) then
+# join sys.path the first time they are needed, as `site` would have put them there.
+SITE_DEFERRED = False
+
+
+def import_yaml() -> ModuleType:
+    """`import yaml` from where a normal start would find it (ImportError when it is not installed)."""
+    global SITE_DEFERRED
+    try:
+        import yaml
+    except ImportError:
+        if not SITE_DEFERRED:
+            raise
+        SITE_DEFERRED = False
+        import site
+
+        site.main()
+        import yaml
+    return yaml
+
+
 def go_yaml(value: Any) -> str:
     """go-yaml v3 style (approximate): keys sorted, four-space indentation."""
     try:
-        import yaml
+        yaml = import_yaml()
     except ImportError:  # pragma: no cover - the venv has PyYAML; plain python3 may not
         return go_json(value)
     dumped: str = yaml.safe_dump(
@@ -59,12 +82,14 @@ def details(rows: list[tuple[str, str]], title: str = "") -> str:
     return "\n".join(head + body) + "\n"
 
 
-@dataclass
 class _Message:
-    text: str
-    started_at: float
-    finished: bool = False
-    printed: set[str] = field(default_factory=set)
+    __slots__ = ("text", "started_at", "finished", "printed")
+
+    def __init__(self, text: str, started_at: float) -> None:
+        self.text = text
+        self.started_at = started_at
+        self.finished = False
+        self.printed: set[str] = set()
 
 
 class Progress:
@@ -82,6 +107,8 @@ class Progress:
         shown = text[: room - 1] + "…" if len(text) > room else text.ljust(room)
         out = f"{indicator} {shown}{elapsed}\n"
         if detail:
+            import textwrap
+
             wrapped = textwrap.wrap(detail, LINE_WIDTH - 2, break_long_words=True) or [detail]
             out += "".join(f"  {part}\n" for part in wrapped)
         self.stream.write(out)

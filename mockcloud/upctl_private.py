@@ -8,12 +8,11 @@ private addresses are then recorded only.
 
 from __future__ import annotations
 
-import ipaddress
-import shutil
-import subprocess
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
 
-from mockcloud.upctl_world import HostEntry
+    from mockcloud.upctl_world import HostEntry
 
 
 def _private(state: dict[str, Any], server: dict[str, Any]) -> list[str]:
@@ -24,13 +23,20 @@ def _private(state: dict[str, Any], server: dict[str, Any]) -> list[str]:
         net = nets.get(iface.get("network", "")) if iface.get("type") == "private" else None
         if net is None:
             continue
+        import ipaddress
+
         prefix = ipaddress.ip_network(net["ip_networks"][0]["address"], strict=False).prefixlen
         out += [f"{a['address']}/{prefix}" for a in iface.get("addresses", []) if a.get("family") == "IPv4"]
     return out
 
 
 def _ip(host: HostEntry | None, verb: str, addresses: list[str]) -> None:
-    if host is None or host.netns is None or not addresses or shutil.which("ip") is None:
+    if host is None or host.netns is None or not addresses:
+        return
+    import shutil
+    import subprocess
+
+    if shutil.which("ip") is None:
         return
     for address in addresses:
         subprocess.run(["ip", "-n", host.netns, "addr", verb, address, "dev", "eth0"], capture_output=True, check=False)

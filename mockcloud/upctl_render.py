@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mockcloud.upctl_seed import L40S_METADATA
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
 
 FIREWALL_FIELDS = (
     "action",

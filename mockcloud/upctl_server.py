@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-from pathlib import Path
-from typing import Any
-
 from mockcloud import upctl_firewall, upctl_private
-from mockcloud.upctl_exec import ApiError, CommandError, Ctx, Result, server_not_found, simulated_wait
+from mockcloud import upctl_paths as paths
+from mockcloud.upctl_exec import ApiError, CommandError, Result, server_not_found, simulated_wait
 from mockcloud.upctl_output import details, table
 from mockcloud.upctl_render import (
     FIREWALL_FIELDS,
@@ -17,7 +13,14 @@ from mockcloud.upctl_render import (
     server_ip_list,
     server_summary,
 )
-from mockcloud.upctl_world import HostEntry, power_off
+from mockcloud.upctl_world import power_off
+
+TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mockcloud.upctl_exec import Ctx
+    from mockcloud.upctl_world import HostEntry
 
 
 def _find(state: dict[str, Any], uuid: str) -> dict[str, Any]:
@@ -84,9 +87,9 @@ def _guest_shut_down(ctx: Ctx, server: dict[str, Any]) -> None:
     host = ctx.world.host_for(server.get("pool_ipv4"))
     if host is None or server.get("state") != "started":
         return
-    marker = Path(host.authorized_keys).parent / "guest-poweroff"
-    if marker.exists():
-        marker.unlink(missing_ok=True)
+    marker = paths.join(paths.parent(paths.pure(host.authorized_keys)), "guest-poweroff")
+    if paths.exists(marker):
+        paths.unlink(marker, missing_ok=True)
         server["state"], server["pending"] = "stopped", None
 
 
@@ -204,8 +207,10 @@ def delete(ctx: Ctx, uuid: str, cached: dict[str, Any]) -> Result:
     power_off(host)
     upctl_firewall.remove(host)  # the next server bound to this host starts without a firewall
     if host is not None:
-        with contextlib.suppress(OSError):
-            Path(host.authorized_keys).write_text("", encoding="utf-8")
+        import contextlib
+
+        with contextlib.suppress(OSError), open(paths.pure(host.authorized_keys), "w", encoding="utf-8") as fh:
+            fh.write("")
     ctx.progress.success(msg)
     return Result(none=True)
 
@@ -252,6 +257,8 @@ def modify(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
 
 
 def _cidr(flag: str, value: str) -> tuple[str, str]:
+    import ipaddress
+
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError as exc:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
-import random
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+
+from mockcloud import upctl_paths as paths
+
+TYPE_CHECKING = False  # typing, pathlib, contextlib are not imported at run time: the fake starts once per call
+if TYPE_CHECKING:
+    from pathlib import Path
+    from random import SystemRandom
+    from types import TracebackType
+    from typing import Any
 
 HOME_ENV = "FAKE_UPCTL_HOME"
 STATE_FILE = "state.json"
@@ -28,32 +29,39 @@ class WorldError(Exception):
     """The world directory or one of its files is missing or unreadable (the fake exits 100)."""
 
 
-@dataclass(frozen=True)
 class HostEntry:
     """One mock host that a created server can be bound to."""
 
-    ipv4: str
-    authorized_keys: str
-    poweroff: tuple[str, ...] | None
-    netns: str | None = None  # the host's network namespace: its fake UpCloud firewall is applied there
+    __slots__ = ("ipv4", "authorized_keys", "poweroff", "netns")
+
+    def __init__(
+        self, ipv4: str, authorized_keys: str, poweroff: tuple[str, ...] | None, netns: str | None = None
+    ) -> None:
+        self.ipv4 = ipv4
+        self.authorized_keys = authorized_keys
+        self.poweroff = poweroff
+        self.netns = netns  # the host's network namespace: its fake UpCloud firewall is applied there
 
 
-@dataclass(frozen=True)
 class FailSpec:
     """An injected API failure for one invocation of a command."""
 
-    kind: str
-    timeout_seconds: float
+    __slots__ = ("kind", "timeout_seconds")
+
+    def __init__(self, kind: str, timeout_seconds: float) -> None:
+        self.kind = kind
+        self.timeout_seconds = timeout_seconds
 
 
-def home_from_env() -> Path:
+def home_from_env() -> str:
+    """$FAKE_UPCTL_HOME as ``str(Path(value))``."""
     value = os.environ.get(HOME_ENV, "")
     if not value:
         raise WorldError(
             f"{HOME_ENV} is not set: the fake upctl keeps its world (state.json, faults.json, hosts.json) "
             "in that directory; export it first"
         )
-    return Path(value)
+    return paths.pure(value)
 
 
 def empty_state() -> dict[str, Any]:
@@ -66,83 +74,140 @@ def empty_state() -> dict[str, Any]:
     }
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _read_json(path: str, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        return json.loads(text)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise WorldError(f"cannot read {what} {path}: {exc}") from exc
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+_TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _mkstemp(directory: str, prefix: str) -> tuple[int, str]:
+    """tempfile.mkstemp(prefix=prefix, dir=directory) without importing tempfile (shutil, random: ~5 ms)."""
+    for _ in range(os.TMP_MAX):
+        name = "".join(_TEMP_CHARS[b % len(_TEMP_CHARS)] for b in os.urandom(8))
+        path = os.path.join(directory, prefix + name)
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o600), os.path.abspath(path)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No usable temporary file name found in {directory}")
+
+
+def _write_json_atomic(directory: str, name: str, data: Any) -> None:
+    fd, tmp = _mkstemp(directory, f".{name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")
-        os.replace(tmp, path)
+        os.replace(tmp, paths.join(directory, name))
     except BaseException:
+        import contextlib
+
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
 
+class _Locked:
+    """flock on the world's lock file for the duration of a ``with`` block."""
+
+    def __init__(self, path: str, mode: int) -> None:
+        self._path = path
+        self._mode = mode
+
+    def __enter__(self) -> None:
+        self._lock = open(self._path, "a+", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+        try:
+            fcntl.flock(self._lock.fileno(), self._mode)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._lock.close()
+
+
+class _Transaction:
+    """World.transaction(): the state under an exclusive lock, written back when the block ends cleanly."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+        self._locked = _Locked(world.file(LOCK_FILE), fcntl.LOCK_EX)
+
+    def __enter__(self) -> dict[str, Any]:
+        self._locked.__enter__()
+        try:
+            self._state = self._world._load()
+        except BaseException:
+            self._locked.__exit__(None, None, None)
+            raise
+        return self._state
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            if kind is None:
+                _write_json_atomic(self._world.directory, STATE_FILE, self._state)
+        finally:
+            self._locked.__exit__(None, None, None)
+
+
 class World:
     """Access to one world directory; every read-modify-write happens inside `transaction()`."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path | str) -> None:
         self.home = home
+        self.directory = paths.pure(os.fspath(home))  # str(Path(home)), as shown in messages
         try:
-            home.mkdir(parents=True, exist_ok=True)
+            paths.mkdir(self.directory, parents=True, exist_ok=True)
         except OSError as exc:
-            raise WorldError(f"cannot create {HOME_ENV} directory {home}: {exc}") from exc
+            raise WorldError(f"cannot create {HOME_ENV} directory {self.directory}: {exc}") from exc
 
-    @contextlib.contextmanager
-    def _locked(self, mode: int) -> Iterator[None]:
-        with open(self.home / LOCK_FILE, "a+", encoding="utf-8") as lock:
-            fcntl.flock(lock.fileno(), mode)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    def file(self, name: str) -> str:
+        return paths.join(self.directory, name)
 
     def _load(self) -> dict[str, Any]:
-        data = _read_json(self.home / STATE_FILE, "world file")
+        data = _read_json(self.file(STATE_FILE), "world file")
         if data is None:
             return empty_state()
         if not isinstance(data, dict) or not isinstance(data.get("servers"), list):
-            raise WorldError(f"world file {self.home / STATE_FILE} is not a fake-upctl state")
+            raise WorldError(f"world file {self.file(STATE_FILE)} is not a fake-upctl state")
         base = empty_state()
         base.update(data)
         return base
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[dict[str, Any]]:
+    def transaction(self) -> _Transaction:
         """Exclusive lock; the yielded state is written back (atomically) when the block ends cleanly."""
-        with self._locked(fcntl.LOCK_EX):
-            state = self._load()
-            yield state
-            _write_json_atomic(self.home / STATE_FILE, state)
+        return _Transaction(self)
 
     def snapshot(self) -> dict[str, Any]:
-        with self._locked(fcntl.LOCK_SH):
+        with _Locked(self.file(LOCK_FILE), fcntl.LOCK_SH):
             return self._load()
 
     def faults(self) -> dict[str, Any]:
-        data = _read_json(self.home / FAULTS_FILE, "faults file")
+        data = _read_json(self.file(FAULTS_FILE), "faults file")
         if data is None:
             return {}
         if not isinstance(data, dict):
-            raise WorldError(f"faults file {self.home / FAULTS_FILE} must hold a JSON object")
+            raise WorldError(f"faults file {self.file(FAULTS_FILE)} must hold a JSON object")
         return data
 
     def hosts(self) -> list[HostEntry] | None:
-        data = _read_json(self.home / HOSTS_FILE, "host pool")
+        data = _read_json(self.file(HOSTS_FILE), "host pool")
         if data is None:
             return None
         if not isinstance(data, list):
-            raise WorldError(f"host pool {self.home / HOSTS_FILE} must hold a JSON list")
+            raise WorldError(f"host pool {self.file(HOSTS_FILE)} must hold a JSON list")
         entries: list[HostEntry] = []
         for item in data:
             if not isinstance(item, dict) or not item.get("ipv4") or not item.get("authorized_keys"):
@@ -199,6 +264,8 @@ def bind_host(pool: list[HostEntry], servers: list[dict[str, Any]]) -> HostEntry
 
 
 def write_authorized_keys(host: HostEntry, keys: list[str]) -> None:
+    from pathlib import Path  # server create only
+
     path = Path(host.authorized_keys)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +279,9 @@ def power_off(host: HostEntry | None) -> None:
     """Run the host's poweroff argv (kills the mock host's processes); output and failures are ignored."""
     if host is None or not host.poweroff:
         return
+    import contextlib
+    import subprocess
+
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
             list(host.poweroff),
@@ -226,12 +296,10 @@ def power_off(host: HostEntry | None) -> None:
 def set_faults(home: Path, **faults: object) -> None:
     """Replace faults.json with `faults` (none → no faults) and restart the fail-N-times counters."""
     world = World(home)
-    path = home / FAULTS_FILE
     if faults:
-        _write_json_atomic(path, faults)
+        _write_json_atomic(world.directory, FAULTS_FILE, faults)
     else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        paths.unlink(world.file(FAULTS_FILE), missing_ok=True)
     with world.transaction() as state:
         state["fail_signature"] = None
         state["fail_remaining"] = {}
@@ -241,47 +309,55 @@ def read_state(home: Path) -> dict[str, Any]:
     return World(home).snapshot()
 
 
-_rng = random.SystemRandom()
+_RNG: list[SystemRandom] = []
+
+
+def _rng() -> SystemRandom:
+    if not _RNG:
+        import random  # only the commands that make new resources need it
+
+        _RNG.append(random.SystemRandom())
+    return _RNG[0]
 
 
 def new_uuid(prefix: str) -> str:
     """8-4-4-4-12 UUID whose first two hex digits are `prefix` (servers 00, storages 01, networks 03)."""
-    digits = prefix + "".join(_rng.choice("0123456789abcdef") for _ in range(30))
-    variant = _rng.choice("89ab")
+    digits = prefix + "".join(_rng().choice("0123456789abcdef") for _ in range(30))
+    variant = _rng().choice("89ab")
     return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:32]}"
 
 
 def new_mac() -> str:
-    return "ee:1b:db:" + ":".join(f"{_rng.randrange(256):02x}" for _ in range(3))
+    return "ee:1b:db:" + ":".join(f"{_rng().randrange(256):02x}" for _ in range(3))
 
 
 def new_host_id() -> int:
-    return _rng.randrange(5_000_000_000, 9_000_000_000)
+    return _rng().randrange(5_000_000_000, 9_000_000_000)
 
 
 def new_serial() -> str:
-    return str(_rng.randrange(1_320_000_000_000, 1_329_999_999_999))
+    return str(_rng().randrange(1_320_000_000_000, 1_329_999_999_999))
 
 
 def new_password() -> str:
     alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    return "".join(_rng.choice(alphabet) for _ in range(16))
+    return "".join(_rng().choice(alphabet) for _ in range(16))
 
 
 def new_public_ipv4(taken: set[str]) -> str:
     while True:
-        address = f"94.237.{_rng.randrange(1, 255)}.{_rng.randrange(2, 255)}"
+        address = f"94.237.{_rng().randrange(1, 255)}.{_rng().randrange(2, 255)}"
         if address not in taken:
             return address
 
 
 def new_utility_ipv4(taken: set[str]) -> str:
     while True:
-        address = f"10.{_rng.randrange(1, 255)}.{_rng.randrange(0, 255)}.{_rng.randrange(2, 255)}"
+        address = f"10.{_rng().randrange(1, 255)}.{_rng().randrange(0, 255)}.{_rng().randrange(2, 255)}"
         if address not in taken:
             return address
 
 
 def new_ipv6() -> str:
-    groups = ":".join(f"{_rng.randrange(1, 0xFFFF):x}" for _ in range(4))
+    groups = ":".join(f"{_rng().randrange(1, 0xFFFF):x}" for _ in range(4))
     return f"2a04:3545:1000:720:{groups}"

@@ -24,7 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from mockcloud.hosts import DEFAULT_KNOBS, read_knobs
+from mockcloud.hostbase import DEFAULT_KNOBS, read_knobs
 
 VLLM_VERSION = "0.11.0"
 DEFAULT_MODEL = "Qwen/Qwen3-0.6B"

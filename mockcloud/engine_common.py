@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mockcloud.hosts import DEFAULT_KNOBS, read_knobs
+from mockcloud.hostbase import DEFAULT_KNOBS, read_knobs
 
 # image repository -> mock module (the docker shim runs ``python -m <module> <container args>``)
 ENGINE_MODULES = {

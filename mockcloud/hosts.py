@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pwd
 import random
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
+
+from mockcloud.hostbase import (  # noqa: F401 - re-exported: the mock cloud's and the tests' names
+    DEFAULT_KNOBS,
+    ENGINE_FAILURES,
+    _ancestors,
+    _descendants,
+    _has_env,
+    pid_alive,
+    poweroff_host,
+    read_knobs,
+    terminate_pids,
+    write_knobs,
+)
 
 HostMode = Literal["auto", "netns", "loopback"]
 
@@ -28,59 +39,11 @@ LOGIN_USER_WHEN_ROOT = "gpuops"
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 HOSTBIN = PACKAGE_DIR / "hostbin"
-ENGINE_FAILURES = ("kv_cache", "oom", "gated", "free_memory")
-DEFAULT_KNOBS: dict[str, Any] = {
-    "gpu_count": 1,
-    "gpu_name": "NVIDIA L40S",
-    "gpu_mem_mib": 46068,
-    "driver": "580.95.05",
-    "nvsmi_fail": False,
-    "engine_startup_delay": 1.0,
-    "engine_fail": None,
-    "engine_health_fail_after": None,
-    "engine_ttft": 0.0,  # seconds before a completion's first token (mock vLLM; read per request)
-    "engine_token_delay": 0.0,  # seconds between successive tokens of a completion (mock vLLM; read per request)
-    "engine_infer_delay": 0.0,  # seconds each inference request takes (mock Triton; read per request)
-    "triton_model_fail": None,  # a model name (or "*"): the mock Triton cannot load it (UNAVAILABLE, F14)
-    "no_docker": False,
-    "no_driver": False,  # nvidia-smi: not found (127) until apt installs the driver, then exit 9 until a reboot
-    "no_toolkit": False,  # no nvidia-ctk, no nvidia runtime in docker (docker run --gpus: F3) until installed
-    "no_runtime": False,  # the toolkit is installed, docker has no nvidia runtime until nvidia-ctk configures it
-    "no_ctk_cli": False,  # docker has the nvidia runtime, but nvidia-ctk is not installed
-    "no_build_tools": False,  # no build-essential / python3-dev (dpkg-query) until apt installs them
-    "driver_cuda": None,  # the driver's "CUDA Version" (default: what the driver branch supports), for F4/F5
-}
 _LOCK_NAME = b"\0mockcloud-hosts-setup"  # abstract unix socket: a lock that vanishes with its holder
 
 
 class MockHostError(RuntimeError):
     """A mock host could not be set up or torn down."""
-
-
-# ---------------------------------------------------------------- knobs
-
-
-def read_knobs(home: Path | str) -> dict[str, Any]:
-    """The host's knobs: defaults overlaid with ``<home>/knobs.json`` (a broken file means defaults)."""
-    knobs = dict(DEFAULT_KNOBS)
-    with contextlib.suppress(OSError, ValueError):
-        stored = json.loads((Path(home) / "knobs.json").read_text())
-        if isinstance(stored, dict):
-            knobs.update({k: v for k, v in stored.items() if k in DEFAULT_KNOBS})
-    return knobs
-
-
-def write_knobs(path: Path, knobs: dict[str, Any]) -> None:
-    """Validate and atomically replace a knobs file (mode 0644, so the login user can read it)."""
-    unknown = sorted(set(knobs) - set(DEFAULT_KNOBS))
-    if unknown:
-        raise ValueError(f"unknown knob(s) {unknown}; known: {sorted(DEFAULT_KNOBS)}")
-    if knobs.get("engine_fail") not in (None, *ENGINE_FAILURES):
-        raise ValueError(f"engine_fail must be null or one of {ENGINE_FAILURES}, not {knobs['engine_fail']!r}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(knobs, indent=1, sort_keys=True) + "\n")
-    tmp.chmod(0o644)
-    tmp.replace(path)
 
 
 @dataclass(frozen=True)
@@ -111,91 +74,6 @@ class MockHost:
         write_knobs(self.knobs_file, dict(DEFAULT_KNOBS))
         for recorded in ("hoststate.json", "installed.log"):  # what the install shims recorded (hoststate.py)
             (self.home / recorded).unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- processes
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, parent pid) of a process, or None when it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return fields[0], int(fields[1])
-
-
-def pid_alive(pid: int) -> bool:
-    """True when the process exists and is not a zombie (orphans are reaped late here)."""
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
-
-
-def _all_pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _descendants(root_pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid in _all_pids():
-        stat = _proc_stat(pid)
-        if stat is not None:
-            children.setdefault(stat[1], []).append(pid)
-    found: list[int] = []
-    todo = list(children.get(root_pid, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def _ancestors(pid: int) -> set[int]:
-    seen = {pid}
-    stat = _proc_stat(pid)
-    while stat is not None and stat[1] > 1 and stat[1] not in seen:
-        seen.add(stat[1])
-        stat = _proc_stat(stat[1])
-    return seen
-
-
-def _has_env(pid: int, needle: bytes) -> bool:
-    try:
-        return needle in b"\0" + Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-
-
-def terminate_pids(pids: Iterable[int], grace: float = 5.0) -> None:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL whatever is still alive."""
-    live = {p for p in pids if pid_alive(p)}
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        for pid in live:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while live and time.monotonic() < deadline:
-            time.sleep(0.02)
-            live = {p for p in live if pid_alive(p)}
-        if not live:
-            return
-
-
-def poweroff_host(home: Path | str) -> int:
-    """Kill every process started on a host (engines, containers, shells); safe to repeat."""
-    home = Path(home)
-    needle = b"\0MOCKHOST_HOME=" + bytes(home) + b"\0"
-    spared = _ancestors(os.getpid())
-    victims = {pid for pid in _all_pids() if pid not in spared and _has_env(pid, needle)}
-    terminate_pids(victims)
-    pids_dir = home / "run" / "pids"
-    if pids_dir.is_dir():
-        for entry in pids_dir.iterdir():
-            if not (entry.name.isdigit() and pid_alive(int(entry.name))):
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-    return len(victims)
 
 
 # ---------------------------------------------------------------- helpers
@@ -333,11 +211,11 @@ def host_runtime(root: Path, *, other_user: bool, package_dir: Path = PACKAGE_DI
 
     here = HostRuntime(sys.executable, str(package_dir.parent), package_dir / "hostbin")
     if not other_user:
-        return here
+        return _compiled(here, package_dir)
     prom_dir = Path(prometheus_client.__file__).parent
     needed = (Path(sys.executable), Path(os.__file__).parent, prom_dir, package_dir, package_dir / "hostbin")
     if all(usable_by_others(p) for p in needed):
-        return here
+        return _compiled(here, package_dir)
     system = next((p for p in ("/usr/local/bin/python3", "/usr/bin/python3") if os.path.exists(p)), None)
     if system is None or not usable_by_others(Path(system)):
         raise MockHostError(f"no python usable by the mock host user: {sys.executable} is private, no /usr/bin/python3")
@@ -346,6 +224,7 @@ def host_runtime(root: Path, *, other_user: bool, package_dir: Path = PACKAGE_DI
     for src, name in ((prom_dir, "prometheus_client"), (package_dir, "mockcloud")):
         if not (hostlib / name).exists():
             shutil.copytree(src, hostlib / name, ignore=skip)
+    _compiled(HostRuntime(system, str(hostlib), hostlib / "mockcloud" / "hostbin"), hostlib)  # + prometheus_client
     for folder, _, files in os.walk(hostlib):
         os.chmod(folder, 0o755)
         for file in files:
@@ -354,6 +233,20 @@ def host_runtime(root: Path, *, other_user: bool, package_dir: Path = PACKAGE_DI
     runtime = HostRuntime(system, str(hostlib), hostlib / "mockcloud" / "hostbin")
     if not usable_by_others(runtime.hostbin):
         raise MockHostError(f"{hostlib} is not reachable by the mock host user: a parent directory is private")
+    return runtime
+
+
+def _compiled(runtime: HostRuntime, package_dir: Path) -> HostRuntime:
+    """``runtime`` once the bytecode of ``package_dir`` is cached for its python: every host tool and engine is a
+    new process importing mockcloud, and the host's user may not write the cache itself (a root-owned checkout, the
+    hostlib copy), which made each of them compile the modules again (half the mock cloud's CPU in a fleet)."""
+    subprocess.run(
+        [runtime.python, "-m", "compileall", "-q", "-j", "0", str(package_dir)],
+        capture_output=True,
+        timeout=300,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    )
     return runtime
 
 

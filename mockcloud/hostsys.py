@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from mockcloud import hoststate as hs  # noqa: E402
-from mockcloud.hosts import DEFAULT_KNOBS, poweroff_host, read_knobs  # noqa: E402
+from mockcloud.hostbase import DEFAULT_KNOBS, poweroff_host, read_knobs  # noqa: E402
 
 CTK_VERSION = "NVIDIA Container Toolkit CLI version 1.17.8\ncommit: f202b80a9b9d0db00d9b1d73c0128c8962c55f4d"
 KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"

@@ -20,7 +20,7 @@ def _host():
     """(knobs, state) of the mock host this runs on, or None elsewhere."""
     try:
         from mockcloud import hoststate
-        from mockcloud.hosts import read_knobs
+        from mockcloud.hostbase import read_knobs
     except ImportError:
         return None
     home = hoststate.host_home()

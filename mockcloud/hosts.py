@@ -19,7 +19,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from mockcloud.hostbase import (  # noqa: F401 - re-exported: the mock cloud's and the tests' names
+if not __package__:  # run as a script (a host's `poweroff` argv): the checkout joins the import path
+    sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from mockcloud.hostbase import (  # noqa: E402, F401 - re-exported: the mock cloud's and the tests' names
     DEFAULT_KNOBS,
     ENGINE_FAILURES,
     _ancestors,

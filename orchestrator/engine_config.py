@@ -8,24 +8,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import Field, JsonValue, field_validator, model_validator
 
+from orchestrator.config_types import Strict
 from orchestrator.durations import Duration
 from orchestrator.model_files import MODEL_NAME_RE, saved_model_versions, triton_models
 
 IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ServingHealth(_Strict):
+class ServingHealth(Strict):
     timeout: Duration = Field(default=600.0, description="model load time (the image pull is not counted)")
     interval: Duration = 2.0
 
 
-class DockerEngineConfig(_Strict):
+class DockerEngineConfig(Strict):
     """What every docker-only engine shares: an image, local model files (relative to the config), health."""
 
     LOCAL_PATHS: ClassVar[tuple[str, ...]] = ()

@@ -17,7 +17,8 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.actions import Action, HttpCheck, OnNode, Remote, Result
-from orchestrator.config import ClusterConfig, DeploymentConfig
+from orchestrator.cluster_config import ClusterConfig
+from orchestrator.config import DeploymentConfig
 from orchestrator.errors import EngineError
 
 RAY_ENV = "RAY_USAGE_STATS_ENABLED=0"  # with --disable-usage-stats: no usage report leaves the node

@@ -159,6 +159,7 @@ class ServerView(NamedTuple):
     ip: str | None
     state: str
     host_key: str | None
+    private_ip: str | None  # a Ray cluster's node: its address on the private network
     created_at: float | None  # when recorded: the server's cost counts from here (None: the deployment's)
 
 

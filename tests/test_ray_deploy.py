@@ -159,6 +159,20 @@ def test_endpoint_answers_through_the_head_and_serve_is_running(deployed: Deploy
     assert {a["node_ip"] for a in answers} == private  # replicas on both nodes answered
 
 
+def test_status_asks_the_head_for_rays_nodes_and_the_serve_app(deployed: Deployed) -> None:
+    proc = run_cli("status", NAME, "--json", env=deployed.env)
+    assert proc.returncode == 0, proc.stderr
+    live = json.loads(proc.stdout)[0]["live"]
+    ray = live["cluster"]
+    assert ray["checked"] is True and ray["ok"] is True, ray
+    assert ray["nodes"].startswith("2 of 2 Ray node(s) alive"), ray
+    assert "application llm_app RUNNING" in ray["serve"], ray
+    assert live["healthy"] == 2 and live["replicas"] == 2
+    text = run_cli("status", NAME, env=deployed.env).stdout
+    assert f"live {NAME} (Ray cluster):" in text and "app:     healthy" in text, text
+    assert "a Ray node: the app's health is the cluster's" in text  # not "no engine recorded" per node
+
+
 def test_prometheus_scrapes_rays_targets(deployed: Deployed) -> None:
     if deployed.prom is None:
         pytest.skip("prometheus is not installed")

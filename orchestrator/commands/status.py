@@ -15,6 +15,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.commands.status_cluster import NODE_DETAIL, is_cluster
 from orchestrator.durations import format_duration
 from orchestrator.errors import OrchestratorError
 from orchestrator.state_doc import DeploymentView, StateReader
@@ -64,6 +65,8 @@ def _engine_live(dep: DeploymentView) -> dict[str, Any]:
     from orchestrator.health import run_check
     from orchestrator.secrets import API_KEY, load_secrets
 
+    if is_cluster(dep):
+        return {"checked": False, "ok": None, "detail": NODE_DETAIL}
     if dep.engine is None or dep.server is None or not dep.server.ip:
         return {"checked": False, "ok": None, "detail": "no engine recorded"}
     try:
@@ -291,11 +294,17 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
         else:
             deps = reader.all()
         rows = [row for d in deps for row in servers_of(d)]
+        from orchestrator.commands import status_cluster
+
+        deadline = time.monotonic() + LIVE_DEADLINE
+        asked = {} if local else status_cluster.start(deps)  # each Ray cluster's head, meanwhile
         lives = [] if local else live_checks([view for _, view in rows])
+        late = {"checked": False, "ok": None, "nodes": None, "serve": None, "detail": _late()}
+        clusters = {n: _result(f, deadline, late) for n, f in asked.items()}
         if as_json:
             docs = [public(d) for d in deps]
             if lives:
-                _attach_live(deps, docs, lives)
+                _attach_live(deps, docs, lives, clusters)
             console.out(json.dumps(docs, indent=2))
             return
         if not deps:
@@ -307,10 +316,19 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
         for (row_name, _), live_doc in zip(rows, lives, strict=False):
             for line in live_lines(live_doc, None if single else row_name):
                 console.out(line)
+        for dep_name, cluster_doc in clusters.items():
+            for line in status_cluster.lines(dep_name, cluster_doc):
+                console.out(line)
 
 
-def _attach_live(deps: list[DeploymentView], docs: list[dict[str, Any]], lives: list[dict[str, Any]]) -> None:
-    """`live` of each deployment; a fleet's in each replica's entry, and a count of the healthy ones at the top."""
+def _attach_live(
+    deps: list[DeploymentView],
+    docs: list[dict[str, Any]],
+    lives: list[dict[str, Any]],
+    clusters: dict[str, dict[str, Any]],
+) -> None:
+    """`live` of each deployment; a fleet's in each replica's entry, and a count of the healthy ones at the top
+    (a Ray cluster's: its started nodes when its app answers, and what its head said in `cluster`)."""
     at = 0
     for dep, doc in zip(deps, docs, strict=True):
         if not dep.replicas:
@@ -322,8 +340,13 @@ def _attach_live(deps: list[DeploymentView], docs: list[dict[str, Any]], lives: 
         for entry, live_doc in zip(doc["replicas"], mine, strict=True):
             entry["live"] = iso_times(live_doc)
         healthy = sum(1 for x in mine if x["engine_health"]["ok"] and x["server"]["state"] == "started")
+        ray = clusters.get(dep.name)
+        if ray is not None:
+            healthy = sum(1 for x in mine if x["server"]["state"] == "started") if ray["ok"] else 0
         doc["live"] = {"checked_at": iso_times(mine[0]["checked_at"], "checked_at"), "replicas": len(mine),
                        "healthy": healthy}  # fmt: skip
+        if ray is not None:
+            doc["live"]["cluster"] = ray
 
 
 def _orphans(*, as_json: bool, debug: bool) -> None:

@@ -15,6 +15,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.commands import status_cluster
 from orchestrator.commands.status_cluster import NODE_DETAIL, is_cluster
 from orchestrator.durations import format_duration
 from orchestrator.errors import OrchestratorError
@@ -294,8 +295,6 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
         else:
             deps = reader.all()
         rows = [row for d in deps for row in servers_of(d)]
-        from orchestrator.commands import status_cluster
-
         deadline = time.monotonic() + LIVE_DEADLINE
         asked = {} if local else status_cluster.start(deps)  # each Ray cluster's head, meanwhile
         lives = [] if local else live_checks([view for _, view in rows])

@@ -23,6 +23,7 @@ from orchestrator.ray_cluster import (
     placeholder_nodes,
     tear_down,
 )
+from orchestrator.ray_converge import PROBE_PY, RAYLET_PORTS
 from orchestrator.ray_serve import (
     expect_nodes_alive,
     expect_serve_running,
@@ -65,6 +66,7 @@ applications:
         tensor_parallel_size: 1
 """
 
+PROBE_SCRIPT = PROBE_PY.replace("@PORTS@", repr(list(RAYLET_PORTS)))
 PORTS = (
     "--metrics-export-port=8080 --object-manager-port=8076 --node-manager-port=8077 "
     "--dashboard-agent-listen-port=52365 --min-worker-port=10002 --max-worker-port=10999 --disable-usage-stats "
@@ -81,6 +83,16 @@ LEFT = (
     'remote: pgrep -u "$(id -u)" -a -f \'[g]cs_server|[r]aylet|[r]ay::|[d]ashboard/(dashboard|agent)\\.py|'
     "[r]ay/_private/(log_monitor|monitor)' || true"
 )
+
+
+def PROBE(node: str, dashboard: int) -> list[str]:  # noqa: N802 - reads as the constant lines it makes
+    return [
+        f"[{node}] remote: mkdir -p .orchestrator/qwen-ray && chmod 700 .orchestrator/qwen-ray",
+        f"[{node}] upload: .orchestrator/qwen-ray/ray-probe.py (mode 0644, {len(PROBE_SCRIPT)} bytes)",
+        f'[{node}] remote: "$HOME"/ray-venv/bin/python .orchestrator/qwen-ray/ray-probe.py {dashboard}',
+    ]
+
+
 PLAN = [
     '[node1] remote: "$HOME"/ray-venv/bin/ray --version',
     '[node1] remote: python3 -m venv "$HOME"/ray-venv',
@@ -90,9 +102,11 @@ PLAN = [
     '[node2] remote: python3 -m venv "$HOME"/ray-venv',
     "[node2] remote: \"$HOME\"/ray-venv/bin/pip install 'ray[llm]==2.60.0'",
     '[node2] remote: "$HOME"/ray-venv/bin/ray --version',
+    *PROBE("node1", 8265),
     f"[node1] remote: {START}AUTOSCALER_METRIC_PORT=44217 DASHBOARD_METRIC_PORT=44227 "
     '"$HOME"/ray-venv/bin/ray start --head --port=6379 --dashboard-host=0.0.0.0 --dashboard-port=8265 '
     f"'--node-ip-address=<node1.private_ip>' {PORTS}",
+    *PROBE("node2", 0),
     f"[node2] remote: {START}\"$HOME\"/ray-venv/bin/ray start '--address=<node1.private_ip>:6379' "
     f"'--node-ip-address=<node2.private_ip>' {PORTS}",
     "[node1] http: GET http://<node1.ip>:8265/nodes?view=summary expect ray-nodes-alive 2, poll every 1s up to 120s;"

@@ -79,6 +79,7 @@ def redeploy_cluster(
             f"({', '.join(have) or 'none'}): redeploy keeps the servers and Ray as they are",
             f"a new node set needs a new cluster: {again}",
         )
+    ctx.notify(f"redeploy of Ray cluster {cfg.name}: servers and Ray are kept; the Serve app is updated in place")
     ctx.facts[EXISTING_SERVER_ONLY] = True  # ray-cluster: keep Ray as it runs, start or stop nothing
     return run_steps(redeploy_book(cfg))
 

@@ -247,7 +247,7 @@ def bring_up(cluster: RayCluster, keep_only: str | None = None) -> ClusterGen:
     if keep_only is not None:
         done = f"Ray kept on {len(cluster.nodes)} node(s)" if seen.known else "Ray must already run on every node"
     else:
-        done = rc.summary(decisions) if seen.known else "started unless already running"
+        done = rc.summary(decisions) if seen.known else rc.PLANNED
     tail = "; ".join([done, *notes])
     return f"{checked}; head {cluster.head.private_ip}, {len(cluster.workers)} worker(s) joined; {tail}"
 

@@ -76,6 +76,9 @@ RAYLET_PORTS = {
     "min_worker_port": "min_worker",
     "max_worker_port": "max_worker",
 }
+PLANNED = (
+    "each node kept where Ray of this cluster runs as configured, else started (after `ray stop` if another Ray runs)"
+)
 Verdict = Literal["keep", "start", "restart"]
 
 

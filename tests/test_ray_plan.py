@@ -25,9 +25,12 @@ from orchestrator.ray_cluster import (
 )
 from orchestrator.ray_converge import PROBE_PY, RAYLET_PORTS
 from orchestrator.ray_serve import (
+    app_config,
+    config_changes,
     expect_nodes_alive,
     expect_serve_running,
     file_sd_path,
+    parse_current,
     rewrite_discovery,
     scrape_discovery,
     serve_config,
@@ -111,6 +114,7 @@ PLAN = [
     f"'--node-ip-address=<node2.private_ip>' {PORTS}",
     "[node1] http: GET http://<node1.ip>:8265/nodes?view=summary expect ray-nodes-alive 2, poll every 1s up to 120s;"
     f" while polling, {LIVE}; if it fails, {LOGS}",
+    '[node1] remote: "$HOME"/ray-venv/bin/serve config -a http://127.0.0.1:8265 -n llm_app < /dev/null',
     "[node1] upload: .orchestrator/qwen-ray/serve.yaml (mode 0644, 632 bytes)",
     '[node1] remote: "$HOME"/ray-venv/bin/serve deploy -a http://127.0.0.1:8265 .orchestrator/qwen-ray/serve.yaml'
     " < /dev/null",
@@ -238,6 +242,22 @@ def test_installed_ray_skips_pip_and_import_path_is_configurable(tmp_path: Path)
     ray = RayCluster(cfg, placeholder_nodes(1))
     assert [line for line in _lines(bring_up(ray)) if "pip install" in line or "-m venv" in line] == []
     assert "import_path: mockcloud.ray_standin:build_app" in serve_config(ray)
+
+
+def test_serve_config_changes_name_each_changed_leaf() -> None:
+    ray = _cluster()
+    ours = app_config(ray)
+    running = json.loads(json.dumps(ours))
+    running["runtime_env"] = {}  # Serve's own additions do not count
+    assert config_changes(running, ours) == []
+    running["args"]["llm_configs"][0]["deployment_config"]["autoscaling_config"]["max_replicas"] = 1
+    running["args"]["llm_configs"][0]["model_loading_config"]["model_id"] = "old"
+    assert config_changes(running, ours) == [
+        'args.llm_configs[0].model_loading_config.model_id: "old" -> "qwen-7b"',
+        "args.llm_configs[0].deployment_config.autoscaling_config.max_replicas: 1 -> 2",
+    ]
+    assert parse_current('No config has been deployed for application "llm_app".\n') is None
+    assert parse_current(serve_config(ray).split("applications:\n- ")[1].replace("\n  ", "\n")) == ours
 
 
 # -- versions ---------------------------------------------------------------------------------------------------

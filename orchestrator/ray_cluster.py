@@ -245,9 +245,9 @@ def bring_up(cluster: RayCluster, keep_only: str | None = None) -> ClusterGen:
         yield from _converge(cluster, node, decisions[-1], cluster.worker_start(node))
     yield OnNode(cluster.head.name, cluster.nodes_alive_check())
     if keep_only is not None:
-        done = f"Ray kept on {len(cluster.nodes)} node(s)" if seen.known else "Ray must already run on every node"
+        done = "Ray must already run on every node" if seen.planned else f"Ray kept on {len(cluster.nodes)} node(s)"
     else:
-        done = rc.summary(decisions) if seen.known else rc.PLANNED
+        done = rc.PLANNED if seen.planned else rc.summary(decisions)
     tail = "; ".join([done, *notes])
     return f"{checked}; head {cluster.head.private_ip}, {len(cluster.workers)} worker(s) joined; {tail}"
 
@@ -265,7 +265,7 @@ def _checked(decision: Decision, found: rc.RayOnNode, keep_only: str | None) -> 
     """In keep-only mode (redeploy) anything but keep is an error; a dry run (no probe answer) plans keep."""
     if keep_only is None or decision.verdict == "keep":
         return decision
-    if not found.known:
+    if found.planned:
         return Decision(decision.node, "keep", "not probed")
     raise RayClusterError(
         f"{decision.node}: Ray is not running as configured ({decision.why}); redeploy keeps Ray as it is",

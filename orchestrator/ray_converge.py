@@ -94,6 +94,7 @@ class RayOnNode:
     dashboard: str | None = None  # why the dashboard did not answer (head only)
     foreign: int = 0  # GCS/raylet processes of this user for another address (left alone)
     known: bool = True  # False: the probe gave no answer (dry-run, or it failed)
+    planned: bool = False  # True: a dry run (the probe was not run at all)
 
     @property
     def running(self) -> bool:
@@ -128,7 +129,9 @@ def probe(cluster: RayCluster, node: RayNode) -> list[Remote | Upload]:
 
 def parse_probe(r: Result, node: RayNode) -> RayOnNode:
     """The probe's JSON line, filtered to this node's address; unknown when there is none."""
-    if not r.known or r.rc != 0:
+    if not r.known:
+        return RayOnNode(known=False, planned=True)
+    if r.rc != 0:
         return RayOnNode(known=False)
     try:
         doc = json.loads(r.stdout.strip().splitlines()[-1])
@@ -170,7 +173,7 @@ def decide_head(cluster: RayCluster, found: RayOnNode, reinstalled: bool = False
     addr = f"{cluster.head.private_ip}:{cluster.c.ports.gcs}"
     want = cluster.c.ray_version
     if not found.known:
-        return Decision(head, "start", "not probed")
+        return Decision(head, "start", "not probed" if found.planned else "the probe gave no answer")
     if not found.running:
         return Decision(head, "start", "Ray not running")
     if reinstalled:
@@ -198,7 +201,7 @@ def decide_worker(
     """``head`` is the head's decision, ``seen`` what the head's probe found (the nodes it sees ALIVE)."""
     addr = f"{cluster.head.private_ip}:{cluster.c.ports.gcs}"
     if not found.known:
-        return Decision(node.name, "start", "not probed")
+        return Decision(node.name, "start", "not probed" if found.planned else "the probe gave no answer")
     if not found.running:
         return Decision(node.name, "start", "Ray not running")
     if reinstalled:

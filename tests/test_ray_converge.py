@@ -193,3 +193,31 @@ def test_dry_run_of_keep_only_plans_the_probes_and_no_start(tmp_path: Path) -> N
         note = stop.value
     assert "r1 ray-probe.py" in lines and "r2 ray-probe.py" in lines and _acts(lines) == []
     assert note.endswith("Ray must already run on every node")
+
+
+def test_keep_only_refuses_when_the_probe_gives_no_answer(tmp_path: Path) -> None:
+    with pytest.raises(RayClusterError) as err:
+        _run(_cluster(tmp_path), {"r1": "Traceback: no python here", "r2": WORKER_UP}, keep_only="HINT")
+    assert err.value.message.startswith("r1: Ray is not running as configured (the probe gave no answer)")
+
+
+def test_deploy_dry_run_of_a_deployed_cluster_plans_the_probes_on_the_recorded_nodes(tmp_path: Path) -> None:
+    """`deploy --dry-run` on an existing cluster: no server is created, each node is probed before any start."""
+    import subprocess
+    import sys
+
+    from tests.golden_cases import _env, _state_record, normalise
+
+    env = _env(tmp_path)
+    _state_record("configs/vllm-ray-l40s.yaml", "qwen-ray", env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "deploy", "configs/vllm-ray-l40s.yaml", "--dry-run"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = normalise(proc.stdout, tmp_path)
+    assert "upctl server create" not in out and "upctl network create" not in out  # the recorded ones are kept
+    probe = out.index('[r1] remote: "$HOME"/ray-venv/bin/python .orchestrator/qwen-ray/ray-probe.py 8265')
+    assert probe < out.index("ray start --head") < out.index('[r2] remote: "$HOME"/ray-venv/bin/python .orch')
+    assert "ray start --address=10.60.0.10:6379 --node-ip-address=10.60.0.11 " in out  # the recorded addresses
+    assert "each node kept where Ray of this cluster runs as configured, else started" in out

@@ -281,6 +281,22 @@ def test_redeploy_updates_the_serve_app_in_place_and_keeps_answering(deployed: D
     assert _complete(head).status_code == 200
 
 
+def test_deploy_with_another_raylet_port_restarts_ray_and_serves_again(deployed: Deployed) -> None:
+    """The probe reads the running raylet's real argv: a changed `cluster.ports.node_manager` means `ray stop`
+    and a new `ray start` (on the mock hosts the head's `ray stop` stops the worker's Ray too: one PID space)."""
+    namespaces = [h.netns or "" for h in deployed.cloud.hosts]
+    before = {ns: _gcs_and_raylets(ns) for ns in namespaces}
+    config = _changed_config(deployed, ports={"node_manager": 8078})
+    proc = run_cli("deploy", str(config), env=deployed.env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    note = _state(deployed)["steps"]["ray-cluster"]["note"]  # type: ignore[index]
+    assert "restarted: r1 (Ray runs with other ports: node_manager_port 8077 (config 8078))" in note, note
+    after = {ns: _gcs_and_raylets(ns) for ns in namespaces}
+    assert all(after.values()) and all(not (after[ns] & before[ns]) for ns in namespaces)  # new Ray everywhere
+    assert "(deployed)" in _state(deployed)["steps"]["ray-serve"]["note"]  # type: ignore[index]
+    assert _complete(_head(deployed)).status_code == 200
+
+
 def test_prometheus_scrapes_rays_targets(deployed: Deployed) -> None:
     if deployed.prom is None:
         pytest.skip("prometheus is not installed")

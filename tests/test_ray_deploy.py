@@ -192,6 +192,7 @@ def test_deploy_again_on_a_running_cluster_converges_and_keeps_ray(deployed: Dep
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     note = _state(deployed)["steps"]["ray-cluster"]["note"]  # type: ignore[index]
     assert "already running: r1, r2" in note, note
+    assert f"  ray:      {note}" in proc.stdout  # the summary says what was already running
     serve = _state(deployed)["steps"]["ray-serve"]["note"]  # type: ignore[index]
     assert "already running with this config: re-applied, unchanged" in serve, serve
     assert {ns: _gcs_and_raylets(ns) for ns in namespaces} == before  # Ray was not restarted
@@ -277,6 +278,7 @@ def test_redeploy_updates_the_serve_app_in_place_and_keeps_answering(deployed: D
     assert "Ray kept on 2 node(s)" in state["steps"]["ray-cluster"]["note"]  # type: ignore[index]
     change = "updated in place: args.llm_configs[0].deployment_config.autoscaling_config.max_replicas: 2 -> 3"
     assert change in state["steps"]["ray-serve"]["note"]  # type: ignore[index]
+    assert "  ray:      " in proc.stdout and change in proc.stdout  # the summary says both
     assert state["config"]["cluster"]["max_replicas"] == 3  # type: ignore[index]
     assert _complete(head).status_code == 200
 

@@ -34,14 +34,12 @@ if TYPE_CHECKING:
 PROBE_PY = """\
 import json, os, sys, urllib.request
 PORTS = @PORTS@
-out = {"gcs": [], "raylets": []}
+out = {"gcs": [], "raylets": [], "others": []}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
-        if os.stat("/proc/" + pid).st_uid != os.getuid():
+        if os.stat("/proc/" + pid).st_uid != os.getuid() or int(pid) == os.getpid():
             continue
         name = open("/proc/" + pid + "/comm").read().strip()
-        if name not in ("gcs_server", "raylet"):
-            continue
         argv = open("/proc/" + pid + "/cmdline", "rb").read().decode(errors="replace").split("\\0")
     except OSError:
         continue
@@ -50,6 +48,11 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         if a.startswith("--") and "=" in a:
             k, _, v = a[2:].partition("=")
             flags.setdefault(k.replace("-", "_"), v)
+    if name not in ("gcs_server", "raylet"):
+        script = [a for a in argv[:3] if "/ray/" in a]  # python -u .../ray/dashboard/agent.py, log_monitor.py
+        if script and "node_ip_address" in flags:
+            out["others"].append({"ip": flags["node_ip_address"], "name": os.path.basename(script[0])})
+        continue
     if name == "gcs_server":
         out["gcs"].append({"ip": flags.get("node_ip_address"), "port": flags.get("gcs_server_port")})
     else:
@@ -93,6 +96,7 @@ class RayOnNode:
     alive: frozenset[str] = frozenset()  # the node addresses the head sees ALIVE (head only)
     dashboard: str | None = None  # why the dashboard did not answer (head only)
     foreign: int = 0  # GCS/raylet processes of this user for another address (left alone)
+    leftovers: tuple[str, ...] = ()  # Ray's other daemons for this address (agents, log monitor): names
     known: bool = True  # False: the probe gave no answer (dry-run, or it failed)
     planned: bool = False  # True: a dry run (the probe was not run at all)
 
@@ -145,7 +149,9 @@ def parse_probe(r: Result, node: RayNode) -> RayOnNode:
         tuple(sorted((str(k), str(v)) for k, v in (own[0].get("ports") or {}).items() if v is not None)) if own else ()
     )
     foreign = sum(1 for key in ("gcs", "raylets") for x in doc.get(key, []) if x.get("ip") != mine)
+    leftovers = tuple(sorted(str(x.get("name")) for x in doc.get("others", []) if x.get("ip") == mine))
     return RayOnNode(
+        leftovers=leftovers,
         gcs=gcs,
         raylets=raylets,
         ports=ports,
@@ -168,6 +174,13 @@ def port_drift(cluster: RayCluster, found: RayOnNode) -> str | None:
     return ", ".join(wrong) or None
 
 
+def _not_running(node: str, found: RayOnNode) -> Decision:
+    """No GCS, no raylet: start; but Ray's other daemons left from an earlier start would hold its ports."""
+    if found.leftovers:
+        return Decision(node, "restart", f"no raylet, but Ray's {', '.join(found.leftovers)} left from a start before")
+    return Decision(node, "start", "Ray not running")
+
+
 def decide_head(cluster: RayCluster, found: RayOnNode, reinstalled: bool = False) -> Decision:
     head = cluster.head.name
     addr = f"{cluster.head.private_ip}:{cluster.c.ports.gcs}"
@@ -175,7 +188,7 @@ def decide_head(cluster: RayCluster, found: RayOnNode, reinstalled: bool = False
     if not found.known:
         return Decision(head, "start", "not probed" if found.planned else "the probe gave no answer")
     if not found.running:
-        return Decision(head, "start", "Ray not running")
+        return _not_running(head, found)
     if reinstalled:
         return Decision(head, "restart", f"ray {want} was just installed; the running Ray is the old one")
     if found.gcs != (addr,):
@@ -203,7 +216,7 @@ def decide_worker(
     if not found.known:
         return Decision(node.name, "start", "not probed" if found.planned else "the probe gave no answer")
     if not found.running:
-        return Decision(node.name, "start", "Ray not running")
+        return _not_running(node.name, found)
     if reinstalled:
         return Decision(node.name, "restart", f"ray {cluster.c.ray_version} was just installed")
     if head.verdict != "keep":

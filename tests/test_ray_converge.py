@@ -126,6 +126,8 @@ def test_head_up_and_worker_down_starts_only_the_worker(tmp_path: Path) -> None:
          "the head does not list it ALIVE"),
         (HEAD_UP, _probe(WORKER, gcs="10.60.0.11:6379", joined="10.60.0.11:6379"), ["r2 ray stop", "r2 ray start"],
          "runs a Ray head of its own"),
+        (HEAD_UP, json.dumps({"gcs": [], "raylets": [], "others": [{"ip": "10.60.0.11", "name": "agent.py"}]}),
+         ["r2 ray stop", "r2 ray start"], "no raylet, but Ray's agent.py left from a start before"),
     ],
 )  # fmt: skip
 def test_ray_running_otherwise_is_stopped_then_started(

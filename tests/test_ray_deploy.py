@@ -221,9 +221,10 @@ def test_deploy_again_after_a_worker_lost_its_ray_starts_only_that_worker(deploy
     assert _complete(_head(deployed)).status_code == 200
 
 
-def _changed_config(d: Deployed, **cluster: object) -> Path:
+def _changed_config(d: Deployed, engine: dict[str, object] | None = None, **cluster: object) -> Path:
     data = yaml.safe_load(d.config.read_text())
     data["cluster"].update(cluster)
+    data["engine"].update(engine or {})
     path = d.config.with_name(f"{NAME}-changed.yaml")
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -281,6 +282,18 @@ def test_redeploy_updates_the_serve_app_in_place_and_keeps_answering(deployed: D
     assert "  ray:      " in proc.stdout and change in proc.stdout  # the summary says both
     assert state["config"]["cluster"]["max_replicas"] == 3  # type: ignore[index]
     assert _complete(head).status_code == 200
+
+
+def test_redeploy_with_another_served_name_serves_it_under_the_new_name(deployed: Deployed) -> None:
+    head = _head(deployed)
+    config = _changed_config(deployed, engine={"served_name": "qwen-b"})
+    proc = run_cli("redeploy", str(config), env=deployed.env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert 'model_loading_config.model_id: "qwen" -> "qwen-b"' in proc.stdout
+    models = httpx.get(f"http://{head}:8000/v1/models", timeout=10, trust_env=False).json()
+    assert [m["id"] for m in models["data"]] == ["qwen-b"]
+    assert _complete(head, "qwen-b").status_code == 200
+    assert _complete(head, "qwen").status_code == 404
 
 
 def test_deploy_with_another_raylet_port_restarts_ray_and_serves_again(deployed: Deployed) -> None:

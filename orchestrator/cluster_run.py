@@ -8,7 +8,8 @@ node's actions to that node's own SSH session (transports/nodes.py):
 - deploy: private-network before any server is created; after every server is up: ray-cluster, ray-serve,
   ray-metrics (steps/cluster.py);
 - redeploy: only ray-cluster (Ray must already run as configured: nothing is started or stopped), ray-serve (the
-  changed Serve config re-applied: Ray Serve updates the app in place, the endpoint keeps answering) and
+  changed Serve config re-applied: Ray Serve replaces the replicas in a rolling way, an old one stopped before its
+  new one starts, so the endpoint keeps answering while two or more run) and
   ray-metrics; the servers and Ray are kept, the node set must be the recorded one (redeploy_cluster);
 - teardown: ray-down before the servers are deleted (best effort: deleting a server stops its Ray), then
   delete-network once every server is confirmed gone, before the record is forgotten.
@@ -80,6 +81,12 @@ def redeploy_cluster(
             f"a new node set needs a new cluster: {again}",
         )
     ctx.notify(f"redeploy of Ray cluster {cfg.name}: servers and Ray are kept; the Serve app is updated in place")
+    if c.min_replicas < 2:
+        ctx.notify(
+            "warning: cluster.min_replicas is 1: if the Serve config changed, Serve replaces the LLM replica (it "
+            "stops the old one first), so with one replica running the endpoint does not answer until the new one "
+            "has loaded the model; min_replicas: 2 keeps one serving"
+        )
     ctx.facts[EXISTING_SERVER_ONLY] = True  # ray-cluster: keep Ray as it runs, start or stop nothing
     return run_steps(redeploy_book(cfg))
 

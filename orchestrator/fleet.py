@@ -28,13 +28,14 @@ from orchestrator.cluster_run import (
     down_book,
     fleet_size,
     network_book,
+    redeploy_cluster,
     run_cluster_steps,
     up_book,
 )
 from orchestrator.commands.specs import CommandSpec
 from orchestrator.config import DeploymentConfig
 from orchestrator.context import StepContext
-from orchestrator.errors import ConfigError, Interrupted, OrchestratorError, TeardownIncomplete
+from orchestrator.errors import Interrupted, OrchestratorError, TeardownIncomplete
 from orchestrator.fleet_report import ReplicaOutcome, fleet_summary, replica_reporter
 from orchestrator.fleet_state import Fleet, ReplicaContext, label, replica_config
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
@@ -161,12 +162,8 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
     replica's outcome as it is known (a failure of the fleet's own step still reports them)."""
     cfg = run.cfg
     size = fleet_size(cfg)
-    if cfg.cluster is not None and run.spec.rolling:
-        raise ConfigError(
-            f"`{run.spec.name}` of a Ray cluster is not built yet",
-            f"remove it and deploy again: orchestrator teardown {cfg.name} --yes; "
-            f"orchestrator deploy {run.config_path}",
-        )
+    if cfg.cluster is not None and run.spec.rolling:  # servers and Ray kept: the Serve app updated in place
+        return redeploy_cluster(run.spec, run.ctx, run.config_path, partial(_cluster_steps, run))
     extra = sorted((r for r in fleet.dep.replicas if r.index > size), key=lambda r: -r.index)
     if extra:
         run.reporter.info(f"scaling down to {size}: removing {', '.join(label(r.index) for r in extra)}")

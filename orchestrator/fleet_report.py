@@ -189,8 +189,8 @@ def fleet_summary(
     if dep.network is not None:  # a Ray cluster (config `cluster`): r1 is the head
         c.out(f"  network:  {dep.network.uuid} ({dep.network.name}, {dep.network.cidr})")
     for o in fleet_outcomes:
-        if o.kind == "ray-serve" and o.note:
-            c.out(f"  serve:    {o.note}")
+        if o.kind in ("ray-cluster", "ray-serve") and o.note:  # what was already running, started, updated
+            c.out(f"  {'ray:' if o.kind == 'ray-cluster' else 'serve:':<9} {o.note}")
     if dep.monitoring.prometheus_config:
         c.out(f"  scrape:   job {dep.monitoring.job} in {dep.monitoring.prometheus_config}")
     if dep.monitoring.file_sd:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from orchestrator import ray_converge as rc
 from orchestrator.actions import Action, HttpCheck, OnNode, Remote, Result
 from orchestrator.cluster_config import ClusterConfig
 from orchestrator.config import DeploymentConfig
 from orchestrator.errors import EngineError
+from orchestrator.ray_converge import Decision
 
 RAY_ENV = "RAY_USAGE_STATS_ENABLED=0"  # with --disable-usage-stats: no usage report leaves the node
 VERSION_RE = re.compile(r"^ray, version (\S+)\s*$", re.MULTILINE)  # `ray --version` (click) prints this
@@ -198,28 +200,92 @@ class RayCluster:
         )
 
 
-def bring_up(cluster: RayCluster) -> ClusterGen:
-    """Install (when missing or another version), check versions everywhere, start the head, then the workers,
-    and wait until the head sees every node ALIVE."""
+def bring_up(cluster: RayCluster, keep_only: str | None = None) -> ClusterGen:
+    """Install (when missing or another version), check versions everywhere, then on each node start Ray unless
+    Ray of this cluster already runs there (ray_converge: probe, keep/start/restart), head first, and wait until
+    the head sees every node ALIVE.
+
+    ``keep_only`` (redeploy): Ray must already run as configured on every node; nothing is installed, started or
+    stopped, and any other finding is an error whose hint is ``keep_only``.
+    """
     c = cluster.c
     versions: dict[str, str] = {}
+    reinstalled: set[str] = set()
     for node in cluster.nodes:
         r = yield OnNode(node.name, cluster.version_probe())
-        if c.install == "pip" and (not r.known or parse_version(r.stdout) != c.ray_version):
+        found = parse_version(r.stdout) if r.known else None
+        if keep_only is not None:
+            if r.known and found != c.ray_version:
+                raise RayClusterError(
+                    f"{node.name} has ray {found or 'none'} installed, the config pins {c.ray_version}: a Ray "
+                    "version change needs Ray restarted on every node, which redeploy does not do",
+                    keep_only,
+                )
+        elif c.install == "pip" and found != c.ray_version:
             for action in cluster.install():
                 r = yield OnNode(node.name, action)
                 require(r, node, action)
+            reinstalled.add(node.name)
             r = yield OnNode(node.name, cluster.version_probe())
         versions[node.name] = r.stdout if r.known else f"ray, version {c.ray_version}"
     checked = check_versions(versions, c.ray_version)
-    r = yield OnNode(cluster.head.name, cluster.head_start())
-    require(r, cluster.head, cluster.head_start())
+    decisions: list[Decision] = []
+    r = yield from _probe(cluster, cluster.head)
+    seen = rc.parse_probe(r, cluster.head)
+    head = _checked(rc.decide_head(cluster, seen, cluster.head.name in reinstalled), seen, keep_only)
+    decisions.append(head)
+    notes = (
+        [f"{cluster.head.name}: {seen.foreign} Ray process(es) of another address left alone"] if seen.foreign else []
+    )
+    yield from _converge(cluster, cluster.head, head, cluster.head_start())
     for node in cluster.workers:
-        action = cluster.worker_start(node)
-        r = yield OnNode(node.name, action)
-        require(r, node, action)
+        r = yield from _probe(cluster, node)
+        there = rc.parse_probe(r, node)
+        decision = rc.decide_worker(cluster, node, there, head, seen, node.name in reinstalled)
+        decisions.append(_checked(decision, there, keep_only))
+        yield from _converge(cluster, node, decisions[-1], cluster.worker_start(node))
     yield OnNode(cluster.head.name, cluster.nodes_alive_check())
-    return f"{checked}; head {cluster.head.private_ip}, {len(cluster.workers)} worker(s) joined"
+    if keep_only is not None:
+        done = "Ray must already run on every node" if seen.planned else f"Ray kept on {len(cluster.nodes)} node(s)"
+    else:
+        done = rc.PLANNED if seen.planned else rc.summary(decisions)
+    tail = "; ".join([done, *notes])
+    return f"{checked}; head {cluster.head.private_ip}, {len(cluster.workers)} worker(s) joined; {tail}"
+
+
+def _probe(cluster: RayCluster, node: RayNode) -> Generator[OnNode, Result, Result]:
+    r = Result.unknown()
+    for action in rc.probe(cluster, node):
+        r = yield OnNode(node.name, action)
+        if r.known and r.rc != 0:
+            return r  # parse_probe: no answer (then the start line runs, and says why it fails if it does)
+    return r
+
+
+def _checked(decision: Decision, found: rc.RayOnNode, keep_only: str | None) -> Decision:
+    """In keep-only mode (redeploy) anything but keep is an error; a dry run (no probe answer) plans keep."""
+    if keep_only is None or decision.verdict == "keep":
+        return decision
+    if found.planned:
+        return Decision(decision.node, "keep", "not probed")
+    raise RayClusterError(
+        f"{decision.node}: Ray is not running as configured ({decision.why}); redeploy keeps Ray as it is",
+        keep_only,
+    )
+
+
+def _converge(cluster: RayCluster, node: RayNode, decision: Decision, start: Remote) -> ClusterGen:
+    """Act on one node's decision: nothing (keep), ``ray stop`` first (restart), then the start line."""
+    if decision.verdict == "keep":
+        return None
+    if decision.verdict == "restart":
+        stop = replace(cluster.stop(), purpose=f"stop Ray to restart it ({decision.why})")
+        r = yield OnNode(node.name, stop)
+        require(r, node, stop)
+    start = replace(start, purpose=f"{start.purpose} ({decision.why})")
+    r = yield OnNode(node.name, start)
+    require(r, node, start)
+    return None
 
 
 def tear_down(cluster: RayCluster) -> ClusterGen:

@@ -60,6 +60,17 @@ def llm_config(cluster: RayCluster) -> dict[str, Any]:
     return doc
 
 
+def app_config(cluster: RayCluster) -> dict[str, Any]:
+    """The one application of the Serve config (what `serve config -n <app>` gives back once it is deployed)."""
+    c = cluster.c
+    return {
+        "name": c.app_name,
+        "route_prefix": "/",
+        "import_path": c.import_path,
+        "args": {"llm_configs": [llm_config(cluster)]},
+    }
+
+
 def serve_config(cluster: RayCluster) -> str:
     """The Serve config file (`serve deploy` takes it): one application, HTTP on every node's proxy."""
     import yaml
@@ -68,14 +79,7 @@ def serve_config(cluster: RayCluster) -> str:
     doc = {
         "proxy_location": "EveryNode",
         "http_options": {"host": "0.0.0.0", "port": c.ports.serve_http},
-        "applications": [
-            {
-                "name": c.app_name,
-                "route_prefix": "/",
-                "import_path": c.import_path,
-                "args": {"llm_configs": [llm_config(cluster)]},
-            }
-        ],
+        "applications": [app_config(cluster)],
     }
     header = f"# written by orchestrator for deployment {cluster.cfg.name}: Ray Serve LLM, `serve deploy` this file\n"
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
@@ -92,6 +96,36 @@ def local_dashboard(cluster: RayCluster) -> str:
 
 def upload_config(cluster: RayCluster) -> Upload:
     return Upload(serve_config_path(cluster), serve_config(cluster), 0o644)
+
+
+def current_config(cluster: RayCluster) -> Remote:
+    """The app's config as Serve runs it now (YAML), or a sentence that none is deployed."""
+    return Remote(
+        f"{cluster.serve} config -a {local_dashboard(cluster)} -n {shlex.quote(cluster.c.app_name)} < /dev/null",
+        "which Serve config runs now?",
+        timeout=120,
+    )
+
+
+def parse_current(text: str) -> dict[str, Any] | None:
+    """`serve config -n <app>` output as a dict; None when nothing is deployed (or the answer is not YAML)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return doc if isinstance(doc, dict) and "import_path" in doc else None
+
+
+def config_changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """What differs in ``new`` from ``old``, one ``path: old -> new`` per leaf (keys only ``old`` has are Serve's
+    own additions and do not count)."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return [c for k, v in new.items() for c in config_changes(old.get(k), v, f"{path}.{k}" if path else k)]
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return [c for i, (o, n) in enumerate(zip(old, new, strict=True)) for c in config_changes(o, n, f"{path}[{i}]")]
+    return [] if old == new else [f"{path}: {json.dumps(old)} -> {json.dumps(new)}"]
 
 
 def deploy(cluster: RayCluster) -> Remote:
@@ -253,15 +287,30 @@ def rewrite_discovery(text: str, cluster: RayCluster) -> str:
 
 
 def serve_up(cluster: RayCluster) -> ClusterGen:
-    """Write the Serve config on the head, `serve deploy` it, and wait until it is ready (readiness)."""
+    """Write the Serve config on the head, `serve deploy` it, and wait until it is ready (readiness).
+
+    `serve deploy` is declarative: the same config again changes nothing, a changed one updates the running app in
+    place (Serve replaces replicas gracefully). The note says which it was, from the config running before.
+    """
     head = cluster.head
+    r = yield OnNode(head.name, current_config(cluster))
+    before = parse_current(r.stdout) if r.known and r.rc == 0 else None
     yield OnNode(head.name, upload_config(cluster))
     action = deploy(cluster)
-    r = yield OnNode(head.name, action)
-    require(r, head, action)
+    r2 = yield OnNode(head.name, action)
+    require(r2, head, action)
     for check in readiness(cluster):
         yield OnNode(head.name, check)
-    return f"Serve application {cluster.c.app_name} RUNNING at {endpoint(cluster)}/v1"
+    done = f"Serve application {cluster.c.app_name} RUNNING at {endpoint(cluster)}/v1"
+    if not r.known:
+        return done
+    if before is None:
+        return f"{done} (deployed)"
+    changes = config_changes(before, app_config(cluster))
+    if not changes:
+        return f"{done} (already running with this config: re-applied, unchanged)"
+    more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+    return f"{done} (updated in place: {'; '.join(changes[:5])}{more})"
 
 
 def serve_down(cluster: RayCluster) -> ClusterGen:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -171,6 +172,158 @@ def test_status_asks_the_head_for_rays_nodes_and_the_serve_app(deployed: Deploye
     text = run_cli("status", NAME, env=deployed.env).stdout
     assert f"live {NAME} (Ray cluster):" in text and "app:     healthy" in text, text
     assert "a Ray node: the app's health is the cluster's" in text  # not "no engine recorded" per node
+
+
+def _state(d: Deployed) -> dict[str, object]:
+    path = Path(d.env["ORCHESTRATOR_HOME"]) / "deployments" / f"{NAME}.json"
+    data: dict[str, object] = json.loads(path.read_text())
+    return data
+
+
+def _gcs_and_raylets(ns: str) -> set[int]:
+    """The PIDs of Ray's GCS and raylets in one namespace: a restart of Ray changes them."""
+    pids = set()
+    for pid in _netns_pids(ns):
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in ("gcs_server", "raylet"):
+            pids.add(pid)
+    return pids
+
+
+def _complete(head: str, model: str = "qwen") -> httpx.Response:
+    body = {"model": model, "prompt": "Hello", "max_tokens": 1}
+    return httpx.post(f"http://{head}:8000/v1/completions", json=body, timeout=30.0, trust_env=False)
+
+
+def test_deploy_again_on_a_running_cluster_converges_and_keeps_ray(deployed: Deployed) -> None:
+    namespaces = [h.netns or "" for h in deployed.cloud.hosts]
+    before = {ns: _gcs_and_raylets(ns) for ns in namespaces}
+    assert all(before.values())
+    proc = run_cli("deploy", str(deployed.config), env=deployed.env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    note = _state(deployed)["steps"]["ray-cluster"]["note"]  # type: ignore[index]
+    assert "already running: r1, r2" in note, note
+    assert f"  ray:      {note}" in proc.stdout  # the summary says what was already running
+    serve = _state(deployed)["steps"]["ray-serve"]["note"]  # type: ignore[index]
+    assert "already running with this config: re-applied, unchanged" in serve, serve
+    assert {ns: _gcs_and_raylets(ns) for ns in namespaces} == before  # Ray was not restarted
+    assert _complete(_head(deployed)).status_code == 200
+
+
+def test_deploy_again_after_a_worker_lost_its_ray_starts_only_that_worker(deployed: Deployed) -> None:
+    """A deploy that failed during the Ray step leaves the head up and the worker without Ray: deploy converges."""
+    from mockcloud.hosts import terminate_pids
+
+    by_ip = {h.ipv4: h.netns or "" for h in deployed.cloud.hosts}
+    replicas = deployed.state["replicas"]
+    assert isinstance(replicas, list)
+    head_ns, worker_ns = (by_ip[r["server"]["ip"]] for r in replicas)  # r1 is the head
+    head_before = _gcs_and_raylets(head_ns)
+    terminate_pids([int(line.split()[0]) for line in _ray_pids(worker_ns)])
+    deadline = time.monotonic() + 30
+    while _gcs_and_raylets(worker_ns) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc = run_cli("deploy", str(deployed.config), env=deployed.env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    note = _state(deployed)["steps"]["ray-cluster"]["note"]  # type: ignore[index]
+    assert "already running: r1" in note and "started: r2" in note, note
+    assert _gcs_and_raylets(head_ns) == head_before  # the head was kept
+    assert _gcs_and_raylets(worker_ns)
+    assert _complete(_head(deployed)).status_code == 200
+
+
+def _changed_config(d: Deployed, engine: dict[str, object] | None = None, **cluster: object) -> Path:
+    data = yaml.safe_load(d.config.read_text())
+    data["cluster"].update(cluster)
+    data["engine"].update(engine or {})
+    path = d.config.with_name(f"{NAME}-changed.yaml")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_redeploy_refuses_a_new_node_set_or_ray_version_and_changes_nothing(deployed: Deployed) -> None:
+    namespaces = [h.netns or "" for h in deployed.cloud.hosts]
+    before = {ns: _gcs_and_raylets(ns) for ns in namespaces}
+    proc = run_cli("redeploy", str(_changed_config(deployed, nodes=3)), env=deployed.env, timeout=300)
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "the config asks for a cluster of 3 node(s), the deployed one has 2 (r1, r2)" in proc.stderr
+    assert f"orchestrator teardown {NAME} --yes" in proc.stderr
+    proc = run_cli("redeploy", str(_changed_config(deployed, ray_version="2.61.0")), env=deployed.env, timeout=300)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "has ray 2.60.0 installed, the config pins 2.61.0" in proc.stderr, proc.stderr[-3000:]
+    assert {ns: _gcs_and_raylets(ns) for ns in namespaces} == before
+    world = read_state(deployed.cloud.upctl_home)
+    assert len(world.get("servers") or []) == 2
+
+
+def test_redeploy_updates_the_serve_app_in_place_and_keeps_answering(deployed: Deployed) -> None:
+    head = _head(deployed)
+    namespaces = [h.netns or "" for h in deployed.cloud.hosts]
+    before = {ns: _gcs_and_raylets(ns) for ns in namespaces}
+    codes: list[int | str] = []
+    stop = threading.Event()
+
+    def ask() -> None:  # one completion every 50 ms through the head while the redeploy runs
+        while not stop.is_set():
+            try:
+                codes.append(_complete(head).status_code)
+            except httpx.HTTPError as exc:
+                codes.append(type(exc).__name__)
+            time.sleep(0.05)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        proc = run_cli("redeploy", str(_changed_config(deployed, max_replicas=3)), env=deployed.env, timeout=600)
+    finally:
+        stop.set()
+        asker.join()
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert len(codes) > 10 and set(codes) == {200}, codes  # the endpoint answered throughout
+    apps = httpx.get(f"http://{head}:8265/api/serve/applications/", timeout=10, trust_env=False).json()
+    app = apps["applications"]["llm_app"]
+    assert app["status"] == "RUNNING"
+    autoscaling = app["deployments"]["LLMServer:qwen"]["deployment_config"]["autoscaling_config"]
+    assert autoscaling["max_replicas"] == 3  # the running app has the new Serve config
+    assert {ns: _gcs_and_raylets(ns) for ns in namespaces} == before  # Ray was kept on every node
+    state = _state(deployed)
+    assert "Ray kept on 2 node(s)" in state["steps"]["ray-cluster"]["note"]  # type: ignore[index]
+    change = "updated in place: args.llm_configs[0].deployment_config.autoscaling_config.max_replicas: 2 -> 3"
+    assert change in state["steps"]["ray-serve"]["note"]  # type: ignore[index]
+    assert "  ray:      " in proc.stdout and change in proc.stdout  # the summary says both
+    assert state["config"]["cluster"]["max_replicas"] == 3  # type: ignore[index]
+    assert _complete(head).status_code == 200
+
+
+def test_redeploy_with_another_served_name_serves_it_under_the_new_name(deployed: Deployed) -> None:
+    head = _head(deployed)
+    config = _changed_config(deployed, engine={"served_name": "qwen-b"})
+    proc = run_cli("redeploy", str(config), env=deployed.env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert 'model_loading_config.model_id: "qwen" -> "qwen-b"' in proc.stdout
+    models = httpx.get(f"http://{head}:8000/v1/models", timeout=10, trust_env=False).json()
+    assert [m["id"] for m in models["data"]] == ["qwen-b"]
+    assert _complete(head, "qwen-b").status_code == 200
+    assert _complete(head, "qwen").status_code == 404
+
+
+def test_deploy_with_another_raylet_port_restarts_ray_and_serves_again(deployed: Deployed) -> None:
+    """The probe reads the running raylet's real argv: a changed `cluster.ports.node_manager` means `ray stop`
+    and a new `ray start` (on the mock hosts the head's `ray stop` stops the worker's Ray too: one PID space)."""
+    namespaces = [h.netns or "" for h in deployed.cloud.hosts]
+    before = {ns: _gcs_and_raylets(ns) for ns in namespaces}
+    config = _changed_config(deployed, ports={"node_manager": 8078})
+    proc = run_cli("deploy", str(config), env=deployed.env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    note = _state(deployed)["steps"]["ray-cluster"]["note"]  # type: ignore[index]
+    assert "restarted: r1 (Ray runs with other ports: node_manager_port 8077 (config 8078))" in note, note
+    after = {ns: _gcs_and_raylets(ns) for ns in namespaces}
+    assert all(after.values()) and all(not (after[ns] & before[ns]) for ns in namespaces)  # new Ray everywhere
+    assert "(deployed)" in _state(deployed)["steps"]["ray-serve"]["note"]  # type: ignore[index]
+    assert _complete(_head(deployed)).status_code == 200
 
 
 def test_prometheus_scrapes_rays_targets(deployed: Deployed) -> None:

@@ -23,10 +23,14 @@ from orchestrator.ray_cluster import (
     placeholder_nodes,
     tear_down,
 )
+from orchestrator.ray_converge import PROBE_PY, RAYLET_PORTS
 from orchestrator.ray_serve import (
+    app_config,
+    config_changes,
     expect_nodes_alive,
     expect_serve_running,
     file_sd_path,
+    parse_current,
     rewrite_discovery,
     scrape_discovery,
     serve_config,
@@ -65,6 +69,7 @@ applications:
         tensor_parallel_size: 1
 """
 
+PROBE_SCRIPT = PROBE_PY.replace("@PORTS@", repr(list(RAYLET_PORTS)))
 PORTS = (
     "--metrics-export-port=8080 --object-manager-port=8076 --node-manager-port=8077 "
     "--dashboard-agent-listen-port=52365 --min-worker-port=10002 --max-worker-port=10999 --disable-usage-stats "
@@ -81,6 +86,16 @@ LEFT = (
     'remote: pgrep -u "$(id -u)" -a -f \'[g]cs_server|[r]aylet|[r]ay::|[d]ashboard/(dashboard|agent)\\.py|'
     "[r]ay/_private/(log_monitor|monitor)' || true"
 )
+
+
+def PROBE(node: str, dashboard: int) -> list[str]:  # noqa: N802 - reads as the constant lines it makes
+    return [
+        f"[{node}] remote: mkdir -p .orchestrator/qwen-ray && chmod 700 .orchestrator/qwen-ray",
+        f"[{node}] upload: .orchestrator/qwen-ray/ray-probe.py (mode 0644, {len(PROBE_SCRIPT)} bytes)",
+        f'[{node}] remote: "$HOME"/ray-venv/bin/python .orchestrator/qwen-ray/ray-probe.py {dashboard}',
+    ]
+
+
 PLAN = [
     '[node1] remote: "$HOME"/ray-venv/bin/ray --version',
     '[node1] remote: python3 -m venv "$HOME"/ray-venv',
@@ -90,13 +105,16 @@ PLAN = [
     '[node2] remote: python3 -m venv "$HOME"/ray-venv',
     "[node2] remote: \"$HOME\"/ray-venv/bin/pip install 'ray[llm]==2.60.0'",
     '[node2] remote: "$HOME"/ray-venv/bin/ray --version',
+    *PROBE("node1", 8265),
     f"[node1] remote: {START}AUTOSCALER_METRIC_PORT=44217 DASHBOARD_METRIC_PORT=44227 "
     '"$HOME"/ray-venv/bin/ray start --head --port=6379 --dashboard-host=0.0.0.0 --dashboard-port=8265 '
     f"'--node-ip-address=<node1.private_ip>' {PORTS}",
+    *PROBE("node2", 0),
     f"[node2] remote: {START}\"$HOME\"/ray-venv/bin/ray start '--address=<node1.private_ip>:6379' "
     f"'--node-ip-address=<node2.private_ip>' {PORTS}",
     "[node1] http: GET http://<node1.ip>:8265/nodes?view=summary expect ray-nodes-alive 2, poll every 1s up to 120s;"
     f" while polling, {LIVE}; if it fails, {LOGS}",
+    '[node1] remote: "$HOME"/ray-venv/bin/serve config -a http://127.0.0.1:8265 -n llm_app < /dev/null',
     "[node1] upload: .orchestrator/qwen-ray/serve.yaml (mode 0644, 632 bytes)",
     '[node1] remote: "$HOME"/ray-venv/bin/serve deploy -a http://127.0.0.1:8265 .orchestrator/qwen-ray/serve.yaml'
     " < /dev/null",
@@ -224,6 +242,22 @@ def test_installed_ray_skips_pip_and_import_path_is_configurable(tmp_path: Path)
     ray = RayCluster(cfg, placeholder_nodes(1))
     assert [line for line in _lines(bring_up(ray)) if "pip install" in line or "-m venv" in line] == []
     assert "import_path: mockcloud.ray_standin:build_app" in serve_config(ray)
+
+
+def test_serve_config_changes_name_each_changed_leaf() -> None:
+    ray = _cluster()
+    ours = app_config(ray)
+    running = json.loads(json.dumps(ours))
+    running["runtime_env"] = {}  # Serve's own additions do not count
+    assert config_changes(running, ours) == []
+    running["args"]["llm_configs"][0]["deployment_config"]["autoscaling_config"]["max_replicas"] = 1
+    running["args"]["llm_configs"][0]["model_loading_config"]["model_id"] = "old"
+    assert config_changes(running, ours) == [
+        'args.llm_configs[0].model_loading_config.model_id: "old" -> "qwen-7b"',
+        "args.llm_configs[0].deployment_config.autoscaling_config.max_replicas: 1 -> 2",
+    ]
+    assert parse_current('No config has been deployed for application "llm_app".\n') is None
+    assert parse_current(serve_config(ray).split("applications:\n- ")[1].replace("\n  ", "\n")) == ours
 
 
 # -- versions ---------------------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 - private-network: the UpCloud private network the servers attach to, created (or adopted by name) and recorded
   before any server is created; its UUID goes to the replicas' provision (NETWORK_FACT).
 - ray-cluster: one SSH session per node (OnNode: transports/nodes.py), then ray_cluster.bring_up: the version
-  check and install on every node, `ray start --head`, the workers joining the head's private address.
-- ray-serve: ray_serve.serve_up on the head: the Serve config, `serve deploy`, readiness through the endpoint.
+  check and install on every node, `ray start --head`, the workers joining the head's private address, each node
+  kept where Ray of this cluster already runs (ray_converge.py); on redeploy Ray must already run as configured.
+- ray-serve: ray_serve.serve_up on the head: the Serve config, `serve deploy` (declarative: the same config again
+  is a no-op, a changed one updates the app in place), readiness through the endpoint.
 - ray-metrics: Ray's service-discovery file from the head, rewritten for the laptop, as a scrape job.
 - ray-down (teardown): `serve shutdown` on the head, `ray stop` on every node, no Ray process left.
 - delete-network (teardown, after every server is confirmed gone): the network deleted and confirmed gone.
@@ -16,7 +18,7 @@ import json
 from pathlib import Path
 
 from orchestrator.actions import HomeProbe, Local, LockLocal, OnNode, Pause, ReadLocal, UnlockLocal, WriteLocal
-from orchestrator.context import NETWORK_FACT, StepContext, StepGen
+from orchestrator.context import EXISTING_SERVER_ONLY, NETWORK_FACT, StepContext, StepGen
 from orchestrator.errors import MonitoringError, OrchestratorError, TeardownIncomplete
 from orchestrator.fleet_state import label
 from orchestrator.monitoring import ScrapeTarget, check_config_argv, merge_scrape_job, parse_promtool_output
@@ -114,9 +116,20 @@ def _connect(ctx: StepContext, cluster: RayCluster, deadline: float) -> ClusterG
 
 
 def ray_cluster(ctx: StepContext) -> StepGen:
+    """deploy: Ray up on every node, kept where it already runs as configured; redeploy: Ray must run as is."""
     cluster = RayCluster(ctx.cfg, cluster_nodes(ctx))
     yield from _connect(ctx, cluster, ctx.cfg.ssh.connect_timeout)
-    return (yield from bring_up(cluster))
+    keep_only = keep_ray_hint(ctx) if ctx.facts.get(EXISTING_SERVER_ONLY) else None
+    return (yield from bring_up(cluster, keep_only))
+
+
+def keep_ray_hint(ctx: StepContext) -> str:
+    config = ctx.dep.config_path or "CONFIG"
+    return (
+        f"redeploy keeps the servers and Ray and updates the Serve app only. Ray stopped on a node: "
+        f"`orchestrator deploy {config}` starts it again; another Ray version, ports or node set: "
+        f"`orchestrator teardown {ctx.cfg.name} --yes`, then `orchestrator deploy {config}`"
+    )
 
 
 def ray_serve(ctx: StepContext) -> StepGen:

@@ -112,7 +112,7 @@ def _rss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
-RAY_PROCESS = re.compile(r"gcs_server|raylet|ray::|site-packages/ray/|/bin/(ray|serve)\b")
+RAY_PROCESS = re.compile(r"gcs_server|raylet|ray::|(site-packages|ray-site)/ray/|/bin/(ray|serve)\b")
 
 
 def _ray_pids(ns: str) -> list[tuple[int, str]]:

@@ -39,7 +39,10 @@ pytestmark = [
     pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)"),
 ]
 NAME = "rayd"
-RAY_PROCESS = re.compile(r"gcs_server|raylet|ray::|site-packages/ray/|/bin/(ray|serve)\b")
+# ray-site: the packages' world-readable copy the hosts import from when the checkout sits in a private directory
+# (mockcloud/ray_venv.py). Missing one of Ray's daemons here leaves it running on the "killed" worker, and deploy
+# then `ray stop`s that node: on mock hosts (one PID space, one user) that stops the head's Ray too.
+RAY_PROCESS = re.compile(r"gcs_server|raylet|ray::|(site-packages|ray-site)/ray/|/bin/(ray|serve)\b")
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """The fake UpCloud firewall really filters: a server's rules become nftables rules in its mock host's netns.
 
-UpCloud's server firewall is stateless and sits in front of the public interface: inbound packets are checked
-against the rules in position order, the first match decides, and a packet no rule matches is accepted. The
-translation keeps exactly that (no conntrack, ``iifname eth0`` only, policy accept). Only hosts that live in
-a network namespace (mock hosts started as root) can be filtered; elsewhere this does nothing, and
-``filtering(host)`` says so.
+UpCloud's server firewall is stateless and sits in front of the public and utility interfaces (not the private
+one: "The firewall is enabled on public and utility network interfaces", terraform-provider-upcloud): inbound
+packets are checked against the rules in position order, the first match decides, and a packet no rule matches is
+accepted. The translation keeps exactly that (no conntrack, ``iifname eth0`` only, policy accept); a mock host's
+private addresses sit on that same eth0 (mockcloud/upctl_private.py), so packets to them are accepted first.
+Only hosts that live in a network namespace (mock hosts started as root) can be filtered; elsewhere this does
+nothing, and ``filtering(host)`` says so.
 """
 
 from __future__ import annotations
@@ -65,12 +67,25 @@ def ruleset(server: dict[str, Any]) -> str:
     script = [f"table inet {TABLE}", f"delete table inet {TABLE}"]
     if server.get("firewall") == "on" and server.get("state") != "deleted":
         body = [r for r in (nft_rule(x) for x in server.get("firewall_rules") or []) if r]
+        private = _private_addresses(server)
+        if private:  # the private interface is not behind the firewall
+            body.insert(0, f'iifname "eth0" ip daddr {{ {", ".join(private)} }} accept')
         script.append(f"table inet {TABLE} {{")
         script.append("  chain input {")
         script.append("    type filter hook input priority 0; policy accept;")
         script += [f"    {line}" for line in body]
         script += ["  }", "}"]
     return "\n".join(script) + "\n"
+
+
+def _private_addresses(server: dict[str, Any]) -> list[str]:
+    return [
+        str(a["address"])
+        for iface in server.get("interfaces") or []
+        if iface.get("type") == "private"
+        for a in iface.get("addresses") or []
+        if a.get("family") == "IPv4" and a.get("address")
+    ]
 
 
 def apply(host: HostEntry | None, server: dict[str, Any] | None) -> None:

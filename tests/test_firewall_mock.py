@@ -50,13 +50,30 @@ def test_translation_keeps_order_and_fields() -> None:
     assert nft_rule({"direction": "out", "action": "drop"}) is None
 
 
+PRIVATE = [  # a server on a private network, as the fake records it (public first, then the private interface)
+    {"type": "public", "addresses": [{"address": "10.200.0.5", "family": "IPv4"}]},
+    {"type": "private", "network": "03aa", "addresses": [{"address": "10.60.0.3", "family": "IPv4"}]},
+]
+
+
+def test_the_private_interface_is_not_behind_the_firewall() -> None:
+    """UpCloud filters the public and utility interfaces only: packets to the private address skip the rules."""
+    rules = as_upcloud(desired_rules(["203.0.113.7/32"], 22, [8000]))
+    text = ruleset({"firewall": "on", "firewall_rules": rules, "interfaces": PRIVATE})
+    body = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("iifname")]
+    assert body[0] == 'iifname "eth0" ip daddr { 10.60.0.3 } accept'
+    assert len(body) == len(rules) + 1 and "10.200.0.5" not in text
+    public_only = ruleset({"firewall": "on", "firewall_rules": rules, "interfaces": PRIVATE[:1]})
+    assert "daddr" not in public_only
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or upctl_firewall.nft() is None, reason="needs root and nft")
 def test_the_ruleset_loads_into_a_namespace() -> None:
     ns = f"sshfw-nft-{secrets.token_hex(3)}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         rules = as_upcloud(desired_rules(["203.0.113.7/32", "2001:db8::/64"], 22, [8000, 40000]))
-        text = ruleset({"firewall": "on", "firewall_rules": rules})
+        text = ruleset({"firewall": "on", "firewall_rules": rules, "interfaces": PRIVATE})
         for _ in range(2):  # replacing is idempotent
             argv = ["ip", "netns", "exec", ns, str(upctl_firewall.nft()), "-f", "-"]
             loaded = subprocess.run(argv, input=text, capture_output=True, text=True)
@@ -67,6 +84,7 @@ def test_the_ruleset_loads_into_a_namespace() -> None:
             text=True,
             check=True,
         ).stdout
-        assert sum(ln.strip().startswith('iifname "eth0"') for ln in listed.splitlines()) == len(rules)
+        assert sum(ln.strip().startswith('iifname "eth0"') for ln in listed.splitlines()) == len(rules) + 1
+        assert "ip daddr 10.60.0.3 accept" in listed  # the private address: accepted before every rule
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)

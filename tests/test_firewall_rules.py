@@ -75,15 +75,27 @@ def test_protected_ports_only_from_allow(ssh_port: int, engine: list[int]) -> No
         assert verdict(rules, OUTSIDE[fam], "icmp", None, None) == "accept"
 
 
-def test_protected_drops_merge_consecutive_ports() -> None:
-    rules = desired_rules(["203.0.113.7/32"], 22, [8000, 8001, 8002])
+def test_protected_drops_merge_consecutive_ports_where_a_reply_rule_would_accept() -> None:
+    rules = desired_rules(["203.0.113.7/32"], 22, [8000, 8001, 8002, 40000, 40001])
     drops = [(r.family, r.protocol, r.dest_ports) for r in rules if r.comment == "orchestrator: protected port"]
-    assert drops == [
+    assert drops == [  # TCP: only inside the ephemeral range (the rest falls to the default drop); UDP: all
         (fam, proto, ports)
         for fam in ("IPv4", "IPv6")
         for proto in ("tcp", "udp")
-        for ports in ((22, 22), (8000, 8002))
+        for ports in (((40000, 40001),) if proto == "tcp" else ((22, 22), (8000, 8002), (40000, 40001)))
     ]
+
+
+def test_more_rules_than_upcloud_takes_are_refused_before_any_change() -> None:
+    from orchestrator.errors import ConfigError
+    from orchestrator.steps.firewall import MAX_RULES
+
+    many = [f"198.51.{i // 256}.{i % 256}/32" for i in range(500)]
+    assert len(desired_rules(many[:300], 22, [8000, 8002])) <= MAX_RULES  # 300 x 3 accepts + the rest
+    want = r"500 address\(es\) x 3 port\(s\) make 1\d{3} firewall rules; UpCloud takes at most 1000"
+    with pytest.raises(ConfigError, match=want) as exc:
+        desired_rules(many, 22, [8000, 8002])
+    assert exc.value.hint is not None and "wider networks" in exc.value.hint
 
 
 def test_dry_run_shows_rule_deletion_before_the_new_rules(tmp_path: Path) -> None:

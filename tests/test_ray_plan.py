@@ -356,31 +356,35 @@ def test_discovery_file_with_a_stranger_or_nothing_is_refused() -> None:
 # -- the cluster's firewall (steps/firewall.py) ---------------------------------------------------------------
 
 
-def test_cluster_firewall_opens_rays_ports_to_the_private_network_only() -> None:
+def test_cluster_firewall_opens_no_ray_port_on_the_public_side() -> None:
+    """UpCloud's firewall filters the public and utility interfaces only: Ray's ports are never accepted there
+    (the nodes talk on the private network, which the firewall does not see); the laptop reaches what it needs."""
     from orchestrator.context import StepContext
     from orchestrator.state import Deployment
-    from orchestrator.steps.firewall import _private, desired_rules, engine_ports
+    from orchestrator.steps.firewall import EPHEMERAL, cluster_ports, desired_rules, engine_ports
+    from tests.test_firewall_rules import verdict
 
     cfg = load_config(CONFIG, check_files=False)
     ctx = StepContext(cfg=cfg, dep=Deployment(name=cfg.name, config_path=str(CONFIG)), store=None)
-    rules = desired_rules(["198.51.100.7/32"], 22, engine_ports(ctx), _private(ctx))
-    accepts = [r for r in rules if r.action == "accept" and r.source]
-    by_source: dict[str, set[int]] = {}
-    for r in accepts:
-        assert r.dest_ports is not None
-        by_source.setdefault(r.source, set()).update(range(r.dest_ports[0], r.dest_ports[1] + 1))
-    # the laptop: SSH, Serve, the dashboard, the metrics ports its Prometheus scrapes; never GCS or the workers
-    assert by_source["198.51.100.7/32"] == {22, 8000, 8080, 8265, 44217, 44227}
-    # the private network: every Ray port, the worker range included
-    private = by_source["10.60.0.0/24"]
-    assert {6379, 8076, 8077, 52365, 10002, 10999} <= private and 22 not in private
-    assert set(by_source) == {"198.51.100.7/32", "10.60.0.0/24"}
-    # ports inside the ephemeral range (the agent, the head's metrics) are dropped before the replies rule accepts
-    replies = next(i for i, r in enumerate(rules) if r.comment == "orchestrator: replies (tcp)")
-    dropped = {
+    rules = desired_rules(["198.51.100.7/32"], 22, engine_ports(ctx), cluster_ports(ctx))
+    accepts = {r.source for r in rules if r.action == "accept" and r.source}
+    assert accepts == {"198.51.100.7/32"}  # no rule for the private network: it is not behind this firewall
+    laptop = {22, 8000, 8080, 8265, 44217, 44227}  # SSH, Serve, the dashboard, the metrics ports it scrapes
+    ray = set(cluster_ports(ctx))
+    assert {6379, 8076, 8077, 52365, 10002, 10999} <= ray
+    for port in sorted(ray | laptop):
+        for src in ("198.51.100.7", "203.0.113.50", "10.60.0.9"):  # the laptop, anyone, a private source
+            for sport in (None, 53, 123, 443):
+                got = verdict(rules, src, "tcp", sport, port)
+                want = "accept" if src == "198.51.100.7" and port in laptop else "drop"
+                assert got == want, (src, port, sport)
+                assert verdict(rules, src, "udp", sport, port) == "drop", (src, port, sport)
+    # the explicit TCP drops are exactly the protected ports inside the ephemeral range (the agent, the metrics)
+    tcp_drops = {
         p
-        for r in rules[:replies]
-        if r.action == "drop" and r.dest_ports
+        for r in rules
+        if r.action == "drop" and r.protocol == "tcp" and r.dest_ports
         for p in range(r.dest_ports[0], r.dest_ports[1] + 1)
     }
-    assert {52365, 44217, 44227, 6379} <= dropped
+    assert tcp_drops == {p for p in ray | laptop if EPHEMERAL[0] <= p <= EPHEMERAL[1]}
+    assert len(rules) == 41  # one node's rules, each an API call (64 with private-network accepts and all TCP drops)

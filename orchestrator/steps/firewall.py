@@ -2,10 +2,18 @@
 
 UpCloud's server firewall is stateless, so replies to the server's own outbound traffic (package mirrors,
 model downloads, DNS) need accept rules of their own: TCP to the ephemeral port range, UDP from port 53/123,
-ICMP. Those reply rules match any source, so explicit drops for the protected ports (SSH and every engine
-port, TCP and UDP, both families) come before them: a reply rule never opens a protected port to outside
-``allow``, even when engine.port lies in the ephemeral range. Rules are replaced accept-first/drop-last, and
-deleted drop-first, so SSH is never cut off midway.
+ICMP. Those reply rules match any source, so explicit drops for the protected ports come before them wherever a
+reply rule would otherwise let a packet through: UDP on every protected port (a DNS/NTP reply rule matches any
+destination port), TCP on the protected ports inside the ephemeral range (engine.port may lie there); a protected
+TCP port outside it falls through to the default drop. So a reply rule never opens a protected port to outside
+``allow``. Rules are replaced accept-first/drop-last, and deleted drop-first, so SSH is never cut off midway.
+
+The firewall filters the server's public and utility interfaces only (UpCloud: "The firewall is enabled on public
+and utility network interfaces", terraform-provider-upcloud's firewall_rules resource); a Ray cluster's private
+network is not behind it. So the rules open no Ray port at all: the nodes reach each other on the deployment's own
+private network (only its nodes are attached), and Ray's ports are protected ports on the public side. UpCloud
+takes at most 1000 rules per server (the same resource's documentation): a longer list is refused before any
+rule changes.
 """
 
 from __future__ import annotations
@@ -15,13 +23,14 @@ import ipaddress
 from orchestrator.actions import Remote
 from orchestrator.context import StepContext, StepGen
 from orchestrator.dcgm import DCGM_PORT
-from orchestrator.errors import HostKeyMismatch, ProviderError, SSHError
+from orchestrator.errors import ConfigError, HostKeyMismatch, ProviderError, SSHError
 from orchestrator.node_exporter import NODE_PORT
 from orchestrator.providers.base import FirewallRule
 from orchestrator.steps.host import connect_action
 
 EPHEMERAL = (32768, 60999)  # Linux net.ipv4.ip_local_port_range default
 PORT_FIELDS = ("port", "http_port", "grpc_port", "metrics_port", "rest_port")
+MAX_RULES = 1000  # per server (UpCloud)
 
 
 def engine_ports(ctx: StepContext) -> list[int]:
@@ -40,7 +49,7 @@ def engine_ports(ctx: StepContext) -> list[int]:
 
 
 def cluster_ports(ctx: StepContext) -> list[int]:
-    """Every port a Ray node listens on: open to the cluster's private network only."""
+    """Every port a Ray node listens on: protected on the public side (the private network is not filtered)."""
     c = ctx.cfg.cluster
     if c is None:
         return []
@@ -49,17 +58,12 @@ def cluster_ports(ctx: StepContext) -> list[int]:
 
 
 def desired_rules(
-    allow: list[str], ssh_port: int, ports: list[int], private: tuple[str, list[int]] | None = None
+    allow: list[str], ssh_port: int, ports: list[int], ray_ports: list[int] | None = None
 ) -> list[FirewallRule]:
-    """Accept ``allow`` on SSH and ``ports``; with ``private`` (a cluster's CIDR and its Ray ports), accept that
-    network on those; drop every protected port from anyone else; replies, DNS, NTP, ICMP; drop the rest."""
+    """Accept ``allow`` on SSH and ``ports``; drop every protected port (those and a cluster's ``ray_ports``) from
+    anyone else where a reply rule would accept it; replies, DNS, NTP, ICMP; drop the rest."""
     rules: list[FirewallRule] = []
-    protected = [ssh_port, *ports]
-    if private is not None:
-        cidr, ray_ports = private
-        for lo, hi in _ranges(ray_ports):
-            rules.append(FirewallRule("in", "accept", "IPv4", "tcp", cidr, (lo, hi), comment="orchestrator: ray"))
-        protected += ray_ports
+    protected = [ssh_port, *ports, *(ray_ports or [])]
     for cidr in allow:
         if cidr.startswith("<"):  # dry-run placeholder for the operator's address
             fam, net = "IPv4", cidr
@@ -69,9 +73,10 @@ def desired_rules(
         for port in [ssh_port, *ports]:
             what = "ssh" if port == ssh_port else "engine"
             rules.append(FirewallRule("in", "accept", fam, "tcp", net, (port, port), comment=f"orchestrator: {what}"))
+    drops = {"tcp": _clip(_ranges(protected), EPHEMERAL), "udp": _ranges(protected)}
     for fam in ("IPv4", "IPv6"):
         for proto in ("tcp", "udp"):
-            for lo, hi in _ranges(protected):
+            for lo, hi in drops[proto]:
                 rules.append(
                     FirewallRule("in", "drop", fam, proto, dest_ports=(lo, hi), comment="orchestrator: protected port")
                 )
@@ -82,7 +87,19 @@ def desired_rules(
             FirewallRule("in", "accept", fam, "udp", source_ports=(123, 123), comment="orchestrator: ntp replies"),
             FirewallRule("in", "accept", fam, "icmp", comment="orchestrator: icmp"),
         ]
-    return [*rules, FirewallRule("in", "drop", comment="orchestrator: default drop")]
+    rules.append(FirewallRule("in", "drop", comment="orchestrator: default drop"))
+    if len(rules) > MAX_RULES:
+        raise ConfigError(
+            f"provider.firewall.allow: {len(allow)} address(es) x {1 + len(ports)} port(s) make {len(rules)} "
+            f"firewall rules; UpCloud takes at most {MAX_RULES} per server",
+            "allow fewer, wider networks (CIDRs) in provider.firewall.allow",
+        )
+    return rules
+
+
+def _clip(runs: list[tuple[int, int]], window: tuple[int, int]) -> list[tuple[int, int]]:
+    """The parts of ``runs`` inside ``window``."""
+    return [(max(lo, window[0]), min(hi, window[1])) for lo, hi in runs if hi >= window[0] and lo <= window[1]]
 
 
 def _ranges(ports: list[int]) -> list[tuple[int, int]]:
@@ -152,20 +169,15 @@ def firewall(ctx: StepContext) -> StepGen:
             allow = [f"{addr}/{addr.max_prefixlen}"]
         else:
             allow = ["<operator address>/32"]
-    wanted = desired_rules(allow, ctx.cfg.ssh.port, engine_ports(ctx), _private(ctx))
+    wanted = desired_rules(allow, ctx.cfg.ssh.port, engine_ports(ctx), cluster_ports(ctx))
     show = ctx.provider.firewall_rules(srv, "current firewall rules")
     r = show.check((yield show.action))
     existing = show.parse(r) if r.known else []
     if r.known and [_existing_key(x) for x in existing] == [_key(w) for w in wanted]:
         return f"already configured: SSH and engine ports open to {', '.join(allow)} only"
     yield from _replace(ctx, r.known, existing, wanted)
-    ray = f"; Ray's ports open to {ctx.cfg.cluster.network_cidr} only" if ctx.cfg.cluster else ""
+    ray = "; Ray's ports closed (the nodes talk on the private network)" if ctx.cfg.cluster else ""
     return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx)))}) open to {', '.join(allow)} only{ray}"
-
-
-def _private(ctx: StepContext) -> tuple[str, list[int]] | None:
-    c = ctx.cfg.cluster
-    return None if c is None else (c.network_cidr, cluster_ports(ctx))
 
 
 def _replace(ctx: StepContext, known: bool, existing: list[dict[str, str]], wanted: list[FirewallRule]) -> StepGen:
@@ -246,7 +258,7 @@ def firewall_access(ctx: StepContext) -> StepGen:
         if sources == {_as_range(c) for c in fw.allow}:
             return f"SSH does not answer ({reason}); the allow rules are provider.firewall.allow already"
         ctx.notify(f"firewall: SSH does not answer ({reason}); putting provider.firewall.allow in place first")
-        wanted = desired_rules(list(fw.allow), ssh.port, engine_ports(ctx), _private(ctx))
+        wanted = desired_rules(list(fw.allow), ssh.port, engine_ports(ctx), cluster_ports(ctx))
         yield from _replace(ctx, True, existing, wanted)
         return f"allow rules replaced with provider.firewall.allow ({', '.join(fw.allow)})"
     ctx.notify(

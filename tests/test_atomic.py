@@ -10,7 +10,8 @@ import pytest
 
 from orchestrator.actions import WriteLocal
 from orchestrator.atomic import write_atomic
-from orchestrator.monitoring import ScrapeTarget, merge_scrape_job
+from orchestrator.monitoring import ScrapeTarget
+from orchestrator.prometheus_yml import merge_scrape_job
 from orchestrator.transports.live import LiveExecutor
 
 ROOT = os.geteuid() == 0

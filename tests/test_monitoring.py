@@ -14,16 +14,14 @@ import yaml
 from orchestrator.errors import MonitoringError
 from orchestrator.monitoring import (
     ScrapeTarget,
-    begin_marker,
     check_config_argv,
     file_sd_document,
     job_name,
-    merge_scrape_job,
     parse_promtool_output,
     promtool_error,
-    remove_scrape_job,
     scrape_job_dict,
 )
+from orchestrator.prometheus_yml import begin_marker, merge_scrape_job, remove_scrape_job
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt install prometheus)")

@@ -176,7 +176,7 @@ def test_real_prometheus_scrapes_the_stand_in_and_the_host_panels_read_it(tmp_pa
 
     from mockcloud.prometheus import Prometheus, free_port
     from orchestrator import node_exporter
-    from orchestrator.monitoring import merge_scrape_job
+    from orchestrator.prometheus_yml import merge_scrape_job
 
     if shutil.which("promtool") is None or not Prometheus.available():
         pytest.skip("prometheus not installed")
@@ -263,4 +263,7 @@ def test_plan_with_the_node_exporter_on(tmp_path: Path) -> None:
         "prometheus-node-exporter && sudo -n systemctl enable --now prometheus-node-exporter" in plan
     )
     assert "--destination-port-start 9100 --destination-port-end 9100 --comment 'orchestrator: engine'" in plan
-    assert "--action drop --family IPv4 --protocol tcp --destination-port-start 9100" in plan
+    assert "--action drop --family IPv4 --protocol udp --destination-port-start 9100" in plan  # a protected port
+    # TCP from elsewhere: the default drop (9100 lies outside the ephemeral range the reply rule accepts)
+    tcp_drop = "--protocol tcp --destination-port-start 9100 --destination-port-end 9100 --comment 'orchestrator: prot"
+    assert tcp_drop not in plan

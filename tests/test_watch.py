@@ -28,8 +28,8 @@ from orchestrator.grafana import (
     datasource_path,
     provider_path,
 )
-from orchestrator.monitoring import add_rule_file, remove_rule_file
 from orchestrator.playbook import Playbook, PlaybookStep
+from orchestrator.prometheus_yml import add_rule_file, remove_rule_file
 from orchestrator.runner import Runner
 from orchestrator.state import Deployment, MonitoringRecord, ServerRecord
 from orchestrator.transports.live import LiveExecutor
@@ -467,7 +467,7 @@ def test_real_prometheus_scrapes_the_dcgm_stand_in_and_the_gpu_panels_read_it(tm
 
     from mockcloud.prometheus import Prometheus, free_port
     from orchestrator import dcgm
-    from orchestrator.monitoring import merge_scrape_job
+    from orchestrator.prometheus_yml import merge_scrape_job
     from tests.conftest import REPO
 
     if not Prometheus.available():

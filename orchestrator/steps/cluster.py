@@ -21,7 +21,8 @@ from orchestrator.actions import HomeProbe, Local, LockLocal, OnNode, Pause, Rea
 from orchestrator.context import EXISTING_SERVER_ONLY, NETWORK_FACT, StepContext, StepGen
 from orchestrator.errors import MonitoringError, OrchestratorError, TeardownIncomplete
 from orchestrator.fleet_state import label
-from orchestrator.monitoring import ScrapeTarget, check_config_argv, merge_scrape_job, parse_promtool_output
+from orchestrator.monitoring import ScrapeTarget, check_config_argv, parse_promtool_output
+from orchestrator.prometheus_yml import merge_scrape_job
 from orchestrator.providers.base import NetworkNotEmpty, NetworkNotFound, NetworkSpec
 from orchestrator.ray_cluster import ClusterGen, RayCluster, RayNode, bring_up, placeholder_nodes, tear_down
 from orchestrator.ray_serve import (

@@ -25,16 +25,13 @@ from orchestrator.errors import MonitoringError, OrchestratorError
 from orchestrator.grafana import ENGINE_DASHBOARDS, GPU_DASHBOARD, HOST_DASHBOARD, dashboard_path, provisioning_files
 from orchestrator.monitoring import (
     ScrapeTarget,
-    add_rule_file,
     check_config_argv,
     file_sd_document,
     job_name,
-    merge_scrape_job,
     parse_promtool_output,
     promtool_error,
-    remove_rule_file,
-    remove_scrape_job,
 )
+from orchestrator.prometheus_yml import add_rule_file, merge_scrape_job, remove_rule_file, remove_scrape_job
 from orchestrator.run_metrics import RUN_METRICS_COMMANDS, textfile_name
 from orchestrator.state import MonitoringRecord
 

@@ -67,7 +67,9 @@ def ruleset(server: dict[str, Any]) -> str:
     script = [f"table inet {TABLE}", f"delete table inet {TABLE}"]
     if server.get("firewall") == "on" and server.get("state") != "deleted":
         body = [r for r in (nft_rule(x) for x in server.get("firewall_rules") or []) if r]
-        private = _private_addresses(server)
+        from mockcloud.upctl_private import private_ipv4
+
+        private = [address for _net, address in private_ipv4(server)]
         if private:  # the private interface is not behind the firewall
             body.insert(0, f'iifname "eth0" ip daddr {{ {", ".join(private)} }} accept')
         script.append(f"table inet {TABLE} {{")
@@ -76,16 +78,6 @@ def ruleset(server: dict[str, Any]) -> str:
         script += [f"    {line}" for line in body]
         script += ["  }", "}"]
     return "\n".join(script) + "\n"
-
-
-def _private_addresses(server: dict[str, Any]) -> list[str]:
-    return [
-        str(a["address"])
-        for iface in server.get("interfaces") or []
-        if iface.get("type") == "private"
-        for a in iface.get("addresses") or []
-        if a.get("family") == "IPv4" and a.get("address")
-    ]
 
 
 def apply(host: HostEntry | None, server: dict[str, Any] | None) -> None:

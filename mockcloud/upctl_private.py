@@ -15,19 +15,27 @@ if TYPE_CHECKING:
     from mockcloud.upctl_world import HostEntry
 
 
+def private_ipv4(server: dict[str, Any]) -> list[tuple[str, str]]:
+    """(network uuid, address) of each IPv4 address on the private interfaces of ``server``."""
+    return [
+        (str(iface.get("network", "")), str(a["address"]))
+        for iface in server.get("interfaces") or []
+        if iface.get("type") == "private"
+        for a in iface.get("addresses") or []
+        if a.get("family") == "IPv4" and a.get("address")
+    ]
+
+
 def _private(state: dict[str, Any], server: dict[str, Any]) -> list[str]:
     """``address/prefix`` of each private interface of ``server`` (the prefix from its network's range)."""
-    nets = {n["uuid"]: n for n in state.get("networks", [])}
-    out = []
-    for iface in server.get("interfaces", []):
-        net = nets.get(iface.get("network", "")) if iface.get("type") == "private" else None
-        if net is None:
-            continue
-        import ipaddress
+    import ipaddress
 
-        prefix = ipaddress.ip_network(net["ip_networks"][0]["address"], strict=False).prefixlen
-        out += [f"{a['address']}/{prefix}" for a in iface.get("addresses", []) if a.get("family") == "IPv4"]
-    return out
+    nets = {n["uuid"]: n for n in state.get("networks", [])}
+    return [
+        f"{address}/{ipaddress.ip_network(nets[net]['ip_networks'][0]['address'], strict=False).prefixlen}"
+        for net, address in private_ipv4(server)
+        if net in nets
+    ]
 
 
 def _ip(host: HostEntry | None, verb: str, addresses: list[str]) -> None:

@@ -209,7 +209,8 @@ def _teardown_after_failure(ctx: StepContext, reporter: ProgressReporter) -> boo
 
 
 def _preflight(cfg: DeploymentConfig, strict: bool = True, console: Console | None = None) -> None:
-    """Checks that need no network, before anything is created: the key pair, and that the key can log in.
+    """Checks that need no network, before anything is created: the firewall's rule count, the key pair, and that
+    the key can log in.
 
     The private key must load (decrypt) or ssh-agent must hold the key matching ssh.public_key. Teardown only
     (strict=False) only tries (best effort, for stopping the engine): nothing local may block deleting a server.
@@ -225,6 +226,9 @@ def _preflight(cfg: DeploymentConfig, strict: bool = True, console: Console | No
         with contextlib.suppress(ConfigError):
             load_client_key(str(ssh.private_key_path), str(ssh.public_key_path), ssh.passphrase_env)
         return
+    from orchestrator.steps.firewall import check_rule_limit
+
+    check_rule_limit(cfg)  # UpCloud's 1000 rules per server: refused before a server exists, not at step 4
     if not ssh.public_key_path.is_file():
         raise ConfigError(
             f"SSH public key not found: {ssh.public_key_path}",

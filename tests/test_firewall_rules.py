@@ -98,6 +98,34 @@ def test_more_rules_than_upcloud_takes_are_refused_before_any_change() -> None:
     assert exc.value.hint is not None and "wider networks" in exc.value.hint
 
 
+def test_deploy_refuses_too_many_rules_before_any_server_is_created(tmp_path: Path) -> None:
+    """The rule limit is a preflight check: a deploy stops (exit 2) before upctl is ever called."""
+    import os
+    import stat
+
+    from tests.conftest import run_cli
+    from tests.test_dry_run import CONFIG, _env
+
+    calls = tmp_path / "upctl-calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    upctl = bin_dir / "upctl"
+    upctl.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')
+    upctl.chmod(upctl.stat().st_mode | stat.S_IXUSR)
+    allow = "\n".join(f"      - 198.51.{i // 256}.{i % 256}/32" for i in range(600))  # x (SSH + 8000)
+    text = CONFIG.replace("provider:\n", f"provider:\n  firewall:\n    allow:\n{allow}\n", 1)
+    assert text != CONFIG
+    cfg = tmp_path / "many.yaml"
+    cfg.write_text(text)
+    env = _env(tmp_path) | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "600 address(es)" in proc.stderr and "UpCloud takes at most 1000 per server" in proc.stderr
+    assert not calls.exists(), calls.read_text()  # nothing was asked of the cloud
+    dry = run_cli("deploy", str(cfg), "--dry-run", env=env)  # the dry run shows the same refusal at its step
+    assert dry.returncode == 2 and "UpCloud takes at most 1000 per server" in dry.stderr, dry.stdout + dry.stderr
+
+
 def test_dry_run_shows_rule_deletion_before_the_new_rules(tmp_path: Path) -> None:
     from tests.conftest import run_cli
     from tests.test_dry_run import CONFIG, _env

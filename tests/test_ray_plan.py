@@ -359,18 +359,16 @@ def test_discovery_file_with_a_stranger_or_nothing_is_refused() -> None:
 def test_cluster_firewall_opens_no_ray_port_on_the_public_side() -> None:
     """UpCloud's firewall filters the public and utility interfaces only: Ray's ports are never accepted there
     (the nodes talk on the private network, which the firewall does not see); the laptop reaches what it needs."""
-    from orchestrator.context import StepContext
-    from orchestrator.state import Deployment
-    from orchestrator.steps.firewall import EPHEMERAL, cluster_ports, desired_rules, engine_ports
+    from orchestrator.steps.firewall import EPHEMERAL, cluster_ports, rules_for
     from tests.test_firewall_rules import verdict
 
     cfg = load_config(CONFIG, check_files=False)
-    ctx = StepContext(cfg=cfg, dep=Deployment(name=cfg.name, config_path=str(CONFIG)), store=None)
-    rules = desired_rules(["198.51.100.7/32"], 22, engine_ports(ctx), cluster_ports(ctx))
+    assert cfg.ssh.port == 22
+    rules = rules_for(cfg, ["198.51.100.7/32"])
     accepts = {r.source for r in rules if r.action == "accept" and r.source}
     assert accepts == {"198.51.100.7/32"}  # no rule for the private network: it is not behind this firewall
     laptop = {22, 8000, 8080, 8265, 44217, 44227}  # SSH, Serve, the dashboard, the metrics ports it scrapes
-    ray = set(cluster_ports(ctx))
+    ray = set(cluster_ports(cfg))
     assert {6379, 8076, 8077, 52365, 10002, 10999} <= ray
     for port in sorted(ray | laptop):
         for src in ("198.51.100.7", "203.0.113.50", "10.60.0.9"):  # the laptop, anyone, a private source

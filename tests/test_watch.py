@@ -448,8 +448,8 @@ def test_dcgm_exporter_start_command_and_firewall_port() -> None:
         assert part in command, part
     on = DeploymentConfig.model_validate({"name": DEP, "engine": {"model": "m"}, "monitoring": {"dcgm_exporter": True}})
     off = DeploymentConfig.model_validate({"name": DEP, "engine": {"model": "m"}})
-    assert DCGM_PORT in engine_ports(StepContext(cfg=on, dep=_dep(), store=None))  # type: ignore[arg-type]
-    assert DCGM_PORT not in engine_ports(StepContext(cfg=off, dep=_dep(), store=None))  # type: ignore[arg-type]
+    assert DCGM_PORT in engine_ports(on)
+    assert DCGM_PORT not in engine_ports(off)
 
 
 def _query(url: str, expr: str) -> list[dict[str, Any]]:

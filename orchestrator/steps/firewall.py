@@ -12,13 +12,14 @@ The firewall filters the server's public and utility interfaces only (UpCloud: "
 and utility network interfaces", terraform-provider-upcloud's firewall_rules resource); a Ray cluster's private
 network is not behind it. So the rules open no Ray port at all: the nodes reach each other on the deployment's own
 private network (only its nodes are attached), and Ray's ports are protected ports on the public side. UpCloud
-takes at most 1000 rules per server (the same resource's documentation): a longer list is refused before any
-rule changes.
+takes at most 1000 rules per server (the same resource's documentation): deploy's preflight refuses a longer list
+before any server exists (check_rule_limit).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from orchestrator.actions import Remote
 from orchestrator.context import StepContext, StepGen
@@ -28,33 +29,49 @@ from orchestrator.node_exporter import NODE_PORT
 from orchestrator.providers.base import FirewallRule
 from orchestrator.steps.host import connect_action
 
+if TYPE_CHECKING:
+    from orchestrator.config import DeploymentConfig
+
 EPHEMERAL = (32768, 60999)  # Linux net.ipv4.ip_local_port_range default
 PORT_FIELDS = ("port", "http_port", "grpc_port", "metrics_port", "rest_port")
 MAX_RULES = 1000  # per server (UpCloud)
 
 
-def engine_ports(ctx: StepContext) -> list[int]:
+def engine_ports(cfg: DeploymentConfig) -> list[int]:
     """The ports the allowed addresses reach besides SSH (a cluster's: Serve, dashboard, metrics)."""
-    c = ctx.cfg.cluster
+    c = cfg.cluster
     if c is not None:
         p = c.ports
         ports = {p.serve_http, p.dashboard, p.metrics_export, p.autoscaler_metrics, p.dashboard_metrics}
     else:
-        ports = {int(getattr(ctx.cfg.engine, f)) for f in PORT_FIELDS if getattr(ctx.cfg.engine, f, None)}
-    if ctx.cfg.monitoring.dcgm_exporter:
+        ports = {int(getattr(cfg.engine, f)) for f in PORT_FIELDS if getattr(cfg.engine, f, None)}
+    if cfg.monitoring.dcgm_exporter:
         ports.add(DCGM_PORT)
-    if ctx.cfg.monitoring.node_exporter:
+    if cfg.monitoring.node_exporter:
         ports.add(NODE_PORT)
     return sorted(ports)
 
 
-def cluster_ports(ctx: StepContext) -> list[int]:
+def cluster_ports(cfg: DeploymentConfig) -> list[int]:
     """Every port a Ray node listens on: protected on the public side (the private network is not filtered)."""
-    c = ctx.cfg.cluster
+    c = cfg.cluster
     if c is None:
         return []
     singles = [v for k, v in c.ports.model_dump().items() if k not in ("min_worker", "max_worker")]
     return sorted({*singles, *range(c.ports.min_worker, c.ports.max_worker + 1)})
+
+
+def rules_for(cfg: DeploymentConfig, allow: list[str]) -> list[FirewallRule]:
+    """The rules a server of this config gets for ``allow``."""
+    return desired_rules(allow, cfg.ssh.port, engine_ports(cfg), cluster_ports(cfg))
+
+
+def check_rule_limit(cfg: DeploymentConfig) -> None:
+    """Refuse (ConfigError) a config whose firewall needs more rules than UpCloud takes, before any server exists;
+    without ``allow`` the firewall step uses one address (the operator's)."""
+    fw = cfg.provider.firewall
+    if fw.enabled:
+        rules_for(cfg, list(fw.allow) or ["192.0.2.1/32"])
 
 
 def desired_rules(
@@ -93,6 +110,7 @@ def desired_rules(
             f"provider.firewall.allow: {len(allow)} address(es) x {1 + len(ports)} port(s) make {len(rules)} "
             f"firewall rules; UpCloud takes at most {MAX_RULES} per server",
             "allow fewer, wider networks (CIDRs) in provider.firewall.allow",
+            field="provider.firewall.allow",
         )
     return rules
 
@@ -169,7 +187,7 @@ def firewall(ctx: StepContext) -> StepGen:
             allow = [f"{addr}/{addr.max_prefixlen}"]
         else:
             allow = ["<operator address>/32"]
-    wanted = desired_rules(allow, ctx.cfg.ssh.port, engine_ports(ctx), cluster_ports(ctx))
+    wanted = rules_for(ctx.cfg, allow)
     show = ctx.provider.firewall_rules(srv, "current firewall rules")
     r = show.check((yield show.action))
     existing = show.parse(r) if r.known else []
@@ -177,7 +195,7 @@ def firewall(ctx: StepContext) -> StepGen:
         return f"already configured: SSH and engine ports open to {', '.join(allow)} only"
     yield from _replace(ctx, r.known, existing, wanted)
     ray = "; Ray's ports closed (the nodes talk on the private network)" if ctx.cfg.cluster else ""
-    return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx)))}) open to {', '.join(allow)} only{ray}"
+    return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx.cfg)))}) open to {', '.join(allow)} only{ray}"
 
 
 def _replace(ctx: StepContext, known: bool, existing: list[dict[str, str]], wanted: list[FirewallRule]) -> StepGen:
@@ -258,7 +276,7 @@ def firewall_access(ctx: StepContext) -> StepGen:
         if sources == {_as_range(c) for c in fw.allow}:
             return f"SSH does not answer ({reason}); the allow rules are provider.firewall.allow already"
         ctx.notify(f"firewall: SSH does not answer ({reason}); putting provider.firewall.allow in place first")
-        wanted = desired_rules(list(fw.allow), ssh.port, engine_ports(ctx), cluster_ports(ctx))
+        wanted = rules_for(ctx.cfg, list(fw.allow))
         yield from _replace(ctx, True, existing, wanted)
         return f"allow rules replaced with provider.firewall.allow ({', '.join(fw.allow)})"
     ctx.notify(

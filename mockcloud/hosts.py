@@ -558,9 +558,20 @@ class MockHosts:
         for link in [*self._veths, *([self._bridge] if self._bridge else [])]:
             if Path(f"/sys/class/net/{link}").exists():
                 gone = subprocess.run(["ip", "link", "del", link], capture_output=True, text=True, check=False)
-                if gone.returncode != 0 and "Cannot find device" not in gone.stderr:  # went with its netns
+                # A veth goes with its peer's netns, asynchronously: it may vanish between the check and the
+                # delete ("Cannot find device" / "No such device"). Only a link that is still there is a leak.
+                if gone.returncode != 0 and not _link_gone(link, within_s=5.0):
                     errors.append(f"ip link del {link}: {gone.stderr.strip()}")
         self._namespaces, self._veths, self._bridge = [], [], None
+
+
+def _link_gone(link: str, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while Path(f"/sys/class/net/{link}").exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _main(argv: list[str]) -> int:

@@ -18,11 +18,11 @@ MOCK_TOKEN = "mock-token"
 class MockCloud:
     """Start ``hosts`` mock hosts under ``root``; list them for the fake upctl in root/upctl/hosts.json."""
 
-    def __init__(self, root: Path, hosts: int = 2, mode: HostMode = "auto") -> None:
+    def __init__(self, root: Path, hosts: int = 2, mode: HostMode = "auto", own_pids: bool = False) -> None:
         self.root = Path(root).absolute()
         self.upctl_home = self.root / "upctl"
         self.client_key = self.root / "client_key"
-        self._hosts = MockHosts(self.root, hosts, mode=mode)
+        self._hosts = MockHosts(self.root, hosts, mode=mode, own_pids=own_pids)
 
     def __enter__(self) -> MockCloud:
         self.start()

@@ -27,6 +27,7 @@ from mockcloud.hostbase import (  # noqa: E402, F401 - re-exported: the mock clo
     _ancestors,
     _descendants,
     _has_env,
+    _proc_stat,
     pid_alive,
     poweroff_host,
     read_knobs,
@@ -290,7 +291,11 @@ class _Slot:
 class MockHosts:
     """Start/stop ``count`` mock hosts under ``root``; use as a context manager or call start()/stop()."""
 
-    def __init__(self, root: Path, count: int, mode: HostMode = "auto", subnet: int | None = None) -> None:
+    def __init__(
+        self, root: Path, count: int, mode: HostMode = "auto", subnet: int | None = None, own_pids: bool = False
+    ) -> None:
+        """``own_pids``: each host in a PID namespace of its own (netns mode only; mockcloud/pid_init.py), so a
+        tool that acts on every process it sees (`ray stop`) acts on that host's alone, as on a real server."""
         if not 1 <= count <= 250:
             raise ValueError(f"count must be 1..250, not {count}")
         if subnet is not None and not 0 <= subnet <= 255:
@@ -299,6 +304,7 @@ class MockHosts:
         self.count = count
         self.mode = mode
         self.subnet = subnet
+        self.own_pids = own_pids
         self.is_root = os.geteuid() == 0
         self.suffix = secrets.token_hex(3)
         self.user = LOGIN_USER_WHEN_ROOT if self.is_root else pwd.getpwuid(os.getuid()).pw_name
@@ -350,12 +356,15 @@ class MockHosts:
         try:
             with _setup_lock():
                 slots, port = self._network_up()
+                if self.own_pids and self.mode_used != "netns":
+                    raise MockHostError("own_pids needs netns mode (root and the `ip` tool)")
                 configs = [self._prepare_host(slot, port, wheelhouse) for slot in slots]
                 for slot, (config, log) in zip(slots, configs, strict=True):
                     self._launch_sshd(slot, config, log)
                 for slot, proc, (_, log) in zip(slots, self._procs, configs, strict=True):
                     _wait_for_banner(proc, slot.ipv4, port, log)
-            self.hosts = [self._describe(slot, port, proc.pid) for slot, proc in zip(slots, self._procs, strict=True)]
+            pids = [_listener_pid(proc) if self.own_pids else proc.pid for proc in self._procs]
+            self.hosts = [self._describe(slot, port, pid) for slot, pid in zip(slots, pids, strict=True)]
         except BaseException:
             self.stop()
             raise
@@ -499,6 +508,9 @@ class MockHosts:
 
     def _launch_sshd(self, slot: _Slot, config: Path, log: Path) -> None:
         argv = [SSHD, "-D", "-e", "-f", str(config)]
+        if slot.netns and self.own_pids:  # unshare stays the parent; --kill-child: the namespace goes with it
+            init = [sys.executable, "-I", str(PACKAGE_DIR / "pid_init.py")]
+            argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *init, *argv]
         if slot.netns:
             argv = ["ip", "netns", "exec", slot.netns, *argv]
         with open(log, "ab") as log_file:
@@ -563,6 +575,20 @@ class MockHosts:
                 if gone.returncode != 0 and not _link_gone(link, within_s=5.0):
                     errors.append(f"ip link del {link}: {gone.stderr.strip()}")
         self._namespaces, self._veths, self._bridge = [], [], None
+
+
+def _listener_pid(proc: subprocess.Popen[bytes]) -> int:
+    """The sshd listener's PID (as this machine sees it) under unshare -> pid_init.py -> sshd."""
+    for pid in _descendants(proc.pid):
+        stat = _proc_stat(pid)
+        try:  # the executables: sshd retitles itself ("sshd: /usr/sbin/sshd -D ... [listener] ...")
+            exe = os.readlink(f"/proc/{pid}/exe")
+            parent = os.readlink(f"/proc/{stat[1]}/exe") if stat else ""
+        except OSError:
+            continue
+        if exe == SSHD and parent != SSHD:
+            return pid
+    raise MockHostError(f"no sshd listener found under PID {proc.pid}")
 
 
 def _link_gone(link: str, within_s: float) -> bool:

@@ -11,6 +11,8 @@ node's actions to that node's own SSH session (transports/nodes.py):
   changed Serve config re-applied: Ray Serve replaces the replicas in a rolling way, an old one stopped before its
   new one starts, so the endpoint keeps answering while two or more run) and
   ray-metrics; the servers and Ray are kept, the node set must be the recorded one (redeploy_cluster);
+- deploy with fewer nodes: ray-leave (`ray stop` on each node that leaves; best effort, as ray-down) before
+  their servers are deleted, then the deploy as above on the nodes that stay;
 - teardown: ray-down before the servers are deleted (best effort: deleting a server stops its Ray), then
   delete-network once every server is confirmed gone, before the record is forgotten.
 """
@@ -89,6 +91,10 @@ def redeploy_cluster(
         )
     ctx.facts[EXISTING_SERVER_ONLY] = True  # ray-cluster: keep Ray as it runs, start or stop nothing
     return run_steps(redeploy_book(cfg))
+
+
+def leave_book() -> Playbook:
+    return Playbook(name="deploy", steps=[PlaybookStep(kind="ray-leave", timeout=300.0)])
 
 
 def down_book() -> Playbook:

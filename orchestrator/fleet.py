@@ -27,6 +27,7 @@ from orchestrator.cluster_run import (
     delete_network_book,
     down_book,
     fleet_size,
+    leave_book,
     network_book,
     redeploy_cluster,
     run_cluster_steps,
@@ -97,7 +98,7 @@ def run_fleet(run: FleetRun) -> None:
             fleet.save()
         if spec.removes:
             if cfg.cluster is not None:
-                fleet_outcomes += _ray_down(run)
+                fleet_outcomes += _best_effort(run, down_book())
             results = _teardown(run, fleet, list(ctx.dep.replicas), "deleted")
             left = [r for r in results if r.error is not None]
             if left:
@@ -144,12 +145,13 @@ def _cluster_steps(run: FleetRun, book: Playbook) -> list[StepOutcome]:
     return run_cluster_steps(book, run.ctx, run.executor, run.reporter, make)
 
 
-def _ray_down(run: FleetRun) -> list[StepOutcome]:
-    """Best effort before the servers go: a failure is reported, the servers are deleted anyway."""
+def _best_effort(run: FleetRun, book: Playbook) -> list[StepOutcome]:
+    """Ray stopped before servers go (ray-down, ray-leave): a failure is reported, the servers deleted anyway."""
     try:
-        return _cluster_steps(run, down_book())
+        return _cluster_steps(run, book)
     except OrchestratorError as exc:
-        run.reporter.info(f"ray-down failed ({exc.message}); deleting the servers stops Ray with them")
+        kind = book.steps[0].kind
+        run.reporter.info(f"{kind} failed ({exc.message}); deleting the servers stops Ray with them")
         return []
 
 
@@ -165,14 +167,16 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
     if cfg.cluster is not None and run.spec.rolling:  # servers and Ray kept: the Serve app updated in place
         return redeploy_cluster(run.spec, run.ctx, run.config_path, partial(_cluster_steps, run))
     extra = sorted((r for r in fleet.dep.replicas if r.index > size), key=lambda r: -r.index)
+    outcomes: list[StepOutcome] = []
     if extra:
         run.reporter.info(f"scaling down to {size}: removing {', '.join(label(r.index) for r in extra)}")
+        if cfg.cluster is not None:  # they leave Ray first: the head sees them go, not their health checks fail
+            outcomes += _best_effort(run, leave_book())
         removed = _teardown(run, fleet, extra, "removed (scaled down)")
         results += removed
         left = [r for r in removed if r.error is not None]
         if left:
             raise _teardown_failure(run, left)
-    outcomes: list[StepOutcome] = []
     if cfg.cluster is not None:  # the private network first: every server is created attached to it
         outcomes += _cluster_steps(run, network_book())
     wanted = [fleet.record(i) for i in range(1, size + 1)]

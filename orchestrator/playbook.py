@@ -34,6 +34,7 @@ StepKind = Literal[
     "ray-cluster",
     "ray-serve",
     "ray-metrics",
+    "ray-leave",
     "ray-down",
     "delete-network",
 ]

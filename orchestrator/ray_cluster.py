@@ -290,18 +290,25 @@ def _converge(cluster: RayCluster, node: RayNode, decision: Decision, start: Rem
 
 def tear_down(cluster: RayCluster) -> ClusterGen:
     """`ray stop` on the workers, then the head, then prove no Ray process is left on any node."""
-    for node in [*cluster.workers, cluster.head]:
+    return (yield from stop_nodes(cluster, [*cluster.workers, cluster.head], checked=cluster.nodes))
+
+
+def stop_nodes(cluster: RayCluster, nodes: Sequence[RayNode], checked: Sequence[RayNode] = ()) -> ClusterGen:
+    """`ray stop` on each of ``nodes`` in turn, then prove no Ray process is left on them. A raylet stopped so
+    tells the head it goes: the head marks the node dead at once (Serve moves what it held), instead of noticing
+    only when the node's health checks time out, as when its server is just deleted."""
+    for node in nodes:
         action = cluster.stop()
         r = yield OnNode(node.name, action)
         require(r, node, action)
     left: list[str] = []
-    for node in cluster.nodes:
+    for node in checked or nodes:  # the same nodes (``checked``: in another order)
         r = yield OnNode(node.name, cluster.leftover_probe())
         if r.known and r.stdout.strip():
             left.append(f"{node.name}: {r.stdout.strip()}")
     if left:
         raise RayClusterError("Ray processes are still running after `ray stop`", details="\n".join(left))
-    return f"Ray stopped on {len(cluster.nodes)} node(s)"
+    return f"Ray stopped on {len(nodes)} node(s)"
 
 
 def require(r: Result, node: RayNode, action: Action) -> None:

@@ -482,3 +482,55 @@ def test_failed_start_raises_clearly_and_cleans_up() -> None:
         assert f"mc{hosts.suffix}" not in namespaces
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@needs_sshd
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="PID namespaces here need netns mode")
+def test_own_pids_each_host_sees_and_stops_only_its_own_processes() -> None:
+    """What `ray stop` needs to act on one node only: on h2, pkill does not see h1's daemon; the daemon, an
+    orphan on h1, is reaped by the host's init once it is killed there (no zombie); stop leaves nothing."""
+    root = new_root("mockhosts-pids-")
+    try:
+        hosts = MockHosts(root, 2, mode="netns", own_pids=True)
+        started = hosts.start()
+        key = root / "key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        for host in started:
+            host.authorized_keys.write_text(Path(f"{key}.pub").read_text())
+        h1, h2 = (connect(h, key) for h in started)
+        try:
+            rc, out, _ = sh(h1, "setsid nohup sleep 3600 > /dev/null 2>&1 < /dev/null & echo $!")
+            inner = int(out)
+            assert rc == 0 and inner < 100  # a PID of the host's own space, not the machine's
+            outer = [p for p in _netns_pids(started[0].netns) if _cmdline(p) == ["sleep", "3600"]]
+            assert len(outer) == 1 and pid_alive(outer[0])
+            assert sh(h1, "cat /proc/1/cmdline | tr '\\0' ' '")[1].split()[2].endswith("pid_init.py")
+            assert sh(h2, "pgrep -x sleep")[0] == 1  # h2 sees none of h1's processes
+            assert sh(h2, "pkill -x sleep")[0] == 1 and pid_alive(outer[0])
+            assert sh(h1, "pkill -x sleep")[0] == 0
+            wait_for(lambda: not Path(f"/proc/{outer[0]}").exists(), what="h1's daemon reaped by its init")
+            assert started[0].sshd_pid != hosts._procs[0].pid and pid_alive(started[0].sshd_pid)
+            assert os.readlink(f"/proc/{started[0].sshd_pid}/exe") == SSHD
+        finally:
+            h1.close()
+            h2.close()
+        sh_pids = [started[0].sshd_pid, started[1].sshd_pid]
+        hosts.stop()
+        assert not any(pid_alive(p) for p in sh_pids)
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert not any(h.netns and h.netns in namespaces for h in started)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _netns_pids(ns: str | None) -> list[int]:
+    assert ns is not None
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []

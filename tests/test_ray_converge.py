@@ -223,3 +223,36 @@ def test_deploy_dry_run_of_a_deployed_cluster_plans_the_probes_on_the_recorded_n
     assert probe < out.index("ray start --head") < out.index('[r2] remote: "$HOME"/ray-venv/bin/python .orch')
     assert "ray start --address=10.60.0.10:6379 --node-ip-address=10.60.0.11 " in out  # the recorded addresses
     assert "each node kept where Ray of this cluster runs as configured, else started" in out
+
+
+def test_deploy_with_fewer_nodes_plans_ray_stop_on_the_leaving_node_before_its_server_goes(tmp_path: Path) -> None:
+    """`cluster.nodes: 2 -> 1`: r2 leaves Ray (`ray stop`, nothing left) before its server is stopped and deleted;
+    the head is not stopped. The e2e side (the head's Ray kept, Serve running on one node) is in test_ray_deploy."""
+    import subprocess
+    import sys
+
+    from tests.golden_cases import _env, _state_record, normalise
+
+    env = _env(tmp_path)
+    _state_record("configs/vllm-ray-l40s.yaml", "qwen-ray", env)
+    one = tmp_path / "one.yaml"
+    one.write_text(CONFIG.read_text().replace("  nodes: 2 ", "  nodes: 1 "))
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "deploy", str(one), "--dry-run"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = normalise(proc.stdout, tmp_path)
+    leave = out.index("[1/1] ray-leave")
+    steps = [
+        "[r2] ssh: connect root@203.0.113.11:22 (pinned host key",
+        '[r2] remote: "$HOME"/ray-venv/bin/ray stop',
+        '[r2] remote: pgrep -u "$(id -u)" -a -f',
+        "-> Ray stopped on 1 node(s) leaving the cluster (r2)",
+        "[r2] [1/1] destroy-server",
+        "[r2]       4. local: upctl server delete 00d8c7a2-0b7e-4c5e-9d3b-6f1a2b3c4d02 --delete-storages",
+    ]
+    at = [out.index(s, leave) for s in steps]
+    assert leave < at[0] and at == sorted(at), out[leave : leave + 3000]
+    assert '[r1] remote: "$HOME"/ray-venv/bin/ray stop' not in out[: out.index("[r1] [1/")]  # the head stays up
+    assert "upctl server delete 00d8c7a2-0b7e-4c5e-9d3b-6f1a2b3c4d01" not in out

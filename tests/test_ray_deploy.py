@@ -41,7 +41,7 @@ pytestmark = [
 NAME = "rayd"
 # ray-site: the packages' world-readable copy the hosts import from when the checkout sits in a private directory
 # (mockcloud/ray_venv.py). Missing one of Ray's daemons here leaves it running on the "killed" worker, and deploy
-# then `ray stop`s that node: on mock hosts (one PID space, one user) that stops the head's Ray too.
+# then `ray stop`s that node.
 RAY_PROCESS = re.compile(r"gcs_server|raylet|ray::|(site-packages|ray-site)/ray/|/bin/(ray|serve)\b")
 
 
@@ -98,7 +98,7 @@ def _config(cloud: MockCloud, root: Path, prom: Prometheus | None) -> Path:
 @pytest.fixture(scope="module")
 def deployed(shared_prom: Prometheus | None) -> Iterator[Deployed]:
     root = new_root("mcrd-")  # short: Ray's socket paths live under each host's home (108-byte limit)
-    cloud = MockCloud(root, hosts=2, mode="netns")
+    cloud = MockCloud(root, hosts=2, mode="netns", own_pids=True)  # each host its own PID space, as a server
     try:
         cloud.start()
         for host in cloud.hosts:
@@ -315,7 +315,7 @@ def test_redeploy_with_another_served_name_serves_it_under_the_new_name(deployed
 
 def test_deploy_with_another_raylet_port_restarts_ray_and_serves_again(deployed: Deployed) -> None:
     """The probe reads the running raylet's real argv: a changed `cluster.ports.node_manager` means `ray stop`
-    and a new `ray start` (on the mock hosts the head's `ray stop` stops the worker's Ray too: one PID space)."""
+    and a new `ray start` on each node (each probe finds its own raylet on the old port)."""
     namespaces = [h.netns or "" for h in deployed.cloud.hosts]
     before = {ns: _gcs_and_raylets(ns) for ns in namespaces}
     config = _changed_config(deployed, ports={"node_manager": 8078})
@@ -348,9 +348,36 @@ def test_prometheus_scrapes_rays_targets(deployed: Deployed) -> None:
     assert serve, "no ray_serve_* series scraped from the cluster"
 
 
+def test_deploy_with_fewer_nodes_stops_ray_on_the_leaving_node_only_and_keeps_serving(deployed: Deployed) -> None:
+    """`cluster.nodes: 2 -> 1`: r2 leaves Ray (`ray stop` in its own PID space) before its server is deleted; the
+    head's GCS and raylet are kept, the head sees one node, Serve runs both replicas on it and answers."""
+    by_ip = {h.ipv4: h.netns or "" for h in deployed.cloud.hosts}
+    replicas = _state(deployed)["replicas"]
+    assert isinstance(replicas, list)
+    head_ns, worker_ns = (by_ip[r["server"]["ip"]] for r in replicas)
+    head_before = _gcs_and_raylets(head_ns)
+    assert head_before and _gcs_and_raylets(worker_ns)
+    config = _changed_config(deployed, nodes=1, ports={"node_manager": 8078})  # the ports Ray runs with now
+    proc = run_cli("deploy", str(config), env=deployed.env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert "r2: removed (scaled down)" in proc.stdout, proc.stdout  # the summary
+    left = proc.stderr.find("Ray stopped on 1 node(s) leaving the cluster (r2)")  # the progress lines
+    assert 0 <= left < proc.stderr.find("and its storages deleted"), proc.stderr[-6000:]
+    assert not _gcs_and_raylets(worker_ns)  # stopped, and its server deleted
+    assert _gcs_and_raylets(head_ns) == head_before  # the head's Ray was not touched
+    state = _state(deployed)
+    assert [r["index"] for r in state["replicas"]] == [1]  # type: ignore[union-attr]
+    assert len(read_state(deployed.cloud.upctl_home)["servers"]) == 1
+    note = state["steps"]["ray-cluster"]["note"]  # type: ignore[index]
+    assert "already running: r1" in note, note
+    assert _complete(_head(deployed)).status_code == 200
+
+
 def test_teardown_leaves_no_server_network_or_ray_process(deployed: Deployed) -> None:
-    namespaces = [h.netns or "" for h in deployed.cloud.hosts]
-    assert all(_ray_pids(ns) for ns in namespaces)  # each namespace really ran Ray
+    by_ip = {h.ipv4: h.netns or "" for h in deployed.cloud.hosts}
+    running = [by_ip[r["server"]["ip"]] for r in _state(deployed)["replicas"]]  # type: ignore[union-attr]
+    assert running and all(_ray_pids(ns) for ns in running)  # each node's namespace really ran Ray
+    namespaces = list(by_ip.values())
     proc = run_cli("teardown", NAME, "--yes", env=deployed.env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     world = read_state(deployed.cloud.upctl_home)

@@ -35,6 +35,7 @@ WHERE: dict[str, tuple[str, str]] = {
     "ray-cluster": ("cluster", "ray_cluster"),
     "ray-serve": ("cluster", "ray_serve"),
     "ray-metrics": ("cluster", "ray_metrics"),
+    "ray-leave": ("cluster", "ray_leave"),
     "ray-down": ("cluster", "ray_down"),
     "delete-network": ("cluster", "delete_network"),
 }

@@ -8,6 +8,7 @@
 - ray-serve: ray_serve.serve_up on the head: the Serve config, `serve deploy` (declarative: the same config again
   is a no-op, a changed one updates the app in place), readiness through the endpoint.
 - ray-metrics: Ray's service-discovery file from the head, rewritten for the laptop, as a scrape job.
+- ray-leave (deploy with fewer `cluster.nodes`): `ray stop` on each node that leaves, before its server is deleted.
 - ray-down (teardown): `serve shutdown` on the head, `ray stop` on every node, no Ray process left.
 - delete-network (teardown, after every server is confirmed gone): the network deleted and confirmed gone.
 """
@@ -24,7 +25,15 @@ from orchestrator.fleet_state import label
 from orchestrator.monitoring import ScrapeTarget, check_config_argv, parse_promtool_output
 from orchestrator.prometheus_yml import merge_scrape_job
 from orchestrator.providers.base import NetworkNotEmpty, NetworkNotFound, NetworkSpec
-from orchestrator.ray_cluster import ClusterGen, RayCluster, RayNode, bring_up, placeholder_nodes, tear_down
+from orchestrator.ray_cluster import (
+    ClusterGen,
+    RayCluster,
+    RayNode,
+    bring_up,
+    placeholder_nodes,
+    stop_nodes,
+    tear_down,
+)
 from orchestrator.ray_serve import (
     file_sd_path,
     ray_job,
@@ -190,6 +199,23 @@ def _file_sd_targets(text: str) -> list[str]:
     except ValueError:
         return []
     return [str(t) for g in groups if isinstance(g, dict) for t in g.get("targets", [])]
+
+
+def ray_leave(ctx: StepContext) -> StepGen:
+    """The nodes above `cluster.nodes` (the highest-numbered; never the head) leave Ray before their servers go."""
+    c = ctx.cfg.cluster
+    assert c is not None
+    leaving = [
+        RayNode(label(r.index), r.server.private_ip or "", r.server.ip)
+        for r in sorted(ctx.dep.replicas, key=lambda r: r.index)
+        if r.index > c.nodes and r.server is not None and r.server.ip
+    ]
+    if not leaving:
+        return "no node with a server leaves the cluster"
+    cluster = RayCluster(ctx.cfg, leaving)  # only these nodes' sessions and commands
+    yield from _connect(ctx, cluster, 20.0)
+    note = yield from stop_nodes(cluster, leaving)
+    return f"{note} leaving the cluster ({', '.join(n.name for n in leaving)})"
 
 
 def ray_down(ctx: StepContext) -> StepGen:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,6 +42,17 @@ DEFAULT_KNOBS: dict[str, Any] = {
 
 
 # ---------------------------------------------------------------- knobs
+
+# How a host tool's module runs (the shims in hostbin/ and the tools' own children): `-c`, not the module's file as a
+# script, so the module's cached bytecode is used; the import root comes first on sys.path, replacing the directory
+# the command runs in (which could shadow a module).
+TOOL_CODE = "import sys; sys.path[0] = sys.argv.pop(1); from mockcloud.{} import main; sys.exit(main(sys.argv[1:]))"
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def tool_argv(module: str, *args: str) -> list[str]:
+    """argv that runs ``mockcloud.<module>``'s ``main(args)`` under this python."""
+    return [sys.executable, "-c", TOOL_CODE.format(module), ROOT, *args]
 
 
 def read_knobs(home: Path | str) -> dict[str, Any]:

@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-from mockcloud import hoststate as hs  # noqa: E402
-from mockcloud.hostbase import DEFAULT_KNOBS, poweroff_host, read_knobs  # noqa: E402
+from mockcloud import hoststate as hs
+from mockcloud.hostbase import DEFAULT_KNOBS, poweroff_host, read_knobs, tool_argv
 
 CTK_VERSION = "NVIDIA Container Toolkit CLI version 1.17.8\ncommit: f202b80a9b9d0db00d9b1d73c0128c8962c55f4d"
 KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
@@ -326,7 +325,7 @@ def reboot(args: list[str]) -> int:
     hs.record(home, "reboot")
     sessions = [str(p) for p in _session_pids()]
     subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "__reboot", str(home), *sessions],
+        tool_argv("hostsys", "__reboot", str(home), *sessions),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -349,7 +348,7 @@ def shutdown(args: list[str]) -> int:
     # The guest powers off: the fake cloud then reports the server `stopped` (see upctl_server.py).
     (home / "guest-poweroff").write_text(f"{time.time()}\n")
     subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "__poweroff", str(home)],
+        tool_argv("hostsys", "__poweroff", str(home)),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -375,9 +374,8 @@ def _reboot_now(home: Path, sessions: list[int]) -> int:
         st["runtime_active"] = bool(st.get("runtime_configured"))
     if hs.docker_present(knobs, hs.load(home)):
         # docker.service starts at boot and brings back the containers whose restart policy asks for it
-        docker = Path(__file__).resolve().parent / "hostbin" / "docker"
         env = dict(os.environ, MOCKHOST_HOME=str(home))
-        subprocess.run([sys.executable, str(docker), "__boot"], env=env, capture_output=True, timeout=60, check=False)
+        subprocess.run(tool_argv("host_docker", "__boot"), env=env, capture_output=True, timeout=60, check=False)
     if _node_exporter_installed(home):  # an enabled unit starts at boot
         with contextlib.suppress(OSError):
             (home / "run" / NODE_PID).unlink()

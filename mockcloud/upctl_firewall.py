@@ -101,5 +101,13 @@ def apply(host: HostEntry | None, server: dict[str, Any] | None) -> None:
         raise RuntimeError(f"fake firewall: nft failed in {host.netns}: {proc.stderr.strip()}\n{ruleset(server)}")
 
 
+def rules_changed(host: HostEntry | None, server: dict[str, Any]) -> None:
+    """A rule was added or removed: it filters only while the firewall is on. Off, the netns has no table of ours
+    (every change of the firewall's state goes through apply), so there is nothing to redo: the orchestrator adds
+    its rules before it turns the firewall on, and each nft run was most of such a call's cost."""
+    if server.get("firewall") == "on":
+        apply(host, server)
+
+
 def remove(host: HostEntry | None) -> None:
     apply(host, {"firewall": "off"})

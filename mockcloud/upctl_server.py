@@ -298,7 +298,7 @@ def firewall_create(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
             changed = dict(_find(state, uuid))
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
-    upctl_firewall.apply(ctx.world.host_for(changed.get("pool_ipv4")), changed)
+    upctl_firewall.rules_changed(ctx.world.host_for(changed.get("pool_ipv4")), changed)
     ctx.progress.success(msg)
     return Result(firewall_rule(rule))
 
@@ -344,6 +344,6 @@ def firewall_delete(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
             changed = dict(_find(state, uuid))
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
-    upctl_firewall.apply(ctx.world.host_for(changed.get("pool_ipv4")), changed)
+    upctl_firewall.rules_changed(ctx.world.host_for(changed.get("pool_ipv4")), changed)
     ctx.progress.success(msg)
     return Result(none=True)

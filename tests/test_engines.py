@@ -293,7 +293,9 @@ def test_fake_docker_brings_unless_stopped_containers_back_after_a_reboot(tmp_pa
     docker("run", "-d", "--name", "stopped", "--restart", "unless-stopped", "busybox", "sleep", "300")
     docker("stop", "-t", "0", "stopped")
     before = docker("inspect", "-f", "{{.State.Pid}}", "kept")
-    reboot = [sys.executable, str(REPO / "mockcloud" / "hostsys.py"), "__reboot", str(tmp_path)]
+    from mockcloud.hostbase import tool_argv
+
+    reboot = tool_argv("hostsys", "__reboot", str(tmp_path))
     try:
         subprocess.run(reboot, env=env, capture_output=True, text=True, timeout=120, check=True)
         state = "{{.State.Status}}"

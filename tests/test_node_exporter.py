@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mockcloud.hostbase import tool_argv
 from orchestrator.alerts import AlertSettings, host_rules, rules_document
 from orchestrator.grafana import HOST_DASHBOARD, dashboard_document
 from tests.conftest import REPO
@@ -220,7 +221,7 @@ def test_mock_host_apt_installs_and_systemd_runs_the_package(tmp_path: Path) -> 
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO), MOCKHOST_HOME=str(home), SUDO_USER="ubuntu",
                MOCKNODE_LISTEN=f"127.0.0.1:{port}")  # fmt: skip
-    hostsys = [sys.executable, str(REPO / "mockcloud" / "hostsys.py")]
+    hostsys = tool_argv("hostsys")
 
     def tool(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*hostsys, *args], env=env, capture_output=True, text=True, timeout=60, check=False)

@@ -11,11 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -281,6 +283,49 @@ def test_ctrl_c_during_parallel_creates_leaves_nothing_untracked(
     assert set(cloud_servers(cloud)) == tracked(doc), err  # every server created is recorded
     assert "resume: orchestrator deploy" in err and "interrupt received: each replica stops" in err
     gone = run_cli("teardown", "intr", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert cloud_servers(cloud) == {}
+
+
+def test_a_single_server_scaled_to_two_keeps_serving_as_r1_while_r2_is_added(
+    cloud: MockCloud, env: dict[str, str], tmp_path: Path
+) -> None:
+    """`replicas: 1 -> 2`: the single server becomes replica 1 (the same server; its engine, serving with this
+    config, is not restarted and answers throughout), replica 2 is created, and the scrape job has both."""
+    first = run_cli("deploy", str(write_config(cloud, tmp_path, "grow", 1)), env=env)
+    assert first.returncode == 0, first.stderr
+    single = state(tmp_path, "grow")
+    assert single["server"] is not None and not single.get("replicas")
+    uuid, ip = single["server"]["uuid"], single["server"]["ip"]
+    codes: list[int | str] = []
+    stop = threading.Event()
+
+    def ask() -> None:  # replica 1's engine, every 50 ms while the fleet grows
+        while not stop.is_set():
+            try:
+                codes.append(httpx.get(f"http://{ip}:8000/health", timeout=5, trust_env=False).status_code)
+            except httpx.HTTPError as exc:
+                codes.append(type(exc).__name__)
+            time.sleep(0.05)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        up = run_cli("deploy", str(write_config(cloud, tmp_path, "grow", 2)), env=env)
+    finally:
+        stop.set()
+        asker.join()
+    assert up.returncode == 0, up.stderr
+    assert len(codes) > 5 and set(codes) == {200}, codes  # replica 1 never stopped serving
+    doc = state(tmp_path, "grow")
+    assert doc["server"] is None and [r["index"] for r in doc["replicas"]] == [1, 2]
+    r1, r2 = doc["replicas"]
+    assert r1["server"]["uuid"] == uuid and r2["server"]["uuid"] != uuid  # kept, and one new server
+    assert "with this config; not restarted" in r1["steps"]["start-engine"]["note"], r1["steps"]["start-engine"]
+    assert r2["status"] == "deployed" and r2["health"]["ok"]
+    assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
+    assert scrape_targets(tmp_path, "orchestrator-grow") == [f"{ip}:8000", f"{r2['server']['ip']}:8000"]
+    gone = run_cli("teardown", "grow", "--yes", env=env)
     assert gone.returncode == 0, gone.stderr
     assert cloud_servers(cloud) == {}
 

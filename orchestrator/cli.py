@@ -1,7 +1,7 @@
 """Command line: the typer declarations. Each command parses its flags and hands over to its module in
 orchestrator/commands/ (which runs playbooks through session.py); console.py maps errors.
 
-Heavy modules (pydantic models, paramiko, httpx, prometheus_client) are imported inside the commands, so
+Heavy modules (pydantic models, paramiko, httpx, rich) are imported inside the commands, so
 `orchestrator --help` stays fast. entry.py answers the usual `status`, `ssh` and `logs` invocations, the dry runs
 and `validate` without loading this module.
 """

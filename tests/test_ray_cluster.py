@@ -6,9 +6,10 @@ the LiveExecutor, one SSH session per node: the version check, the same `ray sta
 --node-ip-address is its namespace address), the same Serve config file and readiness checks; only the Serve
 import path differs (mockcloud.ray_standin, since Ray Serve LLM needs vLLM and a GPU).
 
-The hosts share one filesystem and PID space: each node gets its own --temp-dir (a relative cluster.temp_dir is
-under each host's home), and `ray stop` on one host would also see the other's processes (production nodes are
-separate machines), so the teardown check looks inside each network namespace (`ip netns pids`).
+Each host has its own PID space (own_pids: `ray stop` and the plan's probes on one node see only that node's
+processes, as on separate machines) but they share one filesystem: each node gets its own --temp-dir (a relative
+cluster.temp_dir is under each host's home). The teardown check looks inside each network namespace (`ip netns
+pids`).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def drive(gen: ClusterGen, executors: Mapping[str, LiveExecutor]) -> str | None:
 def cluster() -> Iterator[Cluster]:
     started = time.monotonic()
     root = new_root("mcray-")  # short: Ray's socket paths live under each host's home (108-byte limit)
-    mock = MockHosts(root, 2, mode="netns")
+    mock = MockHosts(root, 2, mode="netns", own_pids=True)
     memory: Memory | None = None
     executors: dict[str, LiveExecutor] = {}
     state: Cluster | None = None

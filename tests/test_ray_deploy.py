@@ -373,6 +373,41 @@ def test_deploy_with_fewer_nodes_stops_ray_on_the_leaving_node_only_and_keeps_se
     assert _complete(_head(deployed)).status_code == 200
 
 
+def test_deploy_with_more_nodes_joins_a_new_worker_to_the_running_head(deployed: Deployed) -> None:
+    """`cluster.nodes: 1 -> 2` on the running cluster: a new server on the private network, prepared, Ray started
+    on it against the head's private address; the head's Ray and the Serve app are kept, the head sees two nodes."""
+    replicas = _state(deployed)["replicas"]
+    assert isinstance(replicas, list) and [r["index"] for r in replicas] == [1]  # after the scale-down above
+    head_ip = str(replicas[0]["server"]["ip"])
+    by_ip = {h.ipv4: h.netns or "" for h in deployed.cloud.hosts}
+    head_ns = by_ip[head_ip]
+    head_before = _gcs_and_raylets(head_ns)
+    config = _changed_config(deployed, nodes=2, ports={"node_manager": 8078})
+    proc = run_cli("deploy", str(config), env=deployed.env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    state = _state(deployed)
+    replicas = state["replicas"]
+    assert isinstance(replicas, list) and [r["index"] for r in replicas] == [1, 2]
+    assert replicas[0]["server"]["ip"] == head_ip  # the head stays replica 1
+    network = state["network"]
+    assert isinstance(network, dict)
+    world = read_state(deployed.cloud.upctl_home)
+    assert len(world["servers"]) == 2 and len(world.get("networks") or []) == 1  # the new server, on the same net
+    new_private = str(replicas[1]["server"]["private_ip"])
+    assert new_private.startswith("10.60.0.") and new_private != replicas[0]["server"]["private_ip"]
+    note = state["steps"]["ray-cluster"]["note"]  # type: ignore[index]
+    assert "already running: r1" in note and "started: r2" in note, note
+    assert _gcs_and_raylets(head_ns) == head_before  # the head's Ray was not restarted
+    worker_ns = by_ip[str(replicas[1]["server"]["ip"])]
+    assert _gcs_and_raylets(worker_ns)  # the new worker runs a raylet in its own namespace
+    status = run_cli("status", NAME, "--json", env=deployed.env)
+    assert status.returncode == 0, status.stderr
+    ray = json.loads(status.stdout)[0]["live"]["cluster"]
+    assert ray["nodes"].startswith("2 of 2 Ray node(s) alive"), ray  # the head counts the new node
+    assert new_private in ray["nodes"], ray
+    assert _complete(head_ip).status_code == 200
+
+
 def test_teardown_leaves_no_server_network_or_ray_process(deployed: Deployed) -> None:
     by_ip = {h.ipv4: h.netns or "" for h in deployed.cloud.hosts}
     running = [by_ip[r["server"]["ip"]] for r in _state(deployed)["replicas"]]  # type: ignore[union-attr]

@@ -231,6 +231,38 @@ def test_triton_readiness_polls_through_400_until_200() -> None:
     assert run_check(check, {}, client=client).stdout == "server ready"
 
 
+def test_a_failing_probe_asks_whether_the_engine_runs_at_most_once_per_liveness_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Polling every 20 ms, the remote liveness command runs on the first failed probe and then at most every
+    LIVENESS_PERIOD (here 0.3 s); the first `not alive` ends the wait with the engine's log."""
+    import time
+
+    import orchestrator.health as health
+
+    monkeypatch.setattr(health, "LIVENESS_PERIOD", 0.3)
+    polls: list[float] = []
+    asked: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        polls.append(time.monotonic())
+        return httpx.Response(503)
+
+    def alive() -> bool:
+        asked.append(time.monotonic())
+        return len(asked) < 3  # the third question finds it gone
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    check = HttpCheck("GET", "http://h:8000/health", "status", wait=30.0, interval=0.02)
+    with pytest.raises(EngineError) as err:
+        run_check(check, {}, alive=alive, dead_log=lambda: "engine log tail", client=client)
+    assert "the engine process exited while http://h:8000/health was not ready (HTTP 503)" in err.value.message
+    assert err.value.details == "engine log tail"
+    assert len(asked) == 3 and asked[0] - polls[0] < 0.2  # at once after the first failed probe
+    assert all(b - a >= 0.3 for a, b in zip(asked, asked[1:])), asked
+    assert len(polls) >= 2 * 10  # the HTTP probe itself still ran every interval in between
+
+
 def test_bad_example_input_fails_fast_with_a_hint() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, json={"error": "Failed to process element: 0 of 'instances' list."})

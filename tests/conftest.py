@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -157,6 +160,32 @@ def served(_served_once: Served) -> Served:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that tear the shared `served` deployment down run last, so that it is deployed once per session."""
     items.sort(key=lambda item: item.get_closest_marker("consumes_served") is not None)
+
+
+@contextlib.contextmanager
+def asking_meanwhile(ask: Callable[[], int], every: float = 0.05) -> Iterator[list[int | str]]:
+    """Calls ``ask`` (a request returning its HTTP status) every ``every`` seconds while the block runs; yields the
+    list of answers, a failed request recorded by its exception's name: "did it answer throughout?"."""
+    import httpx
+
+    codes: list[int | str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                codes.append(ask())
+            except httpx.HTTPError as exc:
+                codes.append(type(exc).__name__)
+            time.sleep(every)
+
+    asker = threading.Thread(target=loop)
+    asker.start()
+    try:
+        yield codes
+    finally:
+        stop.set()
+        asker.join()
 
 
 def run_cli(

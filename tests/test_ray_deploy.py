@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from mockcloud.hosts import new_root
 from mockcloud.prometheus import Prometheus
 from mockcloud.ray_venv import seed_ray_venv
 from mockcloud.upctl import read_state
-from tests.conftest import run_cli
+from tests.conftest import asking_meanwhile, run_cli
 
 pytestmark = [
     pytest.mark.e2e,
@@ -266,24 +265,8 @@ def test_redeploy_updates_the_serve_app_in_place_and_keeps_answering(deployed: D
     head = _head(deployed)
     namespaces = [h.netns or "" for h in deployed.cloud.hosts]
     before = {ns: _gcs_and_raylets(ns) for ns in namespaces}
-    codes: list[int | str] = []
-    stop = threading.Event()
-
-    def ask() -> None:  # one completion every 50 ms through the head while the redeploy runs
-        while not stop.is_set():
-            try:
-                codes.append(_complete(head).status_code)
-            except httpx.HTTPError as exc:
-                codes.append(type(exc).__name__)
-            time.sleep(0.05)
-
-    asker = threading.Thread(target=ask)
-    asker.start()
-    try:
+    with asking_meanwhile(lambda: _complete(head).status_code) as codes:  # every 50 ms through the head
         proc = run_cli("redeploy", str(_changed_config(deployed, max_replicas=3)), env=deployed.env, timeout=600)
-    finally:
-        stop.set()
-        asker.join()
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert len(codes) > 10 and set(codes) == {200}, codes  # the endpoint answered throughout
     apps = httpx.get(f"http://{head}:8265/api/serve/applications/", timeout=10, trust_env=False).json()

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import yaml
 from mockcloud.cloud import MockCloud
 from mockcloud.hosts import new_root
 from mockcloud.upctl import read_state, set_faults
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, asking_meanwhile, run_cli
 from tests.test_faults import _process_tree
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="needs openssh-server (make setup)")
@@ -297,24 +296,11 @@ def test_a_single_server_scaled_to_two_keeps_serving_as_r1_while_r2_is_added(
     single = state(tmp_path, "grow")
     assert single["server"] is not None and not single.get("replicas")
     uuid, ip = single["server"]["uuid"], single["server"]["ip"]
-    codes: list[int | str] = []
-    stop = threading.Event()
+    def health() -> int:
+        return httpx.get(f"http://{ip}:8000/health", timeout=5, trust_env=False).status_code
 
-    def ask() -> None:  # replica 1's engine, every 50 ms while the fleet grows
-        while not stop.is_set():
-            try:
-                codes.append(httpx.get(f"http://{ip}:8000/health", timeout=5, trust_env=False).status_code)
-            except httpx.HTTPError as exc:
-                codes.append(type(exc).__name__)
-            time.sleep(0.05)
-
-    asker = threading.Thread(target=ask)
-    asker.start()
-    try:
+    with asking_meanwhile(health) as codes:  # replica 1's engine, every 50 ms while the fleet grows
         up = run_cli("deploy", str(write_config(cloud, tmp_path, "grow", 2)), env=env)
-    finally:
-        stop.set()
-        asker.join()
     assert up.returncode == 0, up.stderr
     assert len(codes) > 5 and set(codes) == {200}, codes  # replica 1 never stopped serving
     doc = state(tmp_path, "grow")

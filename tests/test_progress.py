@@ -50,7 +50,7 @@ def test_live_display_shows_step_limits_wait_and_streamed_lines() -> None:
     reporter.output("stdout", "Collecting vllm==0.6.3")
     reporter.output("stderr", f"\x1b[33mtoken {SECRET} \x1b[0mdownloading 40%")
     clock.now += 12
-    reporter.waiting(Wait("http://10.0.0.5:8000/health", "connection refused: still starting", 130.0, 1800.0))
+    reporter.waiting(Wait("http://127.0.0.5:8000/health", "connection refused: still starting", 130.0, 1800.0))
     shown = [text for _, text in display.lines()]
     assert shown[0] == "[11/12] health  1m14s of 45m"
     assert shown[1].startswith("  remote: ") and "# ***" in shown[1] and shown[1].endswith("(12.0s of 10m)")
@@ -93,7 +93,7 @@ def test_stderr_on_a_terminal_means_the_live_display(monkeypatch: pytest.MonkeyP
 
 def test_plain_waits_are_throttled_and_say_elapsed_and_deadline(capsys: pytest.CaptureFixture[str]) -> None:
     reporter = ProgressReporter(Console(), dry_run=False, as_json=False, mode="plain")
-    url = "http://10.0.0.5:8000/health"
+    url = "http://127.0.0.5:8000/health"
     for tenth in range(0, 400):  # a probe every 0.1 s for 40 s; the reason changes at 12 s
         reason = "connection refused: still starting" if tenth < 120 else "HTTP 503"
         reporter.waiting(Wait(url, reason, tenth / 10, 1800.0))

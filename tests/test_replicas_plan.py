@@ -102,11 +102,11 @@ def test_a_replica_view_saves_into_the_fleet_document(tmp_path: Path) -> None:
     assert [r.index for r in dep.replicas] == [1, 2] and fleet.record(2) is r2
     cfg = DeploymentConfig.model_validate({"name": "web", "replicas": 2, "engine": {"model": "m"}})
     ctx = ReplicaContext(cfg=replica_config(cfg, 2), dep=fleet.view(r2), store=store, replica=2, fleet=fleet, record=r2)
-    ctx.dep.server = _server("00bb", "10.0.0.2")  # what provision records right after the create
+    ctx.dep.server = _server("00bb", "127.0.0.12")  # what provision records right after the create
     ctx.save()
     on_disk = json.loads(store.path("web").read_text())
     assert on_disk["replicas"][1]["server"]["uuid"] == "00bb" and on_disk["replicas"][0]["server"] is None
-    assert on_disk["server"] is None and ctx.host_name == "web-r2" and ctx.ip == "10.0.0.2"
+    assert on_disk["server"] is None and ctx.host_name == "web-r2" and ctx.ip == "127.0.0.12"
     fleet.set_status(r1, "failed")
     fleet.drop(r2)
     on_disk = json.loads(store.path("web").read_text())
@@ -115,7 +115,7 @@ def test_a_replica_view_saves_into_the_fleet_document(tmp_path: Path) -> None:
 
 def test_scaling_a_single_server_keeps_it_as_replica_one() -> None:
     dep = Deployment(
-        name="web", config_path="/w.yaml", status="deployed", server=_server("00aa", "10.0.0.1"),
+        name="web", config_path="/w.yaml", status="deployed", server=_server("00aa", "127.0.0.11"),
         health=HealthRecord(ok=True, checked_at=1.0, detail="ok"), auto_stop_at=5.0,
     )  # fmt: skip
     fleet = Fleet(dep, None)
@@ -138,12 +138,12 @@ def test_the_replica_record_defaults_are_the_models() -> None:
 
 
 def _fleet_doc() -> Deployment:
-    eng = EngineRecord(kind="vllm", model="m", served_name="s", endpoint="http://10.0.0.1:8000/v1",
-                       metrics_url="http://10.0.0.1:8000/metrics", method="docker")  # fmt: skip
+    eng = EngineRecord(kind="vllm", model="m", served_name="s", endpoint="http://127.0.0.11:8000/v1",
+                       metrics_url="http://127.0.0.11:8000/metrics", method="docker")  # fmt: skip
     return Deployment(
         name="web", config_path="/w.yaml", status="deployed", created_at=1700000000.0,
         replicas=[
-            ReplicaRecord(index=1, status="deployed", server=_server("00aa", "10.0.0.1"), engine=eng,
+            ReplicaRecord(index=1, status="deployed", server=_server("00aa", "127.0.0.11"), engine=eng,
                           health=HealthRecord(ok=True, checked_at=1700000100.0, detail="ok")),
             ReplicaRecord(index=2, status="failed", last_error="health: boom"),
         ],
@@ -181,8 +181,8 @@ def test_ssh_reaches_replica_one_of_a_fleet(tmp_path: Path) -> None:
     env = {"ORCHESTRATOR_HOME": str(tmp_path), "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
     proc = run_cli("ssh", "web", "--", "true", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "root@10.0.0.1 true" in proc.stdout
-    assert "10.0.0.1 ssh-ed25519 K orchestrator:web" in (tmp_path / "known_hosts").read_text()
+    assert "root@127.0.0.11 true" in proc.stdout
+    assert "127.0.0.11 ssh-ed25519 K orchestrator:web" in (tmp_path / "known_hosts").read_text()
 
 
 def test_the_fleet_scrape_jobs_list_every_serving_replica(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ def test_the_fleet_scrape_jobs_list_every_serving_replica(tmp_path: Path) -> Non
                        "dcgm_exporter": True, "node_exporter": True, "promtool": "never"},
     })  # fmt: skip
     ctx = StepContext(cfg=cfg, dep=Deployment(name="web", config_path="/w.yaml"), store=None,
-                      facts={FLEET_IPS: ["10.0.0.1", "10.0.0.2"]})  # fmt: skip
+                      facts={FLEET_IPS: ["127.0.0.11", "127.0.0.12"]})  # fmt: skip
     written: dict[str, str] = {}
     kinds: list[str] = []
     gen = monitoring(ctx)
@@ -215,9 +215,9 @@ def test_the_fleet_scrape_jobs_list_every_serving_replica(tmp_path: Path) -> Non
     prom = yaml.safe_load(written[str(tmp_path / "prometheus.yml")])
     jobs = {j["job_name"]: [t for g in j["static_configs"] for t in g["targets"]] for j in prom["scrape_configs"]}
     assert jobs == {
-        "orchestrator-web": ["10.0.0.1:8000", "10.0.0.2:8000"],
-        "orchestrator-web-gpu": ["10.0.0.1:9400", "10.0.0.2:9400"],
-        "orchestrator-web-node": ["10.0.0.1:9100", "10.0.0.2:9100"],
+        "orchestrator-web": ["127.0.0.11:8000", "127.0.0.12:8000"],
+        "orchestrator-web-gpu": ["127.0.0.11:9400", "127.0.0.12:9400"],
+        "orchestrator-web-node": ["127.0.0.11:9100", "127.0.0.12:9100"],
     }
     sd = json.loads(written[str(tmp_path / "sd" / "orchestrator-web.json")])
     assert sorted(t for g in sd for t in g["targets"]) == sorted(t for ts in jobs.values() for t in ts)

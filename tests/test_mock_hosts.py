@@ -23,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mockcloud.cloud import MockCloud
-from mockcloud.engine import ENGINE_CORE_FAILED
+from mockcloud.engine_vllm_text import ENGINE_CORE_FAILED
 from mockcloud.hosts import SSHD, MockHost, MockHostError, MockHosts, new_root, pid_alive
 from mockcloud.wheelhouse import WHEEL_NAME, build_vllm_wheel
 

@@ -44,7 +44,7 @@ def teardown(
 
     set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
     if orphans:
-        from orchestrator.session import teardown_orphans
+        from orchestrator.commands.orphans import teardown_orphans
 
         teardown_orphans(yes=yes, dry_run=dry_run, debug=debug, as_json=as_json, include_foreign=include_foreign)
         return

@@ -349,8 +349,8 @@ def _attach_live(
 
 
 def _orphans(*, as_json: bool, debug: bool) -> None:
+    from orchestrator.commands.orphans import describe_orphans, find_orphans, orphans_document
     from orchestrator.console import guard
-    from orchestrator.session import describe_orphans, find_orphans, orphans_document
 
     with guard(debug, as_json=as_json) as console:
         owner, found = find_orphans()

@@ -14,20 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from mockcloud.hosts import (
-    DEFAULT_KNOBS,
+from mockcloud.host_errors import MockHostError
+from mockcloud.host_runtime import (
     LOGIN_USER_WHEN_ROOT,
     PACKAGE_DIR,
     SHIMS,
     HostRuntime,
-    MockHostError,
     _ensure_login_user,
     check_shims,
     host_runtime,
-    new_root,
-    poweroff_host,
-    write_knobs,
 )
+from mockcloud.hosts import DEFAULT_KNOBS, new_root, poweroff_host, write_knobs
 from mockcloud.hoststate import F3
 from orchestrator.hostprep import Needs, install_plan, sudo
 

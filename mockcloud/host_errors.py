@@ -1,4 +1,4 @@
-"""Mock GPU hosts: MockHostError (a host could not be set up or torn down) and _run, a setup command that raises it."""
+"""Mock GPU hosts: MockHostError (a host could not be set up or torn down) and run_setup, which raises it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ class MockHostError(RuntimeError):
     """A mock host could not be set up or torn down."""
 
 
-def _run(argv: list[str], what: str) -> str:
+def run_setup(argv: list[str], what: str) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise MockHostError(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stderr.strip()}")

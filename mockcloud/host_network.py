@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from mockcloud.host_errors import MockHostError, _run
+from mockcloud.host_errors import MockHostError, run_setup
 from mockcloud.hostbase import terminate_pids
 
 HostMode = Literal["auto", "netns", "loopback"]
@@ -23,7 +23,7 @@ _LOCK_NAME = b"\0mockcloud-hosts-setup"  # abstract unix socket: a lock that van
 
 
 @contextlib.contextmanager
-def _setup_lock(timeout: float = 60.0) -> Iterator[None]:
+def setup_lock(timeout: float = 60.0) -> Iterator[None]:
     """Serialise address selection between concurrent runs on this machine."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     deadline = time.monotonic() + timeout
@@ -62,7 +62,7 @@ def _link_gone(link: str, within_s: float) -> bool:
 
 
 @dataclass(frozen=True)
-class _Slot:
+class Slot:
     name: str
     ipv4: str
     home: Path
@@ -84,7 +84,7 @@ class HostNetwork:
     _namespaces: list[str] = field(default_factory=list, init=False)
     _veths: list[str] = field(default_factory=list, init=False)
 
-    def up(self) -> tuple[list[_Slot], int]:
+    def up(self) -> tuple[list[Slot], int]:
         """The hosts' slots and their sshd port: netns when asked for (or auto, as root with `ip`), else loopback."""
         if self.mode in ("auto", "netns") and self.is_root and shutil.which("ip"):
             try:
@@ -97,8 +97,10 @@ class HostNetwork:
             raise MockHostError("netns mode needs root and the `ip` tool; use mode='loopback'")
         return self._loopback_pick()
 
-    def _netns_up(self) -> list[_Slot]:
-        used = {int(m) for m in re.findall(r"\b10\.200\.(\d+)\.", _run(["ip", "-o", "-4", "addr", "show"], "ip addr"))}
+    def _netns_up(self) -> list[Slot]:
+        used = {
+            int(m) for m in re.findall(r"\b10\.200\.(\d+)\.", run_setup(["ip", "-o", "-4", "addr", "show"], "ip addr"))
+        }
         if self.subnet is not None:
             if self.subnet in used:
                 raise MockHostError(f"10.200.{self.subnet}.0/24 is already in use on this machine")
@@ -110,31 +112,31 @@ class HostNetwork:
                 raise MockHostError("no free 10.200.X.0/24 subnet for the mock hosts")
             subnet = free[0]
         first_ns = f"mc{self.suffix}-h1"
-        _run(["ip", "netns", "add", first_ns], "ip netns add")
+        run_setup(["ip", "netns", "add", first_ns], "ip netns add")
         self._namespaces.append(first_ns)
         bridge = f"mcbr{self.suffix}"
-        _run(["ip", "link", "add", bridge, "type", "bridge"], "creating the bridge")
+        run_setup(["ip", "link", "add", bridge, "type", "bridge"], "creating the bridge")
         self._bridge = bridge
-        _run(["ip", "addr", "add", f"10.200.{subnet}.1/24", "dev", bridge], "addressing the bridge")
-        _run(["ip", "link", "set", bridge, "up"], "bridge up")
+        run_setup(["ip", "addr", "add", f"10.200.{subnet}.1/24", "dev", bridge], "addressing the bridge")
+        run_setup(["ip", "link", "set", bridge, "up"], "bridge up")
         slots = []
         for i in range(1, self.count + 1):
             name, netns, veth = f"h{i}", f"mc{self.suffix}-h{i}", f"mcv{self.suffix}{i}"
             if netns not in self._namespaces:
-                _run(["ip", "netns", "add", netns], "ip netns add")
+                run_setup(["ip", "netns", "add", netns], "ip netns add")
                 self._namespaces.append(netns)
-            _run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns], "veth")
+            run_setup(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns], "veth")
             self._veths.append(veth)
-            _run(["ip", "link", "set", veth, "master", bridge, "up"], "veth up")
+            run_setup(["ip", "link", "set", veth, "master", bridge, "up"], "veth up")
             ipv4 = f"10.200.{subnet}.{i + 1}"
-            _run(["ip", "-n", netns, "addr", "add", f"{ipv4}/24", "dev", "eth0"], "addressing the host")
-            _run(["ip", "-n", netns, "link", "set", "eth0", "up"], "eth0 up")
-            _run(["ip", "-n", netns, "link", "set", "lo", "up"], "lo up")
-            slots.append(_Slot(name, ipv4, self.root / "hosts" / name, netns))
+            run_setup(["ip", "-n", netns, "addr", "add", f"{ipv4}/24", "dev", "eth0"], "addressing the host")
+            run_setup(["ip", "-n", netns, "link", "set", "eth0", "up"], "eth0 up")
+            run_setup(["ip", "-n", netns, "link", "set", "lo", "up"], "lo up")
+            slots.append(Slot(name, ipv4, self.root / "hosts" / name, netns))
         self.mode_used = "netns"
         return slots
 
-    def _loopback_pick(self) -> tuple[list[_Slot], int]:
+    def _loopback_pick(self) -> tuple[list[Slot], int]:
         ports = [22, 2222, 2223, 2224] if self.is_root else [2222, 2223, 2224, 2225]
         blocks = [self.subnet] if self.subnet is not None else list(range(64))
         for port in ports:
@@ -142,7 +144,7 @@ class HostNetwork:
                 ips = [f"127.0.{block}.{i + 1}" for i in range(1, self.count + 1)]
                 if all(_port_free(ip, port) and _port_free(ip, 8000) for ip in ips):
                     self.mode_used = "loopback"
-                    slots = [_Slot(f"h{i}", ip, self.root / "hosts" / f"h{i}", None) for i, ip in enumerate(ips, 1)]
+                    slots = [Slot(f"h{i}", ip, self.root / "hosts" / f"h{i}", None) for i, ip in enumerate(ips, 1)]
                     return slots, port
         raise MockHostError(f"no free loopback addresses/ports for {self.count} mock hosts (tried ports {ports})")
 

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mockcloud.host_errors import MockHostError, _run
+from mockcloud.host_errors import MockHostError, run_setup
 
 LOGIN_USER_WHEN_ROOT = "gpuops"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -30,7 +30,7 @@ def usable_by_others(path: Path) -> bool:
     return True
 
 
-def _ensure_login_user() -> str:
+def ensure_login_user() -> str:
     """The dedicated, unlocked ``gpuops`` account (root's shell profile is slow, never log in as root)."""
     try:
         pwd.getpwnam(LOGIN_USER_WHEN_ROOT)
@@ -48,7 +48,7 @@ def _ensure_login_user() -> str:
     shadow = Path("/etc/shadow").read_text().splitlines()
     entry = next((line.split(":") for line in shadow if line.startswith(LOGIN_USER_WHEN_ROOT + ":")), None)
     if entry is None or entry[1].startswith("!"):
-        _run(["usermod", "-p", "*", LOGIN_USER_WHEN_ROOT], "unlocking the gpuops account")
+        run_setup(["usermod", "-p", "*", LOGIN_USER_WHEN_ROOT], "unlocking the gpuops account")
     Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
     return LOGIN_USER_WHEN_ROOT
 

@@ -73,7 +73,7 @@ def launch_sshd(config: Path, log: Path, netns: str | None, own_pids: bool) -> s
         )
 
 
-def _wait_for_banner(proc: subprocess.Popen[bytes], ip: str, port: int, log: Path, timeout: float = 10.0) -> None:
+def wait_for_banner(proc: subprocess.Popen[bytes], ip: str, port: int, log: Path, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -87,7 +87,7 @@ def _wait_for_banner(proc: subprocess.Popen[bytes], ip: str, port: int, log: Pat
     raise MockHostError(f"sshd on {ip}:{port} sent no banner within {timeout:.0f}s:\n{log.read_text()}")
 
 
-def _listener_pid(proc: subprocess.Popen[bytes]) -> int:
+def listener_pid(proc: subprocess.Popen[bytes]) -> int:
     """The sshd listener's PID (as this machine sees it) under unshare -> pid_init.py -> sshd."""
     for pid in _descendants(proc.pid):
         stat = _proc_stat(pid)

@@ -14,20 +14,20 @@ from typing import Any, Literal
 
 if not __package__:  # run as a script (a host's `poweroff` argv): the checkout joins the import path
     sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-from mockcloud.host_errors import MockHostError, _run  # noqa: E402
-from mockcloud.host_network import HostMode, HostNetwork, _setup_lock, _Slot  # noqa: E402
+from mockcloud.host_errors import MockHostError, run_setup  # noqa: E402
+from mockcloud.host_network import HostMode, HostNetwork, Slot, setup_lock  # noqa: E402
 from mockcloud.host_runtime import (  # noqa: E402
     HOSTBIN,
     LOGIN_USER_WHEN_ROOT,
     PACKAGE_DIR,
     REPO_ROOT,
     HostRuntime,
-    _ensure_login_user,
     check_shims,
+    ensure_login_user,
     host_runtime,
     usable_by_others,
 )
-from mockcloud.host_sshd import SSHD, _listener_pid, _wait_for_banner, launch_sshd, write_sshd_config  # noqa: E402
+from mockcloud.host_sshd import SSHD, launch_sshd, listener_pid, wait_for_banner, write_sshd_config  # noqa: E402
 from mockcloud.hostbase import (  # noqa: E402, F401 - re-exported: the mock cloud's and the tests' names
     DEFAULT_KNOBS,
     ENGINE_FAILURES,
@@ -138,7 +138,7 @@ class MockHosts:
             raise MockHostError(f"{SSHD} is missing: install openssh-server (apt-get install -y openssh-server)")
         self.root.mkdir(parents=True, exist_ok=True)
         if self.is_root:
-            _ensure_login_user()
+            ensure_login_user()
             if self.root.stat().st_uid == os.getuid():
                 self.root.chmod(0o755)
             if not usable_by_others(self.root):
@@ -153,7 +153,7 @@ class MockHosts:
 
         wheelhouse = ensure_wheelhouse(self.root / "wheelhouse")
         try:
-            with _setup_lock():
+            with setup_lock():
                 slots, port = self.network.up()
                 if self.own_pids and self.mode_used != "netns":
                     raise MockHostError("own_pids needs netns mode (root and the `ip` tool)")
@@ -161,22 +161,22 @@ class MockHosts:
                 for slot, (config, log) in zip(slots, configs, strict=True):
                     self._procs.append(launch_sshd(config, log, slot.netns, self.own_pids))
                 for slot, proc, (_, log) in zip(slots, self._procs, configs, strict=True):
-                    _wait_for_banner(proc, slot.ipv4, port, log)
-            pids = [_listener_pid(proc) if self.own_pids else proc.pid for proc in self._procs]
+                    wait_for_banner(proc, slot.ipv4, port, log)
+            pids = [listener_pid(proc) if self.own_pids else proc.pid for proc in self._procs]
             self.hosts = [self._describe(slot, port, pid) for slot, pid in zip(slots, pids, strict=True)]
         except BaseException:
             self.stop()
             raise
         return self.hosts
 
-    def _prepare_host(self, slot: _Slot, port: int, wheelhouse: Path) -> tuple[Path, Path]:
+    def _prepare_host(self, slot: Slot, port: int, wheelhouse: Path) -> tuple[Path, Path]:
         home, ssh_dir = slot.home, slot.home / "ssh"
         self._homes.append(home)
         for folder in (home, ssh_dir, home / "run", home / "run" / "pids", home / "containers"):
             folder.mkdir(parents=True, exist_ok=True)
         key = ssh_dir / "ssh_host_ed25519_key"
         if not key.exists():
-            _run(
+            run_setup(
                 [
                     "ssh-keygen",
                     "-q",
@@ -219,7 +219,7 @@ class MockHosts:
         write_sshd_config(config, port=port, ipv4=slot.ipv4, key=key, home=home, user=self.user, env=env)
         return config, log
 
-    def _describe(self, slot: _Slot, port: int, sshd_pid: int) -> MockHost:
+    def _describe(self, slot: Slot, port: int, sshd_pid: int) -> MockHost:
         pub = (slot.home / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
         return MockHost(
             name=slot.name,

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from mockcloud.hosts import PACKAGE_DIR, HostMode, MockHost, MockHostError, MockHosts, poweroff_host
+from mockcloud.host_errors import MockHostError
+from mockcloud.host_network import HostMode
+from mockcloud.host_runtime import PACKAGE_DIR
+from mockcloud.hosts import MockHost, MockHosts, poweroff_host
 
 UPCTL_BIN = PACKAGE_DIR / "bin"
 MOCK_TOKEN = "mock-token"

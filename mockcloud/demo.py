@@ -13,7 +13,8 @@ from pathlib import Path
 import yaml
 
 from mockcloud.cloud import MockCloud
-from mockcloud.hosts import new_root, usable_by_others
+from mockcloud.host_runtime import usable_by_others
+from mockcloud.hosts import new_root
 from mockcloud.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,8 +1,9 @@
 """What a mock host's own tools need of mockcloud: its knobs, and its processes (alive? power off).
 
 Every fake tool on a host (docker, nvidia-smi, sudo, systemctl, ...) and every mock engine is a new Python process,
-so this module imports only what these need: hosts.py (the cloud side: sshd, users, namespaces) costs ~45 ms to
-import, a large part of the mock cloud's CPU when eight hosts deploy at once. hosts.py re-exports these names.
+so this module imports only what these need: hosts.py (the cloud side: sshd, users, namespaces, in host_sshd.py,
+host_runtime.py, host_network.py) costs ~45 ms to import, a large part of the mock cloud's CPU when eight hosts
+deploy at once. hosts.py re-exports these names.
 """
 
 from __future__ import annotations

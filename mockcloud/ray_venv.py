@@ -14,7 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mockcloud.hosts import MockHostError, usable_by_others
+from mockcloud.host_errors import MockHostError
+from mockcloud.host_runtime import usable_by_others
 
 SCRIPTS = {"ray": ("ray.scripts.scripts", "main"), "serve": ("ray.serve.scripts", "cli")}
 

@@ -24,7 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mockcloud.cloud import MockCloud
 from mockcloud.engine_vllm_text import ENGINE_CORE_FAILED
-from mockcloud.hosts import SSHD, MockHost, MockHostError, MockHosts, new_root, pid_alive
+from mockcloud.host_errors import MockHostError
+from mockcloud.host_sshd import SSHD
+from mockcloud.hosts import MockHost, MockHosts, new_root, pid_alive
 from mockcloud.wheelhouse import WHEEL_NAME, build_vllm_wheel
 
 needs_sshd = pytest.mark.skipif(not Path(SSHD).exists(), reason=f"{SSHD} missing: apt-get install openssh-server")

@@ -14,20 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from mockcloud.hosts import (
-    DEFAULT_KNOBS,
+from mockcloud.host_errors import MockHostError
+from mockcloud.host_runtime import (
     LOGIN_USER_WHEN_ROOT,
     PACKAGE_DIR,
     SHIMS,
     HostRuntime,
-    MockHostError,
-    _ensure_login_user,
     check_shims,
+    ensure_login_user,
     host_runtime,
-    new_root,
-    poweroff_host,
-    write_knobs,
 )
+from mockcloud.hosts import DEFAULT_KNOBS, new_root, poweroff_host, write_knobs
 from mockcloud.hoststate import F3
 from orchestrator.hostprep import Needs, install_plan, sudo
 
@@ -48,7 +45,7 @@ def home() -> Iterator[Path]:
     (home / "containers").mkdir()
     write_knobs(home / "knobs.json", dict(DEFAULT_KNOBS))
     if AS_ROOT:
-        user = pwd.getpwnam(_ensure_login_user())
+        user = pwd.getpwnam(ensure_login_user())
         for path in (home, home / "ssh", home / "containers"):
             os.chown(path, user.pw_uid, user.pw_gid)
     try:
@@ -192,7 +189,7 @@ def test_a_fall_through_to_a_real_tool_is_refused(tmp_path: Path) -> None:
 @pytest.mark.skipif(not AS_ROOT, reason="another login user exists only when the tests run as root")
 def test_a_private_shim_dir_is_refused_for_the_host_user(tmp_path: Path) -> None:
     """The bug this guards: gpuops cannot enter a 0700 clone, so `docker` was the real /usr/local/bin/docker."""
-    _ensure_login_user()
+    ensure_login_user()
     private = tmp_path / "clone"
     private.mkdir(mode=0o700)
     shutil.copytree(PACKAGE_DIR / "hostbin", private / "hostbin")

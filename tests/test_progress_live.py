@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from mockcloud.cloud import MockCloud
-from mockcloud.hosts import SSHD, new_root
+from mockcloud.host_sshd import SSHD
+from mockcloud.hosts import new_root
 from mockcloud.upctl import read_state, set_faults
 from orchestrator.actions import Connect
 from orchestrator.playbook import load_playbook

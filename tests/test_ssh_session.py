@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mockcloud.cloud import MockCloud
-from mockcloud.hosts import SSHD, new_root
+from mockcloud.host_sshd import SSHD
+from mockcloud.hosts import new_root
 from orchestrator.actions import Connect
 from orchestrator.errors import HostKeyMismatch
 from orchestrator.transports.ssh import SshSession

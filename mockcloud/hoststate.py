@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,15 @@ F4 = (
 def host_home() -> Path | None:
     home = os.environ.get("MOCKHOST_HOME")
     return Path(home) if home else None
+
+
+def home_or_exit() -> Path:
+    """The host's home, for a host tool: outside a mock host it says so and exits 1."""
+    home = host_home()
+    if home is None:
+        sys.stderr.write("mockcloud host tools run on mock hosts only (MOCKHOST_HOME is not set)\n")
+        raise SystemExit(1)
+    return home
 
 
 def load(home: Path | None) -> dict[str, Any]:

@@ -50,7 +50,8 @@ import sys
 
 from mockcloud import upctl_output
 from mockcloud import upctl_paths as paths
-from mockcloud.upctl_cli import CommandSpec, Parsed, UsageError, check_required, parse, usage
+from mockcloud.upctl_cli import Parsed, UsageError, check_required, parse, usage
+from mockcloud.upctl_commands import CommandSpec
 from mockcloud.upctl_exec import Ctx, render, run_targets, run_without_arguments
 from mockcloud.upctl_output import Progress, go_json, go_yaml
 from mockcloud.upctl_world import (

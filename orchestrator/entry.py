@@ -170,6 +170,9 @@ def main() -> None:
     # httpx imports its own command-line client (click, rich, pygments: ~50 ms) whenever those are installed, as
     # typer's dependencies are; the client is never used here, and httpx falls back without it.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    # paramiko imports invoke (asyncio, unittest.mock among its imports: ~40 ms) for one ssh_config feature,
+    # `Match exec`; the orchestrator never parses an ssh_config with paramiko, and paramiko does without it.
+    sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
     args = sys.argv[1:]
     if args == ["--version"]:  # answered before typer loads (the option is also in --help)
         from orchestrator import installed_version

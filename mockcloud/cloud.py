@@ -12,7 +12,8 @@ from types import TracebackType
 from mockcloud.host_errors import MockHostError
 from mockcloud.host_network import HostMode
 from mockcloud.host_runtime import PACKAGE_DIR
-from mockcloud.hosts import MockHost, MockHosts, poweroff_host
+from mockcloud.hostbase import poweroff_host
+from mockcloud.hosts import MockHost, MockHosts
 
 UPCTL_BIN = PACKAGE_DIR / "bin"
 MOCK_TOKEN = "mock-token"

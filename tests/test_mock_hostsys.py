@@ -24,7 +24,8 @@ from mockcloud.host_runtime import (
     ensure_login_user,
     host_runtime,
 )
-from mockcloud.hosts import DEFAULT_KNOBS, new_root, poweroff_host, write_knobs
+from mockcloud.hostbase import DEFAULT_KNOBS, poweroff_host, write_knobs
+from mockcloud.hosts import new_root
 from mockcloud.hoststate import F3
 from orchestrator.hostprep import Needs, install_plan, sudo
 

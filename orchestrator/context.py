@@ -19,6 +19,9 @@ StepGen = Generator[Action, Result, str | None]
 RESTART_FACT = "restart"  # steps/engine.py: restart the engine even when its config is unchanged
 EXISTING_SERVER_ONLY = "existing_server_only"  # steps/provision.py: a gone server is an error, never a new server
 NETWORK_FACT = "cluster_network"  # steps/provision.py: the private network's UUID a cluster's servers attach to
+# Set by a step for a later one: the server this run created (steps/provision.py), whose firewall has no rules yet
+# (steps/firewall.py: firewall-access has nothing to read on it).
+CREATED_FACT = "created_server"
 
 
 def upctl_binary() -> str:

@@ -236,3 +236,31 @@ def test_firewall_access_with_configured_allow_never_opens_to_any() -> None:
     assert creates and all("--position" not in a for a in creates)
     sources = {a[a.index("--src-ipaddress-block") + 1] for a in creates if "--src-ipaddress-block" in a}
     assert sources == {"192.0.2.0/24"}
+
+
+def test_firewall_access_reads_nothing_on_the_server_this_run_created() -> None:
+    """A server provision just created has no rules: no `firewall show` (one API round trip less per new server);
+    any other server's rules are read as before."""
+    from orchestrator.actions import Local
+    from orchestrator.context import CREATED_FACT
+
+    ctx = _ctx([], [])
+    ctx.facts[CREATED_FACT] = UUID  # type: ignore[attr-defined]
+    seen, note = _drive(ctx, _shown("198.51.100.7"), "cannot reach 203.0.113.50:22: timed out")
+    assert seen == [] and note == "a server this run created has no firewall rules yet: nothing to check"
+    ctx.facts[CREATED_FACT] = "00aa0000-0000-4000-8000-000000000002"  # type: ignore[attr-defined]
+    seen, note = _drive(ctx, _shown(None), None)
+    assert [tuple(a.argv[:4]) for a in seen if isinstance(a, Local)] == [("upctl", "server", "firewall", "show")]
+    assert note == "no SSH allow rule on the server yet: nothing to check"
+
+
+def test_provision_marks_the_server_it_creates() -> None:
+    """The plans: a first deploy creates the server and reads no rules before connecting; a redeploy of the
+    recorded server reads them (a real run's calls: tests/test_replicas.py)."""
+    from tests.golden_cases import Case
+
+    fresh = Case("vllm-l40s", "deploy").golden.read_text()
+    assert "a server this run created has no firewall rules yet" in fresh
+    again = Case("vllm-l40s", "redeploy").golden.read_text()  # a recorded server: its rules are read
+    access = again.split("firewall-access", 1)[1].split("[", 1)[0]
+    assert "upctl server firewall show" in access

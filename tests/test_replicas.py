@@ -124,6 +124,8 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
     for read in ("server plans", "zone list", "zone devices", "storage list --public --template", "server list"):
         assert sum(line.startswith(read + " ") for line in made) == 1, (read, made)
     assert sum(line.startswith("server create ") for line in made) == 3, made
+    # A server this run created has no rules: firewall-access reads none; the firewall step reads each once.
+    assert sum(line.startswith("server firewall show ") for line in made) == 3, made
     for i in (1, 2, 3):
         assert f"[r{i}] [12/12] monitoring: ok" in proc.stderr, proc.stderr
     assert "is serving on 3 replica(s)" in proc.stdout

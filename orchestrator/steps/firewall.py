@@ -22,7 +22,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from orchestrator.actions import Remote
-from orchestrator.context import StepContext, StepGen
+from orchestrator.context import CREATED_FACT, StepContext, StepGen
 from orchestrator.dcgm import DCGM_PORT
 from orchestrator.errors import ConfigError, HostKeyMismatch, ProviderError, SSHError
 from orchestrator.node_exporter import NODE_PORT
@@ -252,6 +252,8 @@ def firewall_access(ctx: StepContext) -> StepGen:
     if not fw.enabled:
         return "firewall disabled (provider.firewall.enabled: false)"
     ssh = ctx.cfg.ssh
+    if ctx.facts.get(CREATED_FACT) == ctx.server_ref:
+        return "a server this run created has no firewall rules yet: nothing to check"
     show = ctx.provider.firewall_rules(ctx.server_ref, "current firewall rules")
     r = show.check((yield show.action))
     if not r.known:

@@ -127,20 +127,27 @@ def test_deploy_refuses_too_many_rules_before_any_server_is_created(tmp_path: Pa
 
 
 def test_dry_run_shows_rule_deletion_before_the_new_rules(tmp_path: Path) -> None:
+    """A recorded server's rules are unknown to a dry run: it shows one deletion standing for each, after the read
+    and before the new rules. The server a first deploy creates has none: nothing is shown deleted."""
     from tests.conftest import run_cli
+    from tests.golden_cases import Case
     from tests.test_dry_run import CONFIG, _env
 
     cfg = tmp_path / "golden.yaml"
     cfg.write_text(CONFIG)
     proc = run_cli("deploy", str(cfg), "--dry-run", env=_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    delete = [n for n, ln in enumerate(lines) if "upctl server firewall delete '<server.uuid>'" in ln]
+    fresh = proc.stdout.splitlines()
+    assert not [ln for ln in fresh if "upctl server firewall delete" in ln]
+    show = next(n for n, ln in enumerate(fresh) if "upctl server firewall show" in ln)
+    assert show < next(n for n, ln in enumerate(fresh) if "upctl server firewall create" in ln)
+    lines = Case("ubuntu", "redeploy").golden.read_text().splitlines()  # the same config, its server recorded
+    delete = [n for n, ln in enumerate(lines) if "upctl server firewall delete " in ln]
     assert len(delete) == 1
     assert "--position '<each existing rule, last first>'" in lines[delete[0]]
-    show = next(n for n, ln in enumerate(lines) if "upctl server firewall show" in ln)
+    shows = [n for n, ln in enumerate(lines) if "upctl server firewall show" in ln]
     first_create = next(n for n, ln in enumerate(lines) if "upctl server firewall create" in ln)
-    assert show < delete[0] < first_create
+    assert shows[-1] < delete[0] < first_create
 
 
 # ------------------------------------------------------------------ firewall-access, step by step

@@ -188,12 +188,14 @@ def firewall(ctx: StepContext) -> StepGen:
         else:
             allow = ["<operator address>/32"]
     wanted = rules_for(ctx.cfg, allow)
+    # Read even on a server this run created: a retried step must see the rules its first attempt added. A dry
+    # run cannot read them; for the server it creates, it knows there are none (nothing to delete).
     show = ctx.provider.firewall_rules(srv, "current firewall rules")
     r = show.check((yield show.action))
     existing = show.parse(r) if r.known else []
     if r.known and [_existing_key(x) for x in existing] == [_key(w) for w in wanted]:
         return f"already configured: SSH and engine ports open to {', '.join(allow)} only"
-    yield from _replace(ctx, r.known, existing, wanted)
+    yield from _replace(ctx, r.known or ctx.facts.get(CREATED_FACT) == srv, existing, wanted)
     ray = "; Ray's ports closed (the nodes talk on the private network)" if ctx.cfg.cluster else ""
     return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx.cfg)))}) open to {', '.join(allow)} only{ray}"
 

@@ -3,7 +3,7 @@
 The hosts are set so that their own work is mostly waiting: the engine takes 2 s to start (the mock engines'
 `engine_startup_delay` knob; health polled every 0.3 s), nothing is pip-installed (engine.install.method docker:
 the fake docker pulls at once). On a small machine the simulation's own CPU (a Python process per fake upctl
-call, the mock hosts' tools and sshd: ~2.5 s per replica) is not waiting, so the same pair runs again with a 20 s
+call, the mock hosts' tools and sshd: ~2 s per replica) is not waiting, so the same pair runs again with a 20 s
 start-up (health polled at the default 2 s), where waiting is what the hosts mostly do, as a real engine's
 minutes of model loading are. The difference wall(N) - wall(1) is what running N at once costs beyond one: close
 to the same in both, it is the simulation's CPU, not a wait the orchestrator serialises.

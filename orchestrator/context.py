@@ -19,9 +19,7 @@ StepGen = Generator[Action, Result, str | None]
 RESTART_FACT = "restart"  # steps/engine.py: restart the engine even when its config is unchanged
 EXISTING_SERVER_ONLY = "existing_server_only"  # steps/provision.py: a gone server is an error, never a new server
 NETWORK_FACT = "cluster_network"  # steps/provision.py: the private network's UUID a cluster's servers attach to
-# Set by a step for a later one: the server this run created (steps/provision.py), whose firewall has no rules yet
-# (steps/firewall.py: firewall-access has nothing to read on it).
-CREATED_FACT = "created_server"
+CREATED_FACT = "created_server"  # StepContext.mark_created / created_this_run
 
 
 def upctl_binary() -> str:
@@ -72,3 +70,12 @@ class StepContext:
     @property
     def server_ref(self) -> str:
         return self.dep.server.uuid if self.dep.server else "<server.uuid>"
+
+    def mark_created(self) -> None:
+        """provision: this run created the server (a dry run: would create it), so it has no firewall rules yet."""
+        self.facts[CREATED_FACT] = self.server_ref
+
+    @property
+    def created_this_run(self) -> bool:
+        """Whether this run created the server now recorded (by UUID: a fleet's other servers never match)."""
+        return self.facts.get(CREATED_FACT) == self.server_ref

@@ -261,7 +261,7 @@ def test_firewall_access_reads_nothing_on_the_server_this_run_created() -> None:
     assert note == "no SSH allow rule on the server yet: nothing to check"
 
 
-def test_provision_marks_the_server_it_creates() -> None:
+def test_plans_read_rules_before_connect_only_on_a_recorded_server() -> None:
     """The plans: a first deploy creates the server and reads no rules before connecting; a redeploy of the
     recorded server reads them (a real run's calls: tests/test_replicas.py)."""
     from tests.golden_cases import Case

@@ -22,7 +22,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from orchestrator.actions import Remote
-from orchestrator.context import CREATED_FACT, StepContext, StepGen
+from orchestrator.context import StepContext, StepGen
 from orchestrator.dcgm import DCGM_PORT
 from orchestrator.errors import ConfigError, HostKeyMismatch, ProviderError, SSHError
 from orchestrator.node_exporter import NODE_PORT
@@ -195,7 +195,7 @@ def firewall(ctx: StepContext) -> StepGen:
     existing = show.parse(r) if r.known else []
     if r.known and [_existing_key(x) for x in existing] == [_key(w) for w in wanted]:
         return f"already configured: SSH and engine ports open to {', '.join(allow)} only"
-    yield from _replace(ctx, r.known or ctx.facts.get(CREATED_FACT) == srv, existing, wanted)
+    yield from _replace(ctx, r.known or ctx.created_this_run, existing, wanted)
     ray = "; Ray's ports closed (the nodes talk on the private network)" if ctx.cfg.cluster else ""
     return f"SSH and engine ports ({', '.join(map(str, engine_ports(ctx.cfg)))}) open to {', '.join(allow)} only{ray}"
 
@@ -254,7 +254,7 @@ def firewall_access(ctx: StepContext) -> StepGen:
     if not fw.enabled:
         return "firewall disabled (provider.firewall.enabled: false)"
     ssh = ctx.cfg.ssh
-    if ctx.facts.get(CREATED_FACT) == ctx.server_ref:
+    if ctx.created_this_run:
         return "a server this run created has no firewall rules yet: nothing to check"
     show = ctx.provider.firewall_rules(ctx.server_ref, "current firewall rules")
     r = show.check((yield show.action))

@@ -6,7 +6,7 @@ import re
 import time
 
 from orchestrator.actions import Pause
-from orchestrator.context import CREATED_FACT, EXISTING_SERVER_ONLY, NETWORK_FACT, StepContext, StepGen
+from orchestrator.context import EXISTING_SERVER_ONLY, NETWORK_FACT, StepContext, StepGen
 from orchestrator.errors import CapacityError, ConfigError, ProviderError, StateError
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, load_owner
 from orchestrator.providers.base import CreateSpec, PlanInfo, ServerInfo, ServerNotFound, server_labels
@@ -235,7 +235,7 @@ def provision(ctx: StepContext) -> StepGen:
         asked = time.time()  # billing starts when the API takes the create, before upctl's --wait returns
         r = yield create.action
         if not r.known:
-            ctx.facts[CREATED_FACT] = ctx.server_ref  # the plan's server: the one this run would create
+            ctx.mark_created()  # the plan's server: the one this run would create
             if len(candidates) > 1:
                 ctx.notify("on no capacity: " + ", ".join(f"{p} in {z}" for p, z in candidates[1:]))
             break
@@ -259,7 +259,7 @@ def provision(ctx: StepContext) -> StepGen:
             created_at=asked,
         )
         ctx.save()
-        ctx.facts[CREATED_FACT] = srv.uuid
+        ctx.mark_created()
         warning = up.wait_warning(r)
         if warning:
             ctx.notify(f"upctl: {warning}; checking the state myself")

@@ -20,6 +20,7 @@ RESTART_FACT = "restart"  # steps/engine.py: restart the engine even when its co
 EXISTING_SERVER_ONLY = "existing_server_only"  # steps/provision.py: a gone server is an error, never a new server
 NETWORK_FACT = "cluster_network"  # steps/provision.py: the private network's UUID a cluster's servers attach to
 CREATED_FACT = "created_server"  # StepContext.mark_created / created_this_run
+GONE_FACT = "server_found_gone"  # StepContext.mark_found_gone / found_gone (teardown)
 
 
 def upctl_binary() -> str:
@@ -79,3 +80,12 @@ class StepContext:
     def created_this_run(self) -> bool:
         """Whether this run created the server now recorded (by UUID: a fleet's other servers never match)."""
         return self.facts.get(CREATED_FACT) == self.server_ref
+
+    def mark_found_gone(self) -> None:
+        """teardown: the provider no longer knows the recorded server (deleted outside orchestrator)."""
+        self.facts[GONE_FACT] = True
+
+    @property
+    def found_gone(self) -> bool:
+        """Whether this run found the recorded server already gone (the teardown summary says so, not "deleted")."""
+        return bool(self.facts.get(GONE_FACT))

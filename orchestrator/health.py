@@ -168,9 +168,10 @@ class Wait:
         return f"waiting for {self.url}: {self.reason}, {took}"
 
 
-def transport_reason(exc: Exception, timeout: float) -> str:
-    """Why a probe got no HTTP answer, in words: vLLM refuses connections until its model is loaded, and
-    docker-proxy accepts and then resets them."""
+def transport_reason(exc: Exception, timeout: float, waiting: bool = True) -> str:
+    """Why a probe got no HTTP answer, in words. While a deploy waits: vLLM refuses connections until its model is
+    loaded, and docker-proxy accepts and then resets them. A single probe (``status``, a check that does not wait)
+    of an engine that served before means nothing listens now."""
     import httpx
 
     text = str(exc).lower()
@@ -184,6 +185,8 @@ def transport_reason(exc: Exception, timeout: float) -> str:
         why = "connection reset"
     else:
         why = f"connection closed ({type(exc).__name__})"
+    if not waiting:
+        return f"{why}: the engine is not answering (stopped, crashed or restarting)"
     return f"{why}: still starting (model loading)"
 
 
@@ -228,7 +231,7 @@ def run_check(
                 if verdict.fatal:
                     raise EngineError(f"{check.method} {check.url}: {last}", _hint_for(check, last))
             except httpx.TransportError as exc:
-                last = transport_reason(exc, check.timeout)
+                last = transport_reason(exc, check.timeout, waiting=bool(check.wait))
             waited = time.monotonic() - started
             if not check.wait or waited >= check.wait:
                 break
@@ -246,8 +249,9 @@ def run_check(
     finally:
         if own:
             http.close()
+    outcome = f" not ready after {time.monotonic() - started:.0f}s (last: {last})" if check.wait else f": {last}"
     raise EngineError(
-        f"{check.method} {check.url} not ready after {time.monotonic() - started:.0f}s (last: {last})",
+        f"{check.method} {check.url}{outcome}",
         _hint_for(check, last),
         details=dead_log() if dead_log else None,
     )

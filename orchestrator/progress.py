@@ -279,7 +279,8 @@ class ProgressReporter:
         if failure is not None:
             return
         if command == "teardown":
-            self.c.out(f"deployment {ctx.cfg.name} removed: server deleted and confirmed gone, state forgotten")
+            fate = "the server was already gone" if ctx.found_gone else "server deleted and confirmed gone"
+            self.c.out(f"deployment {ctx.cfg.name} removed: {fate}, state forgotten")
             if ctx.cfg.provider.price_per_hour is not None:
                 self.c.out(f"  cost:     {lifetime_cost_text(ctx)}")
             return

@@ -178,3 +178,43 @@ def test_server_that_goes_to_error_while_stopping_is_deleted_at_once(
     assert "destroy-server: ok" in proc.stderr and cloud_uuids(c) == set()
     assert not _record(e, "stoperr").exists()
     check_invariant("server goes to 'error' while stopping", c, e)
+
+
+def _upctl(e: dict[str, str], *args: str) -> None:
+    import subprocess
+
+    proc = subprocess.run(["upctl", *args], env=e, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("fate", ["stopped", "gone"])
+def test_a_server_stopped_or_deleted_behind_our_back(
+    scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path, fate: str
+) -> None:
+    """Its auto-stop timer (or someone) stopped the server, or someone deleted it: `status` says so instead of a
+    failed probe read as "still starting", and that it bills nothing now; teardown asks the cloud before it
+    connects (a stopped server answers no SSH; a deleted one's address may be another's) and says what it found."""
+    c, e = scenario
+    name = f"behind-{fate}"
+    _deployed(c, tmp_path, e, name)
+    uuid = json.loads(_record(e, name).read_text())["server"]["uuid"]
+    _upctl(e, "server", "stop", uuid, "--wait")
+    if fate == "gone":
+        _upctl(e, "server", "delete", uuid, "--delete-storages")
+    live = json.loads(run_cli("status", name, "--json", env=e).stdout)[0]["live"]
+    assert live["server"] == {"checked": True, "state": fate, "error": None}
+    assert live["engine_health"]["ok"] is False and live["billing"] is False
+    assert live["engine_health"]["detail"].startswith(f"the server is {fate} (")
+    assert "still starting" not in live["engine_health"]["detail"]
+    text = run_cli("status", name, env=e).stdout
+    assert f"  engine:  UNHEALTHY: the server is {fate} (" in text
+    proc = run_cli("teardown", name, "--yes", env=e)
+    assert proc.returncode == 0, proc.stderr
+    said = {"stopped": "skipped: the server is stopped (nothing runs on it)",
+            "gone": "skipped: the server is already gone"}[fate]  # fmt: skip
+    assert "stop-engine: ok" in proc.stderr and said in proc.stderr
+    assert "could not stop the engine cleanly" not in proc.stderr  # no SSH attempt at all
+    removed = "the server was already gone" if fate == "gone" else "server deleted and confirmed gone"
+    assert f"deployment {name} removed: {removed}, state forgotten" in proc.stdout
+    assert cloud_uuids(c) == set() and not _record(e, name).exists()
+    check_invariant(f"server {fate} behind our back", c, e)

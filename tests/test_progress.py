@@ -176,6 +176,17 @@ def test_run_check_reports_every_failed_probe_with_reason_and_deadline() -> None
     assert waits[-1].text().startswith(f"waiting for {url}: connection refused: still starting (model loading), ")
 
 
+def test_a_single_probe_of_a_refusing_engine_is_not_read_as_loading() -> None:
+    """status (and a check that does not wait) probes an engine that served before: a refused connection then
+    means nothing listens, not that a model is loading; and there was no waiting to report."""
+    url = f"http://127.0.0.1:{closed_port()}/health"
+    with pytest.raises(EngineError) as err:
+        run_check(HttpCheck("GET", url, "status"), {})
+    assert err.value.message == (
+        f"GET {url}: connection refused: the engine is not answering (stopped, crashed or restarting)"
+    )
+
+
 def test_dry_run_reporter_prints_the_transcript_only(capsys: pytest.CaptureFixture[str]) -> None:
     reporter = ProgressReporter(Console(), dry_run=True, as_json=False)
     reporter.step_started(1, 1, "connect", 600.0)

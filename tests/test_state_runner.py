@@ -165,6 +165,32 @@ def test_executor_errors_are_thrown_into_the_step(tmp_path: Path) -> None:
     assert outcomes[0].note == "skipped: unreachable"
 
 
+@pytest.mark.parametrize(
+    "shown, note",
+    [
+        (Result(stdout=json.dumps({"uuid": "00aa", "state": "stopped"})), "skipped: the server is stopped"),
+        (Result(rc=1, stderr="Error: cannot resolve argument: nothing found matching '00aa'\n"), "already gone"),
+    ],
+)
+def test_stop_engine_asks_the_cloud_before_it_connects(tmp_path: Path, shown: Result, note: str) -> None:
+    """A stopped server answers no SSH (connecting would wait out the timeout) and a deleted one's address may be
+    someone else's: stop-engine makes no connection to either."""
+    from orchestrator.state import EngineRecord
+
+    ctx = StepContext(cfg=make_cfg(), dep=Deployment(name="unit", config_path="c"), store=StateStore(tmp_path))
+    ctx.dep.server = ServerRecord(uuid="00aa", ip="127.0.0.9")
+    ctx.dep.engine = EngineRecord(kind="vllm", model="m", served_name="m", endpoint="e", metrics_url="u", method="pip")
+    executor = Scripted([("server show", shown)])
+    outcomes = Runner(executor, Quiet()).run(Playbook(name="t", steps=[PlaybookStep(kind="stop-engine")]), ctx)
+    assert note in outcomes[0].note
+    assert executor.seen == ["local: upctl server show 00aa -o json"]
+    assert ctx.found_gone is (note == "already gone")
+    started = Scripted([("server show", SHOW_STARTED)])  # a running server: the engine is stopped over SSH
+    ctx2 = StepContext(cfg=make_cfg(), dep=ctx.dep, store=None)
+    Runner(started, Quiet()).run(Playbook(name="t", steps=[PlaybookStep(kind="stop-engine")]), ctx2)
+    assert [x.split(":")[0] for x in started.seen] == ["local", "ssh", "remote"]
+
+
 def test_step_timeout_bounds_action_timeouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[float] = []
 
@@ -193,6 +219,7 @@ def test_shipped_playbooks_load() -> None:
 # --- the real teardown playbook: local clean-up never keeps a server billing ------------------------------
 
 SHOW_STOPPED = Result(stdout=json.dumps({"uuid": "00aa", "hostname": "unit", "state": "stopped"}))
+SHOW_STARTED = Result(stdout=json.dumps({"uuid": "00aa", "hostname": "unit", "state": "started"}))
 GONE = Result(rc=1, stderr="Error: cannot resolve argument: nothing found matching '00aa'\n")
 
 
@@ -214,7 +241,9 @@ def _tracked(tmp_path: Path) -> tuple[StepContext, StateStore, Path]:
 def test_real_teardown_deletes_the_server_when_unmonitor_fails_then_a_rerun_finishes(tmp_path: Path) -> None:
     ctx, store, prom = _tracked(tmp_path)
     broken = Result(stdout="global: [unclosed\nscrape_configs:\n  - job_name: orchestrator-unit\n")
-    executor = Scripted([("read: ", broken), ("server show", SHOW_STOPPED), ("server show", GONE)])
+    executor = Scripted(
+        [("server show", SHOW_STARTED), ("read: ", broken), ("server show", SHOW_STOPPED), ("server show", GONE)]
+    )
     with pytest.raises(TeardownIncomplete) as err:
         Runner(executor, Quiet()).run(load_playbook("teardown"), ctx)
     assert err.value.exit_code == 10
@@ -250,7 +279,7 @@ def test_real_teardown_goes_on_after_an_unexpected_error_in_local_cleanup(
 
     monkeypatch.setitem(STEPS, "unmonitor", buggy)
     ctx, store, _prom = _tracked(tmp_path)
-    executor = Scripted([("server show", SHOW_STOPPED), ("server show", GONE)])
+    executor = Scripted([("server show", SHOW_STARTED), ("server show", SHOW_STOPPED), ("server show", GONE)])
     with pytest.raises(TeardownIncomplete) as err:
         Runner(executor, Quiet()).run(load_playbook("teardown"), ctx)
     assert "unmonitor: unexpected ValueError: a bug" in err.value.message

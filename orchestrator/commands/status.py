@@ -131,18 +131,38 @@ def _result(future: Future[dict[str, Any]], deadline: float, late: dict[str, Any
         return {**late, key: f"check failed: {type(exc).__name__}: {exc}"}
 
 
+# A server in these states serves nothing and bills nothing (GPU plans bill only while started): what a failed
+# probe then means, and what brings it back.
+NOT_RUNNING = {
+    "stopped": "the server is stopped (its auto-stop timer, or stopped by hand): `orchestrator deploy {config}` "
+    "starts it again",
+    "gone": "the server is gone (deleted outside orchestrator): `orchestrator deploy {config}` creates a new one, "
+    "`orchestrator teardown {name} --yes` forgets it",
+}
+
+
 def _live_doc(dep: DeploymentView, now: float, srv: dict[str, Any], eng: dict[str, Any]) -> dict[str, Any]:
+    """The live document: what the cloud and the engine said, with a failed probe of a stopped or deleted server
+    explained by the server's state, and whether it bills now (``None``: the server's state is not known)."""
     from orchestrator.cost import cost_so_far, price_of
 
+    state = srv["state"] if srv["checked"] else None
+    if state in NOT_RUNNING and not eng["ok"]:
+        why = NOT_RUNNING[state].format(config=dep.config_path or "CONFIG", name=dep.name)
+        eng = {"checked": True, "ok": False, "detail": why}
     price, currency = price_of(dep.config)
+    until = now
+    if state == "stopped" and dep.auto_stop_at is not None and dep.auto_stop_at <= now:
+        until = max(dep.auto_stop_at, _since(dep))  # the timer powered it off: no started hour after that
     return {
         "checked_at": now,
         "server": srv,
         "engine_health": eng,
         "ttl_left_s": round(dep.auto_stop_at - now, 1) if dep.auto_stop_at is not None else None,
+        "billing": None if state is None else state not in NOT_RUNNING,
         "price_per_hour": price,
         "currency": currency if price is not None else None,
-        "cost_so_far": round(cost_so_far(price, _since(dep), now), 4) if price and dep.server else None,
+        "cost_so_far": round(cost_so_far(price, _since(dep), until), 4) if price and dep.server else None,
     }
 
 
@@ -162,8 +182,11 @@ def live_lines(doc: dict[str, Any], name: str | None = None) -> list[str]:
     else:
         lines.append(f"  engine:  {'healthy' if eng['ok'] else 'UNHEALTHY'}: {eng['detail']}")
     if doc["price_per_hour"] is not None:
+        per_hour = f"{doc['price_per_hour']:.2f} {doc['currency']} per hour"
         so_far = f", {doc['cost_so_far']:.2f} {doc['currency']} so far" if doc["cost_so_far"] is not None else ""
-        lines.append(f"  cost:    {doc['price_per_hour']:.2f} {doc['currency']} per hour{so_far}")
+        if doc["billing"] is False:
+            per_hour = f"not billing now (server {srv['state']}; {per_hour} while started)"
+        lines.append(f"  cost:    {per_hour}{so_far}")
     return lines
 
 

@@ -28,6 +28,7 @@ def destroy_server(ctx: StepContext) -> StepGen:
         except ServerNotFound:
             ctx.dep.server = None
             ctx.save()
+            ctx.mark_found_gone()
             return f"server {srv.uuid} is already gone"
         state = info.state
         storages = list(info.storages)

@@ -17,6 +17,7 @@ StepKind = Literal[
     "provision",
     "firewall-access",
     "connect",
+    "server-running",
     "firewall",
     "prepare-host",
     "auto-stop",

@@ -196,7 +196,11 @@ def test_a_server_stopped_or_deleted_behind_our_back(
     connects (a stopped server answers no SSH; a deleted one's address may be another's) and says what it found."""
     c, e = scenario
     name = f"behind-{fate}"
-    _deployed(c, tmp_path, e, name)
+    cfg = write_config(c, tmp_path, None, name=name)
+    data = yaml.safe_load(cfg.read_text())
+    data["provider"]["price_per_hour"] = 1.92
+    cfg.write_text(yaml.safe_dump(data))
+    assert run_cli("deploy", str(cfg), env=e).returncode == 0
     uuid = json.loads(_record(e, name).read_text())["server"]["uuid"]
     _upctl(e, "server", "stop", uuid, "--wait")
     if fate == "gone":
@@ -208,6 +212,11 @@ def test_a_server_stopped_or_deleted_behind_our_back(
     assert "still starting" not in live["engine_health"]["detail"]
     text = run_cli("status", name, env=e).stdout
     assert f"  engine:  UNHEALTHY: the server is {fate} (" in text
+    assert f"  cost:    not billing now (server {fate}; 1.92 EUR per hour while started), 1.92 EUR so far" in text
+    extend = run_cli("extend", name, "2h", env=e)  # nothing to re-arm: said at once, no SSH retries
+    assert extend.returncode == 3, extend.stderr
+    assert f"error: server {uuid}: the server is {fate} (" in extend.stderr and "hint: `orchestrator " in extend.stderr
+    assert "] connect" not in extend.stderr
     proc = run_cli("teardown", name, "--yes", env=e)
     assert proc.returncode == 0, proc.stderr
     said = {"stopped": "skipped: the server is stopped (nothing runs on it)",

@@ -237,6 +237,7 @@ def test_extend_dry_run_shows_the_plan_and_changes_nothing(offline: dict[str, st
     proc = run_cli("extend", "far", "2h", "--dry-run", env=offline)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout + proc.stderr
+    assert "[1/3] server-running" in text and "local: upctl server show " in text  # the cloud first
     assert re.search(r"ssh: connect root@127\.0\.0\.1:\d+ \(pinned host key", text)
     assert "remote: mkdir -p .orchestrator/far" in text and "sleep 7200; shutdown -h now" in text
     assert "would power the server off in 2h00m" in text

@@ -1,6 +1,7 @@
 """`orchestrator extend NAME 4h`: re-arm the on-host auto-stop timer for a new duration from now.
 
-A two-step plan run through the same Runner and executor as deploy (so `--dry-run` shows every action):
+A three-step plan run through the same Runner and executor as deploy (so `--dry-run` shows every action):
+server-running (the cloud says it is started: a powered-off server is an error at once, with what brings it back),
 connect (pinned host key) and auto-stop, which with the extend fact replaces the timer and records the new
 deadline in the state's auto_stop_at (`status` shows the new time left).
 """
@@ -19,7 +20,12 @@ if TYPE_CHECKING:
     from orchestrator.progress import ProgressReporter
     from orchestrator.state import StateStore
 
-STEPS = [{"kind": "connect", "timeout": "5m"}, {"kind": "auto-stop", "timeout": "1m"}]
+# The cloud first: a server its timer already powered off answers no SSH (connect would wait out its 5 minutes).
+STEPS = [
+    {"kind": "server-running", "timeout": "1m"},
+    {"kind": "connect", "timeout": "5m"},
+    {"kind": "auto-stop", "timeout": "1m"},
+]
 
 
 def parse_extension(text: str) -> float:

@@ -19,6 +19,7 @@ from orchestrator.commands import status_cluster
 from orchestrator.commands.status_cluster import NODE_DETAIL, is_cluster
 from orchestrator.durations import format_duration
 from orchestrator.errors import OrchestratorError
+from orchestrator.server_fate import NOT_RUNNING, not_running
 from orchestrator.state_doc import DeploymentView, StateReader
 
 if TYPE_CHECKING:
@@ -131,16 +132,6 @@ def _result(future: Future[dict[str, Any]], deadline: float, late: dict[str, Any
         return {**late, key: f"check failed: {type(exc).__name__}: {exc}"}
 
 
-# A server in these states serves nothing and bills nothing (GPU plans bill only while started): what a failed
-# probe then means, and what brings it back.
-NOT_RUNNING = {
-    "stopped": "the server is stopped (its auto-stop timer, or stopped by hand): `orchestrator deploy {config}` "
-    "starts it again",
-    "gone": "the server is gone (deleted outside orchestrator): `orchestrator deploy {config}` creates a new one, "
-    "`orchestrator teardown {name} --yes` forgets it",
-}
-
-
 def _live_doc(dep: DeploymentView, now: float, srv: dict[str, Any], eng: dict[str, Any]) -> dict[str, Any]:
     """The live document: what the cloud and the engine said, with a failed probe of a stopped or deleted server
     explained by the server's state, and whether it bills now (``None``: the server's state is not known)."""
@@ -148,8 +139,8 @@ def _live_doc(dep: DeploymentView, now: float, srv: dict[str, Any], eng: dict[st
 
     state = srv["state"] if srv["checked"] else None
     if state in NOT_RUNNING and not eng["ok"]:
-        why = NOT_RUNNING[state].format(config=dep.config_path or "CONFIG", name=dep.name)
-        eng = {"checked": True, "ok": False, "detail": why}
+        what, remedy = not_running(state, dep.name, dep.config_path)
+        eng = {"checked": True, "ok": False, "detail": f"{what}: {remedy}"}
     price, currency = price_of(dep.config)
     until = now
     if state == "stopped" and dep.auto_stop_at is not None and dep.auto_stop_at <= now:

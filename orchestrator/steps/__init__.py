@@ -1,7 +1,7 @@
 """Steps by kind: each is a generator that yields actions and gets their results back.
 
 STEPS maps every kind (playbook.py's StepKind) to its function. A step's module is imported the first time a
-playbook runs that kind, so a command loads only the steps its playbooks have (a teardown: four of twenty-two).
+playbook runs that kind, so a command loads only the steps its playbooks have (a teardown: four of twenty-four).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ WHERE: dict[str, tuple[str, str]] = {
     "provision": ("provision", "provision"),
     "firewall-access": ("firewall", "firewall_access"),
     "connect": ("host", "connect"),
+    "server-running": ("running", "server_running"),
     "firewall": ("firewall", "firewall"),
     "prepare-host": ("prepare", "prepare_host"),
     "auto-stop": ("autostop", "auto_stop"),

@@ -430,5 +430,19 @@ def test_ttl_powers_the_server_off_by_itself(
     while engine_processes(cloud) and time.monotonic() < gone:
         time.sleep(0.2)
     assert engine_processes(cloud) == [], "powering off must stop the engine"
-    assert "due " in run_cli("status", env=env).stdout
+    table = run_cli("status", env=env).stdout
+    assert "due " in table
+    assert "  server:  stopped" in table and "  engine:  UNHEALTHY: the server is stopped (its auto-stop timer" in table
+    live = json.loads(run_cli("status", "ttl", "--json", env=env).stdout)[0]["live"]
+    assert live["billing"] is False and live["server"]["state"] == "stopped"
+    extend = run_cli("extend", "ttl", "1h", env=env)  # too late to extend: said at once
+    assert extend.returncode == 3 and f"`orchestrator deploy {cfg}` starts it again" in extend.stderr
+    # deploy brings it back: the server started again, the engine restarted, a fresh ttl armed
+    again = run_cli("deploy", str(cfg), env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"server {uuid} was stopped: started it again" in again.stderr
+    doc = json.loads(run_cli("status", "ttl", "--json", env=env).stdout)[0]
+    assert doc["live"]["server"]["state"] == "started" and doc["live"]["engine_health"]["ok"] is True
+    assert doc["live"]["billing"] is True and 0 < doc["live"]["ttl_left_s"] <= 20
+    assert engine_processes(cloud), "the engine runs again"
     assert run_cli("teardown", "ttl", "--yes", env=env).returncode == 0

@@ -166,6 +166,8 @@ def provision(ctx: StepContext) -> StepGen:
                 start.check((yield start.action))
             if srv.state != "started":
                 yield from wait_started(ctx)
+            if srv.state == "stopped":
+                return f"server {srv.uuid} was stopped: started it again ({ctx.ip})"
             return f"server {srv.uuid} already exists ({ctx.ip})"
     elif existing_only:
         raise StateError(

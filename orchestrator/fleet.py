@@ -332,6 +332,7 @@ def _one(
     finally:
         executor.close()
         out.outcomes = list(runner.outcomes)
+        out.found_gone = rctx.found_gone
     if out.error is not None and not run.dry_run:
         fleet.set_status(rec, "failed")
     return out

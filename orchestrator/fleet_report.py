@@ -79,6 +79,7 @@ class ReplicaOutcome:
     outcomes: list[StepOutcome] = field(default_factory=list)
     error: OrchestratorError | None = None
     note: str = ""  # e.g. "removed (scaled down)", "not redeployed: an earlier replica failed"
+    found_gone: bool = False  # teardown found its server already deleted (outside orchestrator)
 
 
 def steps_doc(outcomes: list[StepOutcome]) -> list[dict[str, object]]:
@@ -167,8 +168,11 @@ def fleet_summary(
         return
     if command == "teardown":
         net = " and its private network" if any(o.kind == "delete-network" for o in fleet_outcomes) else ""
+        gone = sum(1 for r in results if r.found_gone)
+        before = f" ({gone} of them already gone)" if gone else ""
         c.out(
-            f"deployment {dep.name} removed: {len(results)} server(s){net} deleted and confirmed gone, state forgotten"
+            f"deployment {dep.name} removed: {len(results)} server(s){net} deleted and confirmed gone{before}, "
+            "state forgotten"
         )
         cost = fleet_cost_doc(dep)
         if cost is not None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 NOT_RUNNING = ("stopped", "gone")  # server states (upctl's, and "gone" for a server it no longer knows)
 
 
-def not_running(state: str, name: str, config: str) -> tuple[str, str]:
-    """(what it is, what brings it back) for a server in one of NOT_RUNNING; ``config``: the config file's path."""
+def not_running(state: str, name: str, config: str, *, replica: bool = False) -> tuple[str, str]:
+    """(what it is, what brings it back) for a server in one of NOT_RUNNING; ``config``: the config file's path;
+    ``replica``: the server is one of a fleet's (a teardown would remove them all, so it is not offered)."""
     config = config or "CONFIG"
     if state == "stopped":
-        return (
-            "the server is stopped (its auto-stop timer, or stopped by hand)",
-            f"`orchestrator deploy {config}` starts it again; `orchestrator teardown {name} --yes` removes it",
-        )
-    return (
-        "the server is gone (deleted outside orchestrator)",
-        f"`orchestrator deploy {config}` creates a new one; `orchestrator teardown {name} --yes` forgets it",
-    )
+        what, back = "the server is stopped (its auto-stop timer, or stopped by hand)", "starts it again"
+        drop = f"`orchestrator teardown {name} --yes` removes it"
+    else:
+        what, back = "the server is gone (deleted outside orchestrator)", "creates a new one"
+        drop = f"`orchestrator teardown {name} --yes` forgets it"
+    if replica:
+        return what, f"`orchestrator deploy {config}` {back} (the fleet's other replicas are kept as they are)"
+    return what, f"`orchestrator deploy {config}` {back}; {drop}"

@@ -256,8 +256,18 @@ def test_one_replica_failing_is_named_and_only_it_is_removed(
     assert len(doc["replicas"]) == 2 and all(r["status"] == "deployed" for r in doc["replicas"])
     assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
 
+    # Someone deletes one replica's server behind our back: status names it gone (a deploy recreates it; the fleet's
+    # teardown is not offered for one replica), and the teardown says it found it so.
+    lost = doc["replicas"][1]
+    deleted = subprocess.run(["upctl", "server", "delete", lost["server"]["uuid"], "--stop", "--delete-storages"],
+                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert deleted.returncode == 0, deleted.stderr
+    text = run_cli("status", "part", env=env).stdout
+    assert f"live part/r{lost['index']}:\n  server:  gone\n  engine:  UNHEALTHY: the server is gone (" in text, text
+    assert f"`orchestrator deploy {cfg}` creates a new one (the fleet's other replicas are kept as they are)" in text
     gone = run_cli("teardown", "part", "--yes", env=env)
     assert gone.returncode == 0, gone.stderr
+    assert "2 server(s) deleted and confirmed gone (1 of them already gone)" in gone.stdout, gone.stdout
     assert cloud_servers(cloud) == {}
 
 

@@ -139,7 +139,7 @@ def _live_doc(dep: DeploymentView, now: float, srv: dict[str, Any], eng: dict[st
 
     state = srv["state"] if srv["checked"] else None
     if state in NOT_RUNNING and not eng["ok"]:
-        what, remedy = not_running(state, dep.name, dep.config_path)
+        what, remedy = not_running(state, dep.name, dep.config_path, replica=bool(dep.document.get("replicas")))
         eng = {"checked": True, "ok": False, "detail": f"{what}: {remedy}"}
     price, currency = price_of(dep.config)
     until = now

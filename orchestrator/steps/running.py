@@ -26,6 +26,6 @@ def server_running(ctx: StepContext) -> StepGen:
     except ServerNotFound:
         state = "gone"
     if state in ("stopped", "gone"):
-        what, remedy = not_running(state, ctx.cfg.name, ctx.dep.config_path)
+        what, remedy = not_running(state, ctx.cfg.name, ctx.dep.config_path, replica=ctx.replica is not None)
         raise ProviderError(f"server {srv.uuid}: {what}", remedy)
     return f"server {srv.uuid} is {state}"

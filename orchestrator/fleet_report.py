@@ -168,8 +168,8 @@ def fleet_summary(
         return
     if command == "teardown":
         net = " and its private network" if any(o.kind == "delete-network" for o in fleet_outcomes) else ""
-        gone = sum(1 for r in results if r.found_gone)
-        before = f" ({gone} of them already gone)" if gone else ""
+        found = sum(1 for r in results if r.found_gone)
+        before = f" ({found} of them already gone)" if found else ""
         c.out(
             f"deployment {dep.name} removed: {len(results)} server(s){net} deleted and confirmed gone{before}, "
             "state forgotten"

@@ -78,7 +78,7 @@ def prepare(base: str, listed: Sequence[str], timeout: float) -> tuple[str, str,
     if resp.status_code != 200:
         raise EngineError(
             f"Triton answered HTTP {resp.status_code} for model {model!r}: {_error(resp)}",
-            "is the model loaded? see `orchestrator status NAME --live`",
+            "is the model loaded? see `orchestrator status NAME`",
         )
     body = json.dumps(infer_request(resp.json()))
     return model, f"{base}/models/{quote(model, safe='')}/infer", body

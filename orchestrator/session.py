@@ -60,6 +60,8 @@ def run_playbooks(
             )
         if dep is None:
             dep = Deployment(name=cfg.name, config_path=str(Path(config_path).resolve()))
+        elif Path(config_path).is_file():  # run from a config file (maybe another one): hints name this file
+            dep.config_path = str(Path(config_path).resolve())
         dep.config = cfg.model_dump(mode="json")
         if not dry_run:
             _preflight(cfg, spec.strict_preflight, console)

@@ -197,10 +197,15 @@ def test_deploy_status_redeploy_teardown(
     assert "vllm already serving qwen-mini with this config; not restarted" in again.stderr
     assert len(read_state(cloud.upctl_home)["servers"]) == 1
 
-    redeploy = run_cli("redeploy", str(cfg), env=env)
+    moved = tmp_path / "moved" / "e2e.yaml"  # the same deployment, its config file now elsewhere
+    moved.parent.mkdir()
+    moved.write_text(cfg.read_text())  # its paths are absolute
+    redeploy = run_cli("redeploy", str(moved), env=env)
     assert redeploy.returncode == 0, redeploy.stderr
     assert "start-engine: ok" in redeploy.stderr and "not restarted" not in redeploy.stderr
     assert len(engine_processes(cloud)) == 1, "redeploy must replace the engine, not add one"
+    # the record names the file it was last run from: its hints (status, resume, --recreate) point there
+    assert json.loads(run_cli("status", "e2e", "--json", "--local", env=env).stdout)[0]["config_path"] == str(moved)
 
     # secrets never appear in output, state, logs or written files
     everything = "\n".join(

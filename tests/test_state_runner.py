@@ -297,6 +297,39 @@ def test_step_without_continue_on_error_still_stops_the_playbook(tmp_path: Path)
     assert not any("upctl" in x for x in executor.seen)
 
 
+@pytest.mark.parametrize(
+    "provider, drift",
+    [
+        ({"plan": "GPU-12xCPU-128GB-2xL40S"}, True),  # the config now asks for another plan
+        ({"zone": "de-fra1"}, True),  # ... or another zone
+        ({"plan": "^GPU-.*-1xL40S$"}, False),  # a pattern the server's plan matches
+        ({"plan": "GPU-12xCPU-128GB-2xL40S", "fallbacks": [{"plan": "GPU-8xCPU-64GB-1xL40S"}]}, False),  # a fallback
+    ],
+)
+def test_a_recorded_server_on_another_plan_or_zone_is_kept_and_said(provider: dict[str, object], drift: bool) -> None:
+    """A plan or zone changes only with a new server (`redeploy --recreate`): deploy keeps the recorded one, and says
+    so when the config no longer asks for what it runs."""
+    cfg = DeploymentConfig.model_validate({"name": "unit", "engine": {"model": "m"}, "provider": provider})
+    told: list[str] = []
+    ctx = StepContext(cfg=cfg, dep=Deployment(name="unit", config_path="/c.yaml"), store=None, notify=told.append)
+    ctx.dep.server = ServerRecord(uuid="00aa")
+    shown = {"uuid": "00aa", "hostname": "unit", "state": "started", "plan": "GPU-8xCPU-64GB-1xL40S",
+             "zone": "fi-hel2", "ip_addresses": []}  # fmt: skip
+    outcomes = Runner(Scripted([("server show", Result(stdout=json.dumps(shown)))]), Quiet()).run(
+        Playbook(name="t", steps=[PlaybookStep(kind="provision")]), ctx
+    )
+    assert outcomes[0].note.startswith("server 00aa already exists")
+    assert ("not provider.plan" in outcomes[0].note) is drift
+    if drift:
+        assert told == [
+            f"server 00aa runs plan GPU-8xCPU-64GB-1xL40S in fi-hel2, not what the config asks for (provider.plan "
+            f"{cfg.provider.plan!r} in {cfg.provider.zone}); it is kept: a plan or zone changes only with a new "
+            "server, `orchestrator redeploy /c.yaml --recreate`"
+        ]
+    else:
+        assert told == []
+
+
 def test_wait_started_stops_at_once_on_error_state(monkeypatch: pytest.MonkeyPatch) -> None:
     from orchestrator.steps.provision import wait_started
 

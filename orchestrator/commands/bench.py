@@ -111,7 +111,10 @@ def bench(
         console.report = doc  # the error boundary prints it, with the error (one JSON document)
         if not as_json:
             console.out(f"saved {path}")
-        raise EngineError(f"no benchmark request completed: {first}", f"check `orchestrator status {name}` (the server and the engine, asked now)")
+        raise EngineError(
+            f"no benchmark request completed: {first}",
+            f"check `orchestrator status {name}` (the server and the engine, asked now)",
+        )
     if as_json:
         console.out(json.dumps(doc, indent=2))
     else:

@@ -39,6 +39,16 @@ def select_plan(plans: Sequence[PlanInfo], pattern: str) -> PlanInfo:
     )
 
 
+def plan_matches(name: str, pattern: str) -> bool:
+    """Whether plan ``name`` is what ``pattern`` asks for (select_plan's rule: the exact name, or a full match)."""
+    if name == pattern:
+        return True
+    try:
+        return re.fullmatch(pattern, name) is not None
+    except re.error:
+        return False
+
+
 def check_zone(zones: Sequence[str], zone: str) -> None:
     """Raise when ``zone`` is not one of the zones this account sees."""
     if zone in zones:

@@ -10,7 +10,13 @@ from orchestrator.context import EXISTING_SERVER_ONLY, NETWORK_FACT, StepContext
 from orchestrator.errors import CapacityError, ConfigError, ProviderError, StateError
 from orchestrator.owner import OWNER_FACT, PLACEHOLDER, Owner, load_owner
 from orchestrator.providers.base import CreateSpec, PlanInfo, ServerInfo, ServerNotFound, server_labels
-from orchestrator.providers.catalogue import check_gpu_availability, check_zone, resolve_template, select_plan
+from orchestrator.providers.catalogue import (
+    check_gpu_availability,
+    check_zone,
+    plan_matches,
+    resolve_template,
+    select_plan,
+)
 from orchestrator.shared_reads import shared_read
 from orchestrator.state import ServerRecord
 
@@ -129,6 +135,20 @@ def _adopt_existing(ctx: StepContext, hostname: str, owner: Owner, plans: list[P
     return f"adopted server {srv.uuid} ({ctx.ip})"
 
 
+def _config_drift(ctx: StepContext, srv: ServerInfo, recreate: str) -> str:
+    """A recorded server keeps its plan and zone whatever the config says now: when neither provider.plan/zone nor a
+    fallback asks for what it runs, say so (notified and in the step's note) instead of carrying on silently."""
+    pc = ctx.cfg.provider
+    wanted = [(pc.plan, pc.zone)] + [(f.plan or pc.plan, f.zone or pc.zone) for f in pc.fallbacks]
+    if not srv.plan or any(plan_matches(srv.plan, plan) and srv.zone == zone for plan, zone in wanted):
+        return ""
+    ctx.notify(
+        f"server {srv.uuid} runs plan {srv.plan} in {srv.zone}, not what the config asks for (provider.plan "
+        f"{pc.plan!r} in {pc.zone}); it is kept: a plan or zone changes only with a new server, `{recreate}`"
+    )
+    return f"; it runs {srv.plan} in {srv.zone}, not provider.plan {pc.plan!r} in {pc.zone} (kept)"
+
+
 def _owner(ctx: StepContext) -> Owner:
     """The session puts this installation's owner in the facts; a dry-run on a fresh home has none yet."""
     owner = ctx.facts.get(OWNER_FACT)
@@ -166,9 +186,10 @@ def provision(ctx: StepContext) -> StepGen:
                 start.check((yield start.action))
             if srv.state != "started":
                 yield from wait_started(ctx)
+            drift = _config_drift(ctx, srv, again)
             if srv.state == "stopped":
-                return f"server {srv.uuid} was stopped: started it again ({ctx.ip})"
-            return f"server {srv.uuid} already exists ({ctx.ip})"
+                return f"server {srv.uuid} was stopped: started it again ({ctx.ip}){drift}"
+            return f"server {srv.uuid} already exists ({ctx.ip}){drift}"
     elif existing_only:
         raise StateError(
             f"deployment {ctx.cfg.name} has no server recorded; redeploy does not create servers",

@@ -91,8 +91,9 @@ class ProviderError(OrchestratorError):
         returncode: int | None = None,
         stderr: str = "",
         transient: bool = False,
+        details: str | None = None,
     ) -> None:
-        super().__init__(message, hint)
+        super().__init__(message, hint, details=details)
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr
@@ -110,8 +111,10 @@ class CapacityError(ProviderError):
 class SSHError(OrchestratorError):
     exit_code = EXIT_CODES["ssh"]
 
-    def __init__(self, message: str, hint: str | None = None, *, transient: bool = False) -> None:
-        super().__init__(message, hint)
+    def __init__(
+        self, message: str, hint: str | None = None, *, transient: bool = False, details: str | None = None
+    ) -> None:
+        super().__init__(message, hint, details=details)
         self.transient = transient
 
 

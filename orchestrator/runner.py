@@ -80,6 +80,15 @@ def _mapped(kind: str, exc: CommandFailed) -> OrchestratorError:
     return cls(f"{kind}: {exc.message}", "see the command output below", details=out[-3000:] or None)
 
 
+def _categorised(kind: str, exc: OrchestratorError) -> OrchestratorError:
+    """A plain OrchestratorError (exit 1) out of a step, e.g. a local lock that cannot be taken, takes the step's
+    category, so its exit code says where it failed (monitoring: 9); a typed error is kept as it is."""
+    cls = CATEGORY.get(kind)
+    if cls is None or type(exc) is not OrchestratorError:
+        return exc
+    return cls(exc.message, exc.hint, details=exc.details)
+
+
 class Runner:
     def __init__(self, executor: Executor, reporter: Reporter) -> None:
         self.executor = executor
@@ -162,7 +171,10 @@ class Runner:
                     ctx.notify(f"{step.kind}: {exc.message}; re-running the step on a new connection")
                     continue
                 if attempt == attempts or not is_transient(exc) or self.executor.dry_run:
-                    raise
+                    typed = _categorised(step.kind, exc)
+                    if typed is exc:
+                        raise
+                    raise typed from exc
                 err = exc
             ctx.notify(f"{step.kind}: {err.message} (transient; attempt {attempt + 1} of {attempts})")
             time.sleep(min(2.0 * attempt, 10.0))

@@ -227,3 +227,24 @@ def test_a_server_stopped_or_deleted_behind_our_back(
     assert f"deployment {name} removed: {removed}, state forgotten" in proc.stdout
     assert cloud_uuids(c) == set() and not _record(e, name).exists()
     check_invariant(f"server {fate} behind our back", c, e)
+
+
+def test_teardown_after_a_deploy_whose_scrape_job_was_never_written(
+    scenario: tuple[MockCloud, dict[str, str]], tmp_path: Path
+) -> None:
+    """The deploy's monitoring step failed before prometheus.yml's directory existed (a path that cannot be made):
+    there is no job to remove, so teardown finishes instead of failing on that directory on every re-run."""
+    c, e = scenario
+    nowhere = Path("/proc/orchestrator-test-nowhere/prometheus.yml")  # nobody, not even root, can create it
+    cfg = write_config(c, tmp_path, None, name="nojob")
+    data = yaml.safe_load(cfg.read_text())
+    data["monitoring"].update(prometheus_config=str(nowhere), file_sd_dir=None)
+    cfg.write_text(yaml.safe_dump(data))
+    proc = run_cli("deploy", str(cfg), env=e)
+    assert proc.returncode == 9, proc.stderr
+    assert "was KEPT for debugging and is billing by the hour" in proc.stderr
+    down = run_cli("teardown", "nojob", "--yes", env=e)
+    assert down.returncode == 0, down.stderr
+    assert "unmonitor: ok (" in down.stderr and f"{nowhere} does not exist: no scrape job to remove" in down.stderr
+    assert cloud_uuids(c) == set() and not _record(e, "nojob").exists()
+    check_invariant("teardown after a scrape job that was never written", c, e)

@@ -14,9 +14,16 @@ import pytest
 from orchestrator.actions import Action, Local, Remote, Result
 from orchestrator.config import DeploymentConfig
 from orchestrator.context import StepContext, StepGen
-from orchestrator.errors import MonitoringError, ProviderError, SSHError, StateError, TeardownIncomplete
+from orchestrator.errors import (
+    MonitoringError,
+    OrchestratorError,
+    ProviderError,
+    SSHError,
+    StateError,
+    TeardownIncomplete,
+)
 from orchestrator.playbook import Playbook, PlaybookStep, load_playbook
-from orchestrator.runner import Runner, StepOutcome
+from orchestrator.runner import CATEGORY, Runner, StepOutcome
 from orchestrator.state import Deployment, ServerRecord, StateStore
 from orchestrator.steps import STEPS
 from tests.conftest import REPO, run_cli
@@ -355,3 +362,19 @@ def test_teardown_does_not_poll_a_server_in_error_for_stopped(tmp_path: Path) ->
         "local: upctl server show", "local: upctl server delete", "local: upctl server show",
     ]  # fmt: skip
     assert ctx.dep.server is None
+
+
+@pytest.mark.parametrize("kind", sorted(CATEGORY))
+def test_a_failed_command_takes_its_steps_category(kind: str) -> None:
+    """Every step category can carry the command's output (connect's SSHError and provision's ProviderError
+    could not: a timed-out command there was a TypeError instead of exit 5 / 3)."""
+    from orchestrator.errors import CommandFailed
+    from orchestrator.runner import _categorised, _mapped
+
+    err = _mapped(kind, CommandFailed(["sh", "-c", "printf %s \"$HOME\""], 124, "", "timed out after 15s"))
+    assert type(err) is CATEGORY[kind] and err.message.startswith(f"{kind}: ") and "timed out" in (err.details or "")
+    plain = _categorised(kind, OrchestratorError("cannot open lock file /x/.lock", "make /x writable"))
+    assert type(plain) is CATEGORY[kind] and (plain.message, plain.hint) == ("cannot open lock file /x/.lock",
+                                                                            "make /x writable")  # fmt: skip
+    typed = SSHError("unreachable")
+    assert _categorised(kind, typed) is typed  # a typed error keeps its own category

@@ -211,7 +211,15 @@ class ReloadFailed(MonitoringError):
 def _remove_job(ctx: StepContext, path: Path, job: str) -> StepGen:
     """Take our job out of prometheus.yml (under the lock) and reload; raises when it could not."""
     lock = lock_path(path)
-    yield LockLocal(lock, f"remove scrape job {job} from {path}")
+    try:
+        yield LockLocal(lock, f"remove scrape job {job} from {path}")
+    except OrchestratorError:
+        # No lock file where there is no directory: then there is no prometheus.yml either (a deploy that failed
+        # before its monitoring step could create them), so no job to remove; anything else stays an error.
+        r = yield ReadLocal(path)
+        if r.known and r.rc != 0:
+            return f"{path} does not exist: no scrape job to remove"
+        raise
     try:
         r = yield ReadLocal(path)
         note = f"remove job {job} from {path}"

@@ -14,6 +14,7 @@ from orchestrator.durations import Duration
 from orchestrator.engine_config import DockerEngineConfig, TfServingConfig, TritonConfig
 from orchestrator.errors import ConfigError
 from orchestrator.model_files import ModelFilesError
+from orchestrator.ports import clash
 from orchestrator.state import orchestrator_home
 from orchestrator.yamlpos import load_with_lines, nearest_line
 
@@ -345,6 +346,11 @@ def load_config(path: str | Path, *, check_files: bool = True) -> DeploymentConf
         if more:
             hint = f"{more} more problem(s) after this one; " + hint
         raise ConfigError(msg, hint, file=str(p), line=nearest_line(lines, loc), field=_loc_text(loc)) from None
+    taken = clash(cfg)
+    if taken is not None:
+        field, msg = taken
+        loc = tuple(field.split("."))
+        raise ConfigError(msg, "give one of them another port", file=str(p), line=nearest_line(lines, loc), field=field)
     cfg = resolve_paths(cfg, p.parent)
     if check_files and isinstance(cfg.engine, DockerEngineConfig):
         try:

@@ -6,8 +6,8 @@ import shlex
 
 from orchestrator.actions import Remote
 from orchestrator.monitoring import ScrapeTarget, job_name
+from orchestrator.ports import DCGM_PORT
 
-DCGM_PORT = 9400
 DCGM_CONTAINER = "orchestrator-dcgm-exporter"
 DEFAULT_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from orchestrator.actions import Remote
 from orchestrator.hostprep import apt, sudo
 from orchestrator.monitoring import ScrapeTarget, job_name
+from orchestrator.ports import NODE_PORT
 
-NODE_PORT = 9100
 PACKAGE = "prometheus-node-exporter"
 SERVICE = "prometheus-node-exporter"  # the package's systemd unit; its postinst enables and starts it
 JOB_SUFFIX = "-node"

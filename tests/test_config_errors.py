@@ -43,6 +43,28 @@ CASES = {
     "malformed yaml": (GOOD.replace("  zone: fi-hel2", "  zone: [fi-hel2"), None, None, "malformed YAML"),
     "torchserve": (GOOD.replace("kind: vllm", "kind: torchserve"), None, None, "archived"),
     "bad name": (GOOD.replace("name: demo", "name: Demo_1"), 1, "name", "a-z"),
+    # two listeners on one port of the server: the engine could not start (or would shadow sshd)
+    "engine on the SSH port": (
+        GOOD.replace("port: 8000", "port: 22"),
+        7,
+        "engine.port",
+        "engine.port and ssh.port would both listen on port 22",
+    ),
+    "SSH on the engine's default port": (
+        GOOD.replace("  port: 8000\n", "") + "ssh:\n  port: 8000\n", 4, "engine.port", "on port 8000"
+    ),
+    "engine on the node exporter's port": (
+        GOOD.replace("port: 8000", "port: 9100") + "monitoring:\n  node_exporter: true\n",
+        9,
+        "monitoring.node_exporter",
+        "monitoring.node_exporter and engine.port would both listen on port 9100",
+    ),
+    "SSH on a Ray port": (
+        "name: demo\nssh:\n  port: 6379\nengine:\n  model: m\ncluster:\n  nodes: 2\n",
+        6,
+        "cluster.ports.gcs",
+        "cluster.ports.gcs and ssh.port would both listen on port 6379",
+    ),
 }
 
 

@@ -439,7 +439,8 @@ def test_real_prometheus_loads_the_rules(tmp_path: Path) -> None:
 
 
 def test_dcgm_exporter_start_command_and_firewall_port() -> None:
-    from orchestrator.dcgm import DCGM_CONTAINER, DCGM_PORT, DEFAULT_IMAGE, start
+    from orchestrator.dcgm import DCGM_CONTAINER, DEFAULT_IMAGE, start
+    from orchestrator.ports import DCGM_PORT
     from orchestrator.steps.firewall import engine_ports
 
     command = start(DEFAULT_IMAGE).command

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING
 
 from orchestrator.actions import Remote
 from orchestrator.context import StepContext, StepGen
-from orchestrator.dcgm import DCGM_PORT
 from orchestrator.errors import ConfigError, HostKeyMismatch, ProviderError, SSHError
-from orchestrator.node_exporter import NODE_PORT
+from orchestrator.ports import DCGM_PORT, NODE_PORT, engine_listeners
 from orchestrator.providers.base import FirewallRule
 from orchestrator.steps.host import connect_action
 
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
 
 EPHEMERAL = (32768, 60999)  # Linux net.ipv4.ip_local_port_range default
-PORT_FIELDS = ("port", "http_port", "grpc_port", "metrics_port", "rest_port")
 MAX_RULES = 1000  # per server (UpCloud)
 
 
@@ -44,7 +42,7 @@ def engine_ports(cfg: DeploymentConfig) -> list[int]:
         p = c.ports
         ports = {p.serve_http, p.dashboard, p.metrics_export, p.autoscaler_metrics, p.dashboard_metrics}
     else:
-        ports = {int(getattr(cfg.engine, f)) for f in PORT_FIELDS if getattr(cfg.engine, f, None)}
+        ports = set(engine_listeners(cfg.engine).values())
     if cfg.monitoring.dcgm_exporter:
         ports.add(DCGM_PORT)
     if cfg.monitoring.node_exporter:

@@ -31,6 +31,7 @@ from orchestrator.monitoring import (
     parse_promtool_output,
     promtool_error,
 )
+from orchestrator.ports import DCGM_PORT, NODE_PORT
 from orchestrator.prometheus_yml import add_rule_file, merge_scrape_job, remove_rule_file, remove_scrape_job
 from orchestrator.run_metrics import RUN_METRICS_COMMANDS, textfile_name
 from orchestrator.state import MonitoringRecord
@@ -179,7 +180,7 @@ def _exporters(ctx: StepContext) -> Generator[Action, Result, list[str]]:
                 "(or set monitoring.dcgm_exporter: false)",
                 details=(r.stdout + r.stderr)[-3000:] or None,
             )
-        written.append(f"DCGM exporter on :{dcgm.DCGM_PORT}")
+        written.append(f"DCGM exporter on :{DCGM_PORT}")
     if m.node_exporter:
         r = yield node_exporter.install(ctx.cfg.ssh.user)
         if r.known and r.rc != 0:
@@ -189,7 +190,7 @@ def _exporters(ctx: StepContext) -> Generator[Action, Result, list[str]]:
                 "(or set monitoring.node_exporter: false)",
                 details=(r.stdout + r.stderr)[-3000:] or None,
             )
-        written.append(f"node exporter on :{node_exporter.NODE_PORT}")
+        written.append(f"node exporter on :{NODE_PORT}")
     return written
 
 

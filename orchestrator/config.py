@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -281,6 +282,11 @@ class DeploymentConfig(Strict):
             raise ValueError("engine.extra_args are vLLM CLI flags; under Ray give them as cluster.engine_kwargs")
         if self.replicas != 1:
             raise ValueError("a cluster's servers are cluster.nodes; leave replicas out (Serve scales replicas)")
+        if any(ipaddress.ip_network(a, strict=False).prefixlen == 0 for a in self.provider.firewall.allow):
+            raise ValueError(
+                f"a cluster's firewall opens Ray's dashboard (port {c.ports.dashboard}), whose Jobs API runs any code "
+                "sent to it: never to everyone; list your own addresses in provider.firewall.allow"
+            )
         zones = {f.zone for f in self.provider.fallbacks if f.zone and f.zone != self.provider.zone}
         if zones:
             raise ValueError(

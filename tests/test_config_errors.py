@@ -59,6 +59,12 @@ CASES = {
         "monitoring.node_exporter",
         "monitoring.node_exporter and engine.port would both listen on port 9100",
     ),
+    "a cluster open to everyone": (
+        "name: demo\nprovider:\n  firewall:\n    allow: [0.0.0.0/0]\nengine:\n  model: m\ncluster:\n  nodes: 2\n",
+        None,
+        None,
+        "Jobs API runs any code sent to it: never to everyone",
+    ),
     "SSH on a Ray port": (
         "name: demo\nssh:\n  port: 6379\nengine:\n  model: m\ncluster:\n  nodes: 2\n",
         6,

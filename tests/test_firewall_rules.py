@@ -126,6 +126,32 @@ def test_deploy_refuses_too_many_rules_before_any_server_is_created(tmp_path: Pa
     assert dry.returncode == 2 and "UpCloud takes at most 1000 per server" in dry.stderr, dry.stdout + dry.stderr
 
 
+@pytest.mark.parametrize(
+    "engine, guard",
+    [
+        ("", "the API key guards the engine's /v1 routes, not its /metrics or the exporters"),
+        ("triton", "the engine takes no API key: it answers anyone"),
+    ],
+)
+def test_a_firewall_open_to_everyone_is_said_out_loud(tmp_path: Path, engine: str, guard: str) -> None:
+    """allow: [0.0.0.0/0] is a choice the user may make; the plan (and a real run) says what it exposes."""
+    from tests.conftest import REPO, run_cli
+    from tests.test_dry_run import _env
+
+    models = REPO / "examples" / "triton" / "model_repository"
+    kind = f"  kind: triton\n  model_repository: {models}\n" if engine else "  model: m\n"
+    cfg = tmp_path / "open.yaml"
+    cfg.write_text(f"name: open\nprovider:\n  firewall:\n    allow: [0.0.0.0/0, '::/0']\nengine:\n{kind}")
+    proc = run_cli("deploy", str(cfg), "--dry-run", env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = "provider.firewall.allow has 0.0.0.0/0, ::/0: SSH (key-only) and the engine's ports"
+    assert said in proc.stdout + proc.stderr and f"reachable from anywhere; {guard}" in proc.stdout + proc.stderr
+    narrow = cfg.read_text().replace("[0.0.0.0/0, '::/0']", "[203.0.113.7/32]")
+    cfg.write_text(narrow)
+    quiet = run_cli("deploy", str(cfg), "--dry-run", env=_env(tmp_path))
+    assert quiet.returncode == 0 and "reachable from anywhere" not in quiet.stdout + quiet.stderr
+
+
 def test_dry_run_shows_rule_deletion_before_the_new_rules(tmp_path: Path) -> None:
     """A recorded server's rules are unknown to a dry run: it shows one deletion standing for each, after the read
     and before the new rules. The server a first deploy creates has none: nothing is shown deleted."""

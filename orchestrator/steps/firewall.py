@@ -165,6 +165,13 @@ def _existing_key(r: dict[str, str]) -> tuple[str, ...]:
     )
 
 
+def _everyone(cidr: str) -> bool:
+    try:
+        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
 def firewall(ctx: StepContext) -> StepGen:
     fw = ctx.cfg.provider.firewall
     if not fw.enabled:
@@ -185,6 +192,17 @@ def firewall(ctx: StepContext) -> StepGen:
             allow = [f"{addr}/{addr.max_prefixlen}"]
         else:
             allow = ["<operator address>/32"]
+    world = [a for a in allow if _everyone(a)]
+    if world:
+        guard = (
+            "the API key guards the engine's /v1 routes, not its /metrics or the exporters"
+            if ctx.cfg.engine.api_key_env
+            else "the engine takes no API key: it answers anyone"
+        )
+        ctx.notify(
+            f"provider.firewall.allow has {', '.join(world)}: SSH (key-only) and the engine's ports "
+            f"({', '.join(map(str, engine_ports(ctx.cfg)))}) are reachable from anywhere; {guard}"
+        )
     wanted = rules_for(ctx.cfg, allow)
     # Read even on a server this run created: a retried step must see the rules its first attempt added. A dry
     # run cannot read them; for the server it creates, it knows there are none (nothing to delete).

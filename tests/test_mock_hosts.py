@@ -504,8 +504,14 @@ def test_own_pids_each_host_sees_and_stops_only_its_own_processes() -> None:
             rc, out, _ = sh(h1, "setsid nohup sleep 3600 > /dev/null 2>&1 < /dev/null & echo $!")
             inner = int(out)
             assert rc == 0 and inner < 100  # a PID of the host's own space, not the machine's
-            outer = [p for p in _netns_pids(started[0].netns) if _cmdline(p) == ["sleep", "3600"]]
-            assert len(outer) == 1 and pid_alive(outer[0])
+            outer: list[int] = []
+
+            def exec_done() -> bool:  # `echo $!` answers before the child has exec'd nohup, then sleep
+                outer[:] = [p for p in _netns_pids(started[0].netns) if _cmdline(p) == ["sleep", "3600"]]
+                return len(outer) == 1
+
+            wait_for(exec_done, timeout=10.0, what="h1's daemon running as `sleep 3600`")
+            assert pid_alive(outer[0])
             assert sh(h1, "cat /proc/1/cmdline | tr '\\0' ' '")[1].split()[2].endswith("pid_init.py")
             assert sh(h2, "pgrep -x sleep")[0] == 1  # h2 sees none of h1's processes
             assert sh(h2, "pkill -x sleep")[0] == 1 and pid_alive(outer[0])

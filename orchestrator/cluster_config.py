@@ -33,13 +33,16 @@ class RayPorts(Strict):
     min_worker: int = Field(default=10002, ge=1024, le=65535, description="`--min-worker-port`")
     max_worker: int = Field(default=10999, ge=1024, le=65535, description="`--max-worker-port`")
 
+    def singles(self) -> dict[str, int]:
+        """Every port but the worker range (min_worker..max_worker), by field name."""
+        return {k: v for k, v in self.model_dump().items() if k not in ("min_worker", "max_worker")}
+
     @model_validator(mode="after")
     def _distinct(self) -> RayPorts:
         if self.min_worker > self.max_worker:
             raise ValueError(f"min_worker ({self.min_worker}) must not exceed max_worker ({self.max_worker})")
-        singles = {k: v for k, v in self.model_dump().items() if k not in ("min_worker", "max_worker")}
         seen: dict[int, str] = {}
-        for key, port in singles.items():
+        for key, port in self.singles().items():
             if port in seen:
                 raise ValueError(f"{key} and {seen[port]} are both port {port}")
             if self.min_worker <= port <= self.max_worker:

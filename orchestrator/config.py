@@ -39,14 +39,17 @@ class FirewallConfig(Strict):
     @field_validator("allow")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
-        import ipaddress
-
         for cidr in v:
             try:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.7/32") from None
         return v
+
+    @property
+    def everyone(self) -> list[str]:
+        """The entries of ``allow`` that admit every address (0.0.0.0/0, ::/0)."""
+        return [a for a in self.allow if ipaddress.ip_network(a, strict=False).prefixlen == 0]
 
 
 class ProviderConfig(Strict):
@@ -282,7 +285,7 @@ class DeploymentConfig(Strict):
             raise ValueError("engine.extra_args are vLLM CLI flags; under Ray give them as cluster.engine_kwargs")
         if self.replicas != 1:
             raise ValueError("a cluster's servers are cluster.nodes; leave replicas out (Serve scales replicas)")
-        if any(ipaddress.ip_network(a, strict=False).prefixlen == 0 for a in self.provider.firewall.allow):
+        if self.provider.firewall.everyone:
             raise ValueError(
                 f"a cluster's firewall opens Ray's dashboard (port {c.ports.dashboard}), whose Jobs API runs any code "
                 "sent to it: never to everyone; list your own addresses in provider.firewall.allow"

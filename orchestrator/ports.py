@@ -25,11 +25,7 @@ def listeners(cfg: Any) -> list[tuple[str, int]]:
     out = [("ssh.port", int(cfg.ssh.port))]
     cluster = cfg.cluster
     if cluster is not None:
-        out += [
-            (f"cluster.ports.{k}", int(v))
-            for k, v in vars(cluster.ports).items()
-            if k not in ("min_worker", "max_worker")
-        ]
+        out += [(f"cluster.ports.{k}", int(v)) for k, v in cluster.ports.singles().items()]
     else:
         out += list(engine_listeners(cfg.engine).items())
     if cfg.monitoring.dcgm_exporter:

@@ -18,11 +18,7 @@ def select_plan(plans: Sequence[PlanInfo], pattern: str) -> PlanInfo:
     for plan in plans:
         if plan.name == pattern:
             return plan
-    try:
-        rx: re.Pattern[str] | None = re.compile(pattern)
-    except re.error:
-        rx = None
-    matches = [p for p in plans if rx is not None and rx.fullmatch(p.name)]
+    matches = [p for p in plans if plan_matches(p.name, pattern)]
     if len(matches) == 1:
         return matches[0]
     if matches:

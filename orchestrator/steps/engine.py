@@ -10,10 +10,10 @@ from orchestrator.actions import Remote
 from orchestrator.context import RESTART_FACT, StepContext, StepGen
 from orchestrator.engines.base import MultiGpu, Supervised
 from orchestrator.errors import EngineError, OrchestratorError
-from orchestrator.providers.base import ServerNotFound
 from orchestrator.secrets import API_KEY
 from orchestrator.state import EngineRecord, HealthRecord
 from orchestrator.steps.host import connect_action
+from orchestrator.steps.running import server_state
 
 
 def engine_config_hash(ctx: StepContext) -> str:
@@ -109,18 +109,15 @@ def stop_engine(ctx: StepContext) -> StepGen:
     srv = ctx.dep.server
     if srv is None or not srv.ip or ctx.dep.engine is None:
         return "no engine recorded"
-    show = ctx.provider.show(srv.uuid, "is the server running")
-    r = yield show.action
-    if r.known:
-        try:
-            state = show.parse(r).state
-        except ServerNotFound:
-            ctx.mark_found_gone()
-            return "skipped: the server is already gone"
-        except OrchestratorError:
-            state = None  # the provider could not say: try the engine all the same
-        if state == "stopped":
-            return "skipped: the server is stopped (nothing runs on it)"
+    try:
+        state = yield from server_state(ctx, srv.uuid)
+    except OrchestratorError:
+        state = None  # the provider could not say: try the engine all the same
+    if state == "gone":
+        ctx.mark_found_gone()
+        return "skipped: the server is already gone"
+    if state == "stopped":
+        return "skipped: the server is stopped (nothing runs on it)"
     try:
         yield connect_action(ctx, 20.0, host=srv.ip, pinned_host_key=srv.host_key, auth_grace=0.0)
         r = yield ctx.engine.stop()

@@ -55,8 +55,7 @@ def cluster_ports(cfg: DeploymentConfig) -> list[int]:
     c = cfg.cluster
     if c is None:
         return []
-    singles = [v for k, v in c.ports.model_dump().items() if k not in ("min_worker", "max_worker")]
-    return sorted({*singles, *range(c.ports.min_worker, c.ports.max_worker + 1)})
+    return sorted({*c.ports.singles().values(), *range(c.ports.min_worker, c.ports.max_worker + 1)})
 
 
 def rules_for(cfg: DeploymentConfig, allow: list[str]) -> list[FirewallRule]:
@@ -165,13 +164,6 @@ def _existing_key(r: dict[str, str]) -> tuple[str, ...]:
     )
 
 
-def _everyone(cidr: str) -> bool:
-    try:
-        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
-    except ValueError:
-        return False
-
-
 def firewall(ctx: StepContext) -> StepGen:
     fw = ctx.cfg.provider.firewall
     if not fw.enabled:
@@ -192,7 +184,7 @@ def firewall(ctx: StepContext) -> StepGen:
             allow = [f"{addr}/{addr.max_prefixlen}"]
         else:
             allow = ["<operator address>/32"]
-    world = [a for a in allow if _everyone(a)]
+    world = fw.everyone  # the operator's own address (allow unset) is never everyone
     if world:
         guard = (
             "the API key guards the engine's /v1 routes, not its /metrics or the exporters"

@@ -255,6 +255,10 @@ def test_one_replica_failing_is_named_and_only_it_is_removed(
     assert sorted(r["index"] for r in doc["replicas"]) == sorted(r["index"] for r in doc["replicas"] if r["server"])
     assert len(doc["replicas"]) == 2 and all(r["status"] == "deployed" for r in doc["replicas"])
     assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
+    # NAME without /rI is the fleet's lowest-numbered replica (r1 unless it is the one removed)
+    first = min(doc["replicas"], key=lambda r: r["index"])
+    reach = run_cli("ssh", "--debug", "part", "--", "true", env=env)
+    assert reach.returncode == 0 and f"@{first['server']['ip']} " in reach.stdout.splitlines()[0], reach.stderr
 
     # Someone deletes one replica's server behind our back: status names it gone (a deploy recreates it; the fleet's
     # teardown is not offered for one replica), and the teardown says it found it so.
@@ -265,6 +269,17 @@ def test_one_replica_failing_is_named_and_only_it_is_removed(
     text = run_cli("status", "part", env=env).stdout
     assert f"live part/r{lost['index']}:\n  server:  gone\n  engine:  UNHEALTHY: the server is gone (" in text, text
     assert f"`orchestrator deploy {cfg}` creates a new one (the fleet's other replicas are kept as they are)" in text
+    # extend still re-arms the replica that is there, names the gone one and exits as the provider error it met
+    kept = next(r for r in doc["replicas"] if r["index"] != lost["index"])
+    before = time.time()
+    extended = run_cli("extend", "part", "2h", env=env)
+    assert extended.returncode == 3, extended.stderr
+    assert f"part/r{kept['index']} powers itself off in" in extended.stdout, extended.stdout
+    assert f"error: 1 of 2 replica(s) not extended: part/r{lost['index']}: server {lost['server']['uuid']}: " \
+           "the server is gone (" in extended.stderr, extended.stderr  # fmt: skip
+    assert "hint: `orchestrator deploy" in extended.stderr, extended.stderr
+    after = {r["index"]: r.get("auto_stop_at") for r in state(tmp_path, "part")["replicas"]}
+    assert (after[kept["index"]] or 0) >= before + 7200 - 1 and after[lost["index"]] is None, after
     gone = run_cli("teardown", "part", "--yes", env=env)
     assert gone.returncode == 0, gone.stderr
     assert "2 server(s) deleted and confirmed gone (1 of them already gone)" in gone.stdout, gone.stdout

@@ -4,6 +4,10 @@ A three-step plan run through the same Runner and executor as deploy (so `--dry-
 server-running (the cloud says it is started: a powered-off server is an error at once, with what brings it back),
 connect (pinned host key) and auto-stop, which with the extend fact replaces the timer and records the new
 deadline in the state's auto_stop_at (`status` shows the new time left).
+
+A fleet's extend (NAME, not NAME/rI) goes through every replica: one its timer powered off, or deleted, or unreachable,
+is named and the others are still extended; the command then ends with one error naming those not extended (the
+exit code of the first one's error), so a script sees that part of the fleet will not stay up.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, Interrupted, OrchestratorError
 
 if TYPE_CHECKING:
-    from orchestrator.commands.target import Target
+    from orchestrator.config import DeploymentConfig
     from orchestrator.context import StepContext
     from orchestrator.progress import ProgressReporter
-    from orchestrator.state import StateStore
+    from orchestrator.state import Deployment, StateStore
 
 # The cloud first: a server its timer already powered off answers no SSH (connect would wait out its 5 minutes).
 STEPS = [
@@ -42,7 +46,7 @@ def parse_extension(text: str) -> float:
 
 def extend(name: str, duration: str, *, dry_run: bool, debug: bool) -> None:
     """Re-arm the timer of deployment ``name``'s server; a fleet's: every replica's, or replica I's (NAME/rI)."""
-    from orchestrator.commands.target import load_target, split_ref
+    from orchestrator.commands.target import check_reachable, split_ref
     from orchestrator.console import Console, guard
     from orchestrator.playbook import Playbook
     from orchestrator.progress import ProgressReporter
@@ -56,11 +60,11 @@ def extend(name: str, duration: str, *, dry_run: bool, debug: bool) -> None:
     console = Console(verbose=debug or dry_run)
     with guard(debug, console), contextlib.ExitStack() as stack:
         store = StateStore()
-        deployment = split_ref(name)[0]
-        target = load_target(name)
+        deployment, index = split_ref(name)
+        target = _load(name)
         if not dry_run:
             stack.enter_context(store.lock(deployment, "extend"))
-            target = load_target(name)  # re-read under the lock
+            target = _load(name)  # re-read under the lock
         reporter = ProgressReporter(console, dry_run=dry_run, as_json=False)
         book = Playbook.model_validate({"name": "extend", "steps": STEPS})
         if dry_run:
@@ -69,7 +73,9 @@ def extend(name: str, duration: str, *, dry_run: bool, debug: bool) -> None:
                 "Values not known yet appear as <placeholders>."
             )
         left: list[str] = []
-        for label, ctx in _contexts(target, split_ref(name)[1], None if dry_run else store, reporter):
+        failed: list[tuple[str, OrchestratorError]] = []
+        contexts = _contexts(*target, index, None if dry_run else store, reporter)
+        for label, ctx in contexts:
             executor: Executor
             if dry_run:
                 from orchestrator.transports.recording import RecordingExecutor
@@ -83,7 +89,15 @@ def extend(name: str, duration: str, *, dry_run: bool, debug: bool) -> None:
             if label:
                 reporter.info(f"{label}:")
             try:
+                if label:  # one replica of a fleet: no IP or no pinned key is its own failure, as load_target's
+                    check_reachable(label, ctx.dep, ctx.dep.server)
                 outcomes = Runner(executor, reporter).run(book, ctx)
+            except OrchestratorError as exc:
+                if len(contexts) == 1 or exc.exit_code == Interrupted.exit_code:
+                    raise
+                reporter.info(f"{label}: not extended: {exc.message}")
+                failed.append((label, exc))
+                continue
             finally:
                 executor.close()
             if dry_run:
@@ -96,6 +110,18 @@ def extend(name: str, duration: str, *, dry_run: bool, debug: bool) -> None:
             console.out(f"{left[0]}; extend again or tear down before then")
         elif left:
             console.out("\n".join([*left, "extend again or tear down before then"]))
+        if failed:
+            raise _not_extended(failed, len(contexts))
+
+
+def _not_extended(failed: list[tuple[str, OrchestratorError]], total: int) -> OrchestratorError:
+    """One error for the replicas a fleet's extend could not re-arm: each named with its reason, the hints kept."""
+    first = failed[0][1]
+    names = "; ".join(f"{label}: {exc.message}" for label, exc in failed)
+    hints = list(dict.fromkeys(exc.hint for _, exc in failed if exc.hint))
+    err = OrchestratorError(f"{len(failed)} of {total} replica(s) not extended: {names}", "; ".join(hints) or None)
+    err.exit_code = first.exit_code
+    return err
 
 
 def _left(at: float) -> str:
@@ -104,24 +130,36 @@ def _left(at: float) -> str:
     return format_duration(max(at - time.time(), 0))
 
 
+def _load(ref: str) -> tuple[Deployment, DeploymentConfig]:
+    """The record and config ``ref`` names. One server, or one replica (NAME/rI): load_target's checks (no IP or no
+    pinned key: exit 5 before anything runs). A whole fleet: only the record; each replica is checked in turn."""
+    from orchestrator.commands.target import config_of, load_deployment, load_target, split_ref
+
+    name, index = split_ref(ref)
+    dep = load_deployment(name)
+    if dep.replicas and index is None:
+        return dep, config_of(dep)
+    target = load_target(ref)
+    return target.dep, target.cfg
+
+
 def _contexts(
-    target: Target, index: int | None, store: StateStore | None, reporter: ProgressReporter
+    dep: Deployment, cfg: DeploymentConfig, index: int | None, store: StateStore | None, reporter: ProgressReporter
 ) -> list[tuple[str, StepContext]]:
     """(label, context) per server to extend: the one server (no label), or each replica of a fleet (every one,
     or replica ``index``), each a view whose saves go into the fleet's document (fleet_state.py)."""
     from orchestrator.context import StepContext
     from orchestrator.fleet_state import Fleet, ReplicaContext, label, replica_config
 
-    dep = target.dep
     if not dep.replicas:
-        return [("", StepContext(cfg=target.cfg, dep=dep, store=store, notify=reporter.info))]
+        return [("", StepContext(cfg=cfg, dep=dep, store=store, notify=reporter.info))]
     fleet = Fleet(dep, store)
     chosen = [r for r in dep.replicas if index is None or r.index == index]
     return [
         (
             f"{dep.name}/{label(rec.index)}",
             ReplicaContext(
-                cfg=replica_config(target.cfg, rec.index),
+                cfg=replica_config(cfg, rec.index),
                 dep=fleet.view(rec),
                 store=store,
                 notify=reporter.info,

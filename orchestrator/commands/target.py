@@ -43,18 +43,19 @@ class _Replica(Protocol):
 
 def _pick(
     name: str, index: int | None, server: _Server | None, replicas: Sequence[tuple[int, _Replica]]
-) -> _Server | None:
-    """The server ``NAME[/rI]`` means: one server's, or the fleet's replica I (default 1); an unknown replica is a
-    StateError (exit 11) that lists the replicas there are."""
+) -> tuple[int | None, _Server | None]:
+    """The server ``NAME[/rI]`` means: one server's, or the fleet's replica I (default: its lowest-numbered one,
+    r1 unless r1 was removed), with its number (None for one server); an unknown replica is a StateError (exit 11)
+    that lists the replicas there are."""
     if not replicas:
         if index not in (None, 1):
             raise StateError(f"deployment {name!r} is one server, not a fleet: it has no replica r{index}",
                              f"use `{name}` (or `{name}/r1`)")  # fmt: skip
-        return server
-    wanted = index or 1
+        return None, server
+    wanted = index or min(number for number, _ in replicas)
     for number, rec in replicas:
         if number == wanted:
-            return rec.server
+            return number, rec.server
     there = ", ".join(f"{name}/r{n}" for n, _ in replicas)
     raise StateError(f"deployment {name!r} has no replica r{wanted}", f"its replicas: {there}")
 
@@ -115,17 +116,28 @@ def load_target(ref: str) -> Target:
     """The server ``ref`` (NAME, or NAME/rI for a fleet's replica I) with its pinned host key. Unknown deployment
     or replica: StateError (exit 11); no server, no IP or no pinned key: SSHError (exit 5) with a hint — a key is
     never trusted on first use here."""
+    name, index = split_ref(ref)
+    dep = load_deployment(name)
+    replica, srv = _pick(name, index, dep.server, [(r.index, r) for r in dep.replicas])
+    ip, host_key = _reachable(ref, dep.config_path, srv)
+    return Target(dep=dep, cfg=config_of(dep), ip=ip, host_key=host_key, replica=replica)
+
+
+def load_deployment(name: str) -> Deployment:
+    """Deployment ``name``'s record; an unknown one is a StateError (exit 11)."""
     from orchestrator.state import StateStore
 
-    name, index = split_ref(ref)
     store = StateStore()
     dep = store.load(name)
     if dep is None:
         raise StateError(f"no deployment named {name!r} in {store.dir}", "see `orchestrator status`")
-    srv = _pick(name, index, dep.server, [(r.index, r) for r in dep.replicas])
-    ip, host_key = _reachable(ref, dep.config_path, srv)
-    replica = (index or 1) if dep.replicas else None
-    return Target(dep=dep, cfg=config_of(dep), ip=ip, host_key=host_key, replica=replica)
+    return dep
+
+
+def check_reachable(ref: str, dep: Deployment, srv: _Server | None) -> None:
+    """The SSHError (exit 5) load_target raises for a server with no IP or no pinned host key, for each replica of
+    a fleet a command goes through."""
+    _reachable(ref, dep.config_path, srv)
 
 
 class SshTarget(NamedTuple):
@@ -165,9 +177,9 @@ def load_light_target(ref: str) -> tuple[SshTarget | None, dict[str, Any]]:
     view = reader.load(name)
     if view is None:
         raise StateError(f"no deployment named {name!r} in {reader.dir}", "see `orchestrator status`")
-    srv = _pick(name, index, view.server, [(r.number, r) for r in view.replicas])
+    number, srv = _pick(name, index, view.server, [(r.number, r) for r in view.replicas])
     ip, host_key = _reachable(ref, view.config_path, srv)
-    alias = known_as(name, index if view.replicas else None)
+    alias = known_as(name, number)
     ssh = view.config.get("ssh")
     if isinstance(ssh, dict) and all(k in ssh for k in SNAPSHOT_SSH_KEYS):
         user, port, key = ssh["user"], ssh["port"], ssh["private_key"]

@@ -198,12 +198,24 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
         if failed:
             return outcomes  # no cluster without every node: the summary names the failed ones
         return outcomes + _cluster_steps(run, up_book(cfg))
-    ok = {r.index for r in deployed if r.error is None}
     monitoring = [s for s in run.books[-1].steps if s.kind == "monitoring"]
-    ips = [ip for ip in (_scrape_ip(run, rec) for rec in fleet.dep.replicas if rec.index in ok) if ip]
+    ips = _scrape_ips(run, fleet, {r.index for r in deployed if r.error is None})
     if not monitoring or not ips:
-        return []  # no replica serving: the scrape job is left as it was
+        return []  # no replica has a server left: nothing to scrape, the job is left as it was
     return _fleet_steps(run, monitoring, {FLEET_IPS: ips})
+
+
+def _scrape_ips(run: FleetRun, fleet: Fleet, ok: set[int]) -> list[str]:
+    """The fleet's scrape targets: the replicas serving; with none serving, every replica that still has a server
+    (the whole service is down: Prometheus keeps watching them, so its engine-down alerts fire, and no longer
+    scrapes the servers this run deleted)."""
+    serving = [ip for ip in (_scrape_ip(run, rec) for rec in fleet.dep.replicas if rec.index in ok) if ip]
+    if serving:
+        return serving
+    kept = [ip for ip in (_scrape_ip(run, rec) for rec in fleet.dep.replicas if rec.server) if ip]
+    if kept:
+        run.reporter.info("no replica is serving: the scrape job keeps watching every replica that has a server")
+    return kept
 
 
 def _scrape_ip(run: FleetRun, rec: ReplicaRecord) -> str:

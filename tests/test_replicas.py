@@ -286,6 +286,27 @@ def test_one_replica_failing_is_named_and_only_it_is_removed(
     assert cloud_servers(cloud) == {}
 
 
+def test_a_fleet_none_of_whose_replicas_serves_is_still_watched(
+    cloud: MockCloud, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Every engine fails: the servers stay (kept for debugging, billing), so the scrape job lists them all and the
+    engine-down alerts can fire; the run names both replicas."""
+    for h in cloud.hosts:
+        h.set_knobs(engine_fail="kv_cache")
+    cfg = write_config(cloud, tmp_path, "down", 2)
+    proc = run_cli("deploy", str(cfg), env=env)
+    assert proc.returncode == 8, proc.stderr
+    assert "2 of 2 replica(s) failed (r1, r2)" in proc.stderr, proc.stderr
+    assert "no replica is serving: the scrape job keeps watching every replica that has a server" in proc.stderr
+    doc = state(tmp_path, "down")
+    assert all(r["status"] == "failed" and r["server"] for r in doc["replicas"]), doc["replicas"]
+    ips = [f"{r['server']['ip']}:8000" for r in doc["replicas"]]
+    assert scrape_targets(tmp_path, "orchestrator-down") == ips and len(set(ips)) == 2
+    gone = run_cli("teardown", "down", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert cloud_servers(cloud) == {} and "orchestrator-down" not in (tmp_path / "prom" / "prometheus.yml").read_text()
+
+
 def test_ctrl_c_during_parallel_creates_leaves_nothing_untracked(
     cloud: MockCloud, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ from mockcloud.upctl_world import (
     new_serial,
     new_utility_ipv4,
     new_uuid,
+    power_on,
     write_authorized_keys,
 )
 
@@ -347,6 +348,7 @@ def _store(
         state["servers"].append(record)
         if host is not None:
             write_authorized_keys(host, keys)
+            power_on(host)  # a host a deleted server left powered off
         upctl_private.attach(host, state, record)  # DHCP on the private interface
         storages = {s["uuid"]: s for s in state["storages"]}
     upctl_firewall.apply(host, record)  # a new server: no rules (nothing filtered) unless they follow

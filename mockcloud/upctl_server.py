@@ -13,7 +13,7 @@ from mockcloud.upctl_render import (
     server_ip_list,
     server_summary,
 )
-from mockcloud.upctl_world import power_off
+from mockcloud.upctl_world import power_off, power_on
 
 TYPE_CHECKING = False  # typing is not imported at run time: the fake upctl starts once per call
 if TYPE_CHECKING:
@@ -174,6 +174,7 @@ def start(ctx: Ctx, uuid: str, _cached: dict[str, Any]) -> Result:
             out = server_details(server, _storages(state))
     except CommandError as exc:
         raise ctx.failed(msg, exc) from exc
+    power_on(ctx.world.host_for(server.get("pool_ipv4")))
     ctx.progress.success(msg)
     return Result(out)
 

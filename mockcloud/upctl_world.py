@@ -276,15 +276,32 @@ def write_authorized_keys(host: HostEntry, keys: list[str]) -> None:
 
 
 def power_off(host: HostEntry | None) -> None:
-    """Run the host's poweroff argv (kills the mock host's processes); output and failures are ignored."""
+    """Run the host's poweroff argv (kills the mock host's processes), then take its network down: a powered-off
+    server answers nothing, SSH included (netns hosts; a loopback host's sshd keeps answering). Output and failures
+    are ignored."""
     if host is None or not host.poweroff:
         return
+    _quietly(list(host.poweroff))
+    _link(host, "down")
+
+
+def power_on(host: HostEntry | None) -> None:
+    """A server bound to ``host`` runs (created, or started again): its network is up."""
+    _link(host, "up")
+
+
+def _link(host: HostEntry | None, state: str) -> None:
+    if host is not None and host.netns:
+        _quietly(["ip", "-n", host.netns, "link", "set", "eth0", state])
+
+
+def _quietly(argv: list[str]) -> None:
     import contextlib
     import subprocess
 
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
-            list(host.poweroff),
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,8 +202,12 @@ def test_a_server_stopped_or_deleted_behind_our_back(
     data["provider"]["price_per_hour"] = 1.92
     cfg.write_text(yaml.safe_dump(data))
     assert run_cli("deploy", str(cfg), env=e).returncode == 0
-    uuid = json.loads(_record(e, name).read_text())["server"]["uuid"]
+    server = json.loads(_record(e, name).read_text())["server"]
+    uuid = server["uuid"]
     _upctl(e, "server", "stop", uuid, "--wait")
+    if c.mock_hosts.mode_used == "netns":  # a powered-off server answers nothing, SSH included
+        with pytest.raises(OSError):
+            socket.create_connection((server["ip"], c.ssh_port), timeout=2).close()
     if fate == "gone":
         _upctl(e, "server", "delete", uuid, "--delete-storages")
     live = json.loads(run_cli("status", name, "--json", env=e).stdout)[0]["live"]

@@ -24,7 +24,9 @@ from mockcloud.host_sshd import SSHD
 from mockcloud.hosts import new_root
 from mockcloud.upctl import read_state, set_faults
 from orchestrator.actions import Connect
+from orchestrator.errors import ProviderError
 from orchestrator.playbook import load_playbook
+from orchestrator.transports.local import run_local
 from orchestrator.transports.ssh import SshSession
 from tests.conftest import REPO, run_cli
 from tests.test_e2e import write_config
@@ -86,6 +88,31 @@ def test_ssh_output_arrives_before_the_command_exits(cloud: MockCloud) -> None:
     assert ("stderr", "oops") in seen
 
 
+def test_local_stderr_lines_arrive_before_the_program_exits(tmp_path: Path) -> None:
+    """As upctl's progress log: the program waits for a file only the callback creates on its first stderr line;
+    stdout and all of stderr are still captured, and the exit code kept."""
+    flag = tmp_path / "seen"
+    script = f"echo '> Creating server web1' >&2; echo '{{\"uuid\": 1}}'; " \
+             f"while [ ! -e {flag} ]; do sleep 0.05; done; echo '✓ Creating server web1' >&2; exit 3"  # fmt: skip
+    seen: list[str] = []
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        flag.touch()
+
+    result = run_local(["sh", "-c", script], 30, on_stderr=on_line)
+    assert result.rc == 3 and result.stdout == '{"uuid": 1}\n'
+    assert seen == ["> Creating server web1", "✓ Creating server web1"]
+    assert result.stderr == "> Creating server web1\n✓ Creating server web1\n"
+
+
+def test_a_streamed_local_call_past_its_timeout_is_killed(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match="did not finish within 1s"):
+        run_local(["sh", "-c", "echo '> Waiting' >&2; exec sleep 30"], 1, on_stderr=lambda _line: None)
+    assert time.monotonic() - started < 15
+
+
 def events_of(stderr: str) -> list[dict[str, object]]:
     events = [json.loads(line) for line in stderr.splitlines()]  # every stderr line is one JSON object
     assert all(isinstance(e, dict) and isinstance(e.get("ts"), float) for e in events)
@@ -109,6 +136,8 @@ def test_json_deploy_writes_ndjson_events(cloud: MockCloud, deployed: tuple[Path
     assert started["timeout"] == 45 * 60  # playbooks/deploy.yaml
     assert any(e["event"] == "action" and str(e["description"]).startswith("remote: ") for e in events)
     assert any(e["event"] == "output" for e in events)  # remote output, streamed
+    created = [e for e in events if e["event"] == "output" and "Creating server progress" in str(e["line"])]
+    assert created and {e["step"] for e in created} == {1}, created  # upctl's progress log, from provision
     waits = [e for e in events if e["event"] == "waiting"]
     assert waits and all(e["deadline"] == 60.0 for e in waits)  # engine.health.timeout
     assert any(str(e["reason"]).startswith("connection refused: still starting") for e in waits)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from orchestrator.actions import (
     Action,
@@ -51,8 +52,10 @@ class LiveExecutor:
         if isinstance(action, Local):
             if not action.mutates:
                 return run_local(action.argv, action.timeout)
+            # A create, stop or delete may wait minutes (`--wait`): its progress log reaches the reporter as it comes.
+            on_stderr = partial(self.feed.output, "stderr") if self.feed is not None else None
             with deferred_signals() as received:
-                result = run_local(action.argv, action.timeout, own_session=True)
+                result = run_local(action.argv, action.timeout, own_session=True, on_stderr=on_stderr)
             if received and self.notify:
                 self.notify("interrupt received: letting the cloud call finish and recording it first")
             self.pending_interrupt = bool(received)

@@ -18,7 +18,9 @@ from mockcloud.hosts import new_root
 from mockcloud.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / ".demo"
+# Where the demo keeps its files (state, Prometheus, the mock cloud where it can): .demo in the checkout, or the
+# folder MOCKCLOUD_DEMO_DIR names (tests/test_demo.py runs the demo in its own temporary folder).
+DEMO = Path(os.environ.get("MOCKCLOUD_DEMO_DIR") or REPO / ".demo")
 CONFIG = REPO / "configs" / "demo.yaml"
 PROM_PORT = 19090
 

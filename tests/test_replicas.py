@@ -165,6 +165,12 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
     assert sorted(after.splitlines()) == sorted(known.splitlines())
     logs = run_cli("logs", "fleet/r2", "--tail", "50", env=env)
     assert logs.returncode == 0 and "Application startup complete." in logs.stdout, logs.stderr
+    every = run_cli("logs", "fleet", "--tail", "50", env=env)  # a whole fleet: every replica's, each line [rI]
+    assert every.returncode == 0, every.stderr
+    lines = every.stdout.splitlines()
+    assert all(any(ln.startswith(f"[r{i}] ") and "Application startup complete." in ln for ln in lines)
+               for i in (1, 2, 3)), every.stdout  # fmt: skip
+    assert all(ln.startswith(("[r1] ", "[r2] ", "[r3] ")) for ln in lines), every.stdout
     missing = run_cli("ssh", "fleet/r9", "--", "true", env=env)
     assert missing.returncode == 11 and "has no replica r9" in missing.stderr, missing.stderr
     assert "fleet/r1, fleet/r2, fleet/r3" in missing.stderr
@@ -243,6 +249,13 @@ def test_one_replica_failing_is_named_and_only_it_is_removed(
     assert set(cloud_servers(cloud)) == tracked(doc) and len(tracked(doc)) == 2
     serving = [f"{r['server']['ip']}:8000" for r in doc["replicas"] if r["status"] == "deployed"]
     assert scrape_targets(tmp_path, "orchestrator-part") == serving and len(serving) == 2
+    # logs of the whole fleet: the two that serve, then the one without a server named (exit 5)
+    logs = run_cli("logs", "part", "--tail", "20", env=env)
+    assert logs.returncode == 5, logs.stderr
+    shown = {ln.split(" ", 1)[0] for ln in logs.stdout.splitlines()}
+    assert shown == {f"[r{r['index']}]" for r in doc["replicas"] if r["status"] == "deployed"}, logs.stdout
+    assert f"error: 1 of 3 replica(s) not shown: part/r{failed[0]['index']}: deployment 'part/r{failed[0]['index']}'" \
+           " has no server with an IP address" in logs.stderr, logs.stderr  # fmt: skip
 
     # One engine that cannot start, with --teardown-on-failure: that replica's server goes, the others stay.
     set_faults(cloud.upctl_home)

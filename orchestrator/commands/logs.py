@@ -3,7 +3,7 @@
 Which log: `docker logs` for a container (Triton, TF Serving, vLLM's docker method), else the engine's log file
 (the detached process writes it, and so does the systemd unit: StandardOutput=append:). The command is the
 engine's own (engines/logs.py, which Engine.log_command uses); `-f` streams it until Ctrl-C, which ends it with
-exit 0.
+exit 0. A fleet's NAME (not NAME/rI) shows every replica's log at once, each line prefixed `[rI] ` as it arrives.
 
 How: OpenSSH's `ssh`, pinned to $ORCHESTRATOR_HOME/known_hosts as `orchestrator ssh` runs it, with the command
 built from the state's config snapshot (no pydantic, no paramiko: the command starts within the 100 ms budget).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.commands.target import SshTarget, load_light_target, load_target
+from orchestrator.commands.target import SshTarget, load_fleet_targets, load_light_target, load_target
 from orchestrator.errors import ConfigError, SSHError
 
 
@@ -30,9 +30,23 @@ def logs(name: str, *, tail: int, since: str | None, follow: bool, debug: bool) 
     with guard(debug):
         if tail < 0:
             raise ConfigError(f"--tail {tail}: give a number of lines >= 0")
+        fleet = load_fleet_targets(name)
+        ssh_bin = shutil.which("ssh")
+        if fleet is not None:  # a whole fleet: every replica's log at once, each line prefixed [rI]
+            targets, snapshot = fleet
+            command = light_log_command(snapshot, tail, since, follow)
+            if command is None or ssh_bin is None or not _no_passphrase_env(snapshot):
+                raise SSHError(
+                    f"showing every replica's log of {name} at once needs OpenSSH's `ssh` (and a key it can read "
+                    "without a passphrase prompt)",
+                    f"name one replica, e.g. `orchestrator logs {name}/r{targets[0][0]}`",
+                )
+            if debug:
+                print(f"remote: {command}", flush=True)
+            rc = _fleet(ssh_bin, name, targets, command)
+            return 0 if rc == INTERRUPTED and follow else rc
         light, snapshot = load_light_target(name)
         command = light_log_command(snapshot, tail, since, follow)
-        ssh_bin = shutil.which("ssh")
         if light is not None and command is not None and ssh_bin is not None and _no_passphrase_env(snapshot):
             if debug:
                 print(f"remote: {command}", flush=True)
@@ -80,6 +94,59 @@ def _openssh(ssh_bin: str, target: SshTarget, command: str) -> int:
             f"is the server up? see `orchestrator status {target.name}`",
         )
     return rc
+
+
+def _fleet(ssh_bin: str, name: str, targets: list[tuple[int, SshTarget | SSHError]], command: str) -> int:
+    """``command`` on every replica through OpenSSH at once, each output line prefixed `[rI] ` as it arrives
+    (stdout to ours, stderr to ours); 130 after Ctrl-C. A replica that cannot be reached (no pinned key, ssh's own
+    failure) is named after the others' output, as an SSHError (exit 5); else the first non-zero remote exit."""
+    import subprocess
+    import sys
+    import threading
+
+    from orchestrator.commands.remote import INTERRUPTED
+    from orchestrator.commands.ssh import SSH_FAILED, ensure_pinned, openssh_argv
+
+    lock = threading.Lock()
+
+    def copy(prefix: bytes, source: Any, sink: Any) -> None:
+        for line in iter(source.readline, b""):
+            with lock:
+                sink.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
+                sink.flush()
+
+    unreachable = [f"{name}/r{n}: {t.message}" for n, t in targets if isinstance(t, SSHError)]
+    running: list[tuple[int, SshTarget, subprocess.Popen[bytes]]] = []
+    readers: list[threading.Thread] = []
+    try:
+        for number, target in targets:
+            if isinstance(target, SSHError):
+                continue
+            argv = openssh_argv(ssh_bin, target, ensure_pinned(target), command)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            running.append((number, target, proc))
+            for source, sink in ((proc.stdout, sys.stdout.buffer), (proc.stderr, sys.stderr.buffer)):
+                reader = threading.Thread(target=copy, args=(f"[r{number}] ".encode(), source, sink), daemon=True)
+                reader.start()
+                readers.append(reader)
+        codes = [(number, target, proc.wait()) for number, target, proc in running]
+        for reader in readers:
+            reader.join()
+    except KeyboardInterrupt:  # every ssh is stopped with us; the remote commands get SIGHUP
+        for _, _, proc in running:
+            proc.terminate()
+        return INTERRUPTED
+    unreachable += [
+        f"{name}/r{n}: cannot reach {t.ip}:{t.port} or log in as {t.user} (ssh exit {rc})"
+        for n, t, rc in codes
+        if rc == SSH_FAILED
+    ]
+    if unreachable:
+        raise SSHError(
+            f"{len(unreachable)} of {len(targets)} replica(s) not shown: {'; '.join(unreachable)}",
+            f"is the server up? see `orchestrator status {name}`",
+        )
+    return next((rc for _, _, rc in codes if rc != 0), 0)
 
 
 def _validated(name: str, tail: int, since: str | None, follow: bool, debug: bool) -> int:

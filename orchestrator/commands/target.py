@@ -179,16 +179,43 @@ def load_light_target(ref: str) -> tuple[SshTarget | None, dict[str, Any]]:
         raise StateError(f"no deployment named {name!r} in {reader.dir}", "see `orchestrator status`")
     number, srv = _pick(name, index, view.server, [(r.number, r) for r in view.replicas])
     ip, host_key = _reachable(ref, view.config_path, srv)
-    alias = known_as(name, number)
-    ssh = view.config.get("ssh")
+    return _snapshot_target(name, view.config, ip, host_key, known_as(name, number)), view.config
+
+
+def _snapshot_target(name: str, snapshot: dict[str, Any], ip: str, host_key: str, alias: str) -> SshTarget | None:
+    ssh = snapshot.get("ssh")
     if isinstance(ssh, dict) and all(k in ssh for k in SNAPSHOT_SSH_KEYS):
         user, port, key = ssh["user"], ssh["port"], ssh["private_key"]
         if isinstance(user, str) and isinstance(port, int) and isinstance(key, str):
-            target = SshTarget(
-                name=name, ip=ip, host_key=host_key, user=user, port=port, private_key=key, known_as=alias
-            )
-            return target, view.config
-    return None, view.config
+            return SshTarget(name=name, ip=ip, host_key=host_key, user=user, port=port, private_key=key, known_as=alias)
+    return None
+
+
+def load_fleet_targets(ref: str) -> tuple[list[tuple[int, SshTarget | SSHError]], dict[str, Any]] | None:
+    """Each replica's SshTarget (or the SSHError saying why it cannot be reached) when ``ref`` is a whole fleet of
+    more than one replica, with the config snapshot; None otherwise (one server, NAME/rI, one replica, or a snapshot
+    without its `ssh` section: load_light_target's way)."""
+    from orchestrator.state_doc import StateReader
+
+    name, index = split_ref(ref)
+    if index is not None:
+        return None
+    view = StateReader().load(name)
+    if view is None or len(view.replicas) < 2:
+        return None
+    targets: list[tuple[int, SshTarget | SSHError]] = []
+    for rec in sorted(view.replicas, key=lambda r: r.number):
+        label = f"{name}/r{rec.number}"
+        try:
+            ip, host_key = _reachable(label, view.config_path, rec.server)
+        except SSHError as exc:
+            targets.append((rec.number, exc))
+            continue
+        target = _snapshot_target(name, view.config, ip, host_key, known_as(name, rec.number))
+        if target is None:
+            return None
+        targets.append((rec.number, target))
+    return targets, view.config
 
 
 def ssh_target_of(target: Target) -> SshTarget:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -171,6 +172,13 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
     assert all(any(ln.startswith(f"[r{i}] ") and "Application startup complete." in ln for ln in lines)
                for i in (1, 2, 3)), every.stdout  # fmt: skip
     assert all(ln.startswith(("[r1] ", "[r2] ", "[r3] ")) for ln in lines), every.stdout
+    # followed into `head`: when head has its lines and goes, every ssh stops and the command ends, quietly
+    cli = shlex.join([sys.executable, "-m", "orchestrator", "logs", "fleet", "-f", "--tail", "20"])
+    line = f"{cli} | head -n 2; echo \"rc=${{PIPESTATUS[0]}}\" >&2"
+    piped = subprocess.run(["bash", "-c", line], env={**os.environ, **env}, cwd=REPO, capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    assert len(piped.stdout.splitlines()) == 2 and "rc=0" in piped.stderr, piped.stderr
+    assert "Traceback" not in piped.stderr and "Exception" not in piped.stderr, piped.stderr
     missing = run_cli("ssh", "fleet/r9", "--", "true", env=env)
     assert missing.returncode == 11 and "has no replica r9" in missing.stderr, missing.stderr
     assert "fleet/r1, fleet/r2, fleet/r3" in missing.stderr

@@ -108,12 +108,20 @@ def _fleet(ssh_bin: str, name: str, targets: list[tuple[int, SshTarget | SSHErro
     from orchestrator.commands.ssh import SSH_FAILED, ensure_pinned, openssh_argv
 
     lock = threading.Lock()
+    closed = threading.Event()  # our output went away (`| head`): every ssh is stopped, as a broken pipe stops one
 
     def copy(prefix: bytes, source: Any, sink: Any) -> None:
         for line in iter(source.readline, b""):
             with lock:
-                sink.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
-                sink.flush()
+                if closed.is_set():
+                    continue  # drain, so the ssh is never stuck on a full pipe
+                try:
+                    sink.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
+                    sink.flush()
+                except OSError:  # BrokenPipeError and the like
+                    closed.set()
+                    for _, _, proc in running:
+                        proc.terminate()
 
     unreachable = [f"{name}/r{n}: {t.message}" for n, t in targets if isinstance(t, SSHError)]
     running: list[tuple[int, SshTarget, subprocess.Popen[bytes]]] = []
@@ -136,6 +144,11 @@ def _fleet(ssh_bin: str, name: str, targets: list[tuple[int, SshTarget | SSHErro
         for _, _, proc in running:
             proc.terminate()
         return INTERRUPTED
+    if closed.is_set():  # nobody reads what is left; Python's own flush at exit must not fail on it either
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     unreachable += [
         f"{name}/r{n}: cannot reach {t.ip}:{t.port} or log in as {t.user} (ssh exit {rc})"
         for n, t, rc in codes

@@ -133,13 +133,13 @@ def _left(at: float) -> str:
 def _load(ref: str) -> tuple[Deployment, DeploymentConfig]:
     """The record and config ``ref`` names. One server, or one replica (NAME/rI): load_target's checks (no IP or no
     pinned key: exit 5 before anything runs). A whole fleet: only the record; each replica is checked in turn."""
-    from orchestrator.commands.target import config_of, load_deployment, load_target, split_ref
+    from orchestrator.commands.target import config_of, load_deployment, split_ref, target_of
 
     name, index = split_ref(ref)
     dep = load_deployment(name)
     if dep.replicas and index is None:
         return dep, config_of(dep)
-    target = load_target(ref)
+    target = target_of(dep, ref)
     return target.dep, target.cfg
 
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.commands.target import SshTarget, load_fleet_targets, load_light_target, load_target
+from orchestrator.commands.target import (
+    SshTarget,
+    load_fleet_targets,
+    load_light_target,
+    load_target,
+    read_view,
+    split_ref,
+)
 from orchestrator.errors import ConfigError, SSHError
 
 
@@ -30,7 +37,8 @@ def logs(name: str, *, tail: int, since: str | None, follow: bool, debug: bool) 
     with guard(debug):
         if tail < 0:
             raise ConfigError(f"--tail {tail}: give a number of lines >= 0")
-        fleet = load_fleet_targets(name)
+        view = read_view(split_ref(name)[0])  # read once: the fleet's targets or the one server's
+        fleet = load_fleet_targets(name, view)
         ssh_bin = shutil.which("ssh")
         if fleet is not None:  # a whole fleet: every replica's log at once, each line prefixed [rI]
             targets, snapshot = fleet
@@ -45,7 +53,7 @@ def logs(name: str, *, tail: int, since: str | None, follow: bool, debug: bool) 
                 print(f"remote: {command}", flush=True)
             rc = _fleet(ssh_bin, name, targets, command)
             return 0 if rc == INTERRUPTED and follow else rc
-        light, snapshot = load_light_target(name)
+        light, snapshot = load_light_target(name, view)
         command = light_log_command(snapshot, tail, since, follow)
         if light is not None and command is not None and ssh_bin is not None and _no_passphrase_env(snapshot):
             if debug:

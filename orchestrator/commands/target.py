@@ -18,9 +18,11 @@ from orchestrator.errors import SSHError, StateError
 if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
     from orchestrator.state import Deployment
+    from orchestrator.state_doc import DeploymentView
 
 
-# `NAME/rI`: replica I of a fleet, as `status` names its rows; a plain NAME is the server (a fleet's replica 1).
+# `NAME/rI`: replica I of a fleet, as `status` names its rows; a plain NAME is the server (a fleet's lowest-numbered
+# replica; `logs` and `extend` take it as every replica).
 REPLICA_REF = re.compile(r"^(?P<name>[^/]+)/r(?P<index>[1-9][0-9]*)$")
 
 
@@ -116,8 +118,12 @@ def load_target(ref: str) -> Target:
     """The server ``ref`` (NAME, or NAME/rI for a fleet's replica I) with its pinned host key. Unknown deployment
     or replica: StateError (exit 11); no server, no IP or no pinned key: SSHError (exit 5) with a hint — a key is
     never trusted on first use here."""
+    return target_of(load_deployment(split_ref(ref)[0]), ref)
+
+
+def target_of(dep: Deployment, ref: str) -> Target:
+    """load_target for a record already read (the same checks and errors)."""
     name, index = split_ref(ref)
-    dep = load_deployment(name)
     replica, srv = _pick(name, index, dep.server, [(r.index, r) for r in dep.replicas])
     ip, host_key = _reachable(ref, dep.config_path, srv)
     return Target(dep=dep, cfg=config_of(dep), ip=ip, host_key=host_key, replica=replica)
@@ -166,17 +172,23 @@ def load_ssh_target(ref: str) -> SshTarget:
     return light if light is not None else ssh_target_of(load_target(ref))
 
 
-def load_light_target(ref: str) -> tuple[SshTarget | None, dict[str, Any]]:
-    """The SshTarget read from the config snapshot without pydantic (None where the snapshot lacks its `ssh`
-    section), and the snapshot itself ({} when there is none). Unknown deployment, no server, no IP, no pinned
-    key: the errors load_target raises."""
+def read_view(name: str) -> DeploymentView:
+    """Deployment ``name``'s record as the read-only commands see it (no pydantic); unknown: StateError (exit 11)."""
     from orchestrator.state_doc import StateReader
 
-    name, index = split_ref(ref)
     reader = StateReader()
     view = reader.load(name)
     if view is None:
         raise StateError(f"no deployment named {name!r} in {reader.dir}", "see `orchestrator status`")
+    return view
+
+
+def load_light_target(ref: str, view: DeploymentView | None = None) -> tuple[SshTarget | None, dict[str, Any]]:
+    """The SshTarget read from the config snapshot without pydantic (None where the snapshot lacks its `ssh`
+    section), and the snapshot itself ({} when there is none). Unknown deployment, no server, no IP, no pinned
+    key: the errors load_target raises."""
+    name, index = split_ref(ref)
+    view = read_view(name) if view is None else view
     number, srv = _pick(name, index, view.server, [(r.number, r) for r in view.replicas])
     ip, host_key = _reachable(ref, view.config_path, srv)
     return _snapshot_target(name, view.config, ip, host_key, known_as(name, number)), view.config
@@ -191,17 +203,14 @@ def _snapshot_target(name: str, snapshot: dict[str, Any], ip: str, host_key: str
     return None
 
 
-def load_fleet_targets(ref: str) -> tuple[list[tuple[int, SshTarget | SSHError]], dict[str, Any]] | None:
+def load_fleet_targets(
+    ref: str, view: DeploymentView
+) -> tuple[list[tuple[int, SshTarget | SSHError]], dict[str, Any]] | None:
     """Each replica's SshTarget (or the SSHError saying why it cannot be reached) when ``ref`` is a whole fleet of
     more than one replica, with the config snapshot; None otherwise (one server, NAME/rI, one replica, or a snapshot
     without its `ssh` section: load_light_target's way)."""
-    from orchestrator.state_doc import StateReader
-
     name, index = split_ref(ref)
-    if index is not None:
-        return None
-    view = StateReader().load(name)
-    if view is None or len(view.replicas) < 2:
+    if index is not None or len(view.replicas) < 2:
         return None
     targets: list[tuple[int, SshTarget | SSHError]] = []
     for rec in sorted(view.replicas, key=lambda r: r.number):

@@ -99,37 +99,44 @@ class Runner:
         total = len(playbook.steps)
         continued: list[str] = []  # "kind: why" of continue_on_error steps that failed
         ctx.facts["incomplete"] = continued
-        for index, step in enumerate(playbook.steps, start=1):
-            self.reporter.step_started(index, total, step.kind, step.timeout)
-            started = time.monotonic()
-            outcome = StepOutcome(step.kind, "ok", 0.0)
-            try:
+        last = ""  # the last step finished: an interrupt between steps (its result saved, the next not begun)
+        try:
+            for index, step in enumerate(playbook.steps, start=1):
+                self.reporter.step_started(index, total, step.kind, step.timeout)
+                started = time.monotonic()
+                outcome = StepOutcome(step.kind, "ok", 0.0)
                 try:
-                    outcome.note = self._run_step(step, ctx, outcome) or ""
-                except OrchestratorError:
-                    raise
-                except Exception as exc:
-                    if not step.continue_on_error:
+                    try:
+                        outcome.note = self._run_step(step, ctx, outcome) or ""
+                    except OrchestratorError:
                         raise
-                    # Not even a bug in local clean-up may stop the steps that delete what bills.
-                    raise OrchestratorError(f"{step.kind}: unexpected {type(exc).__name__}: {exc}") from exc
-            except KeyboardInterrupt:
-                outcome.status = "interrupted"
+                    except Exception as exc:
+                        if not step.continue_on_error:
+                            raise
+                        # Not even a bug in local clean-up may stop the steps that delete what bills.
+                        raise OrchestratorError(f"{step.kind}: unexpected {type(exc).__name__}: {exc}") from exc
+                except KeyboardInterrupt:
+                    outcome.status = "interrupted"
+                    self._finish(ctx, index, total, outcome, started)
+                    raise Interrupted(f"interrupted during step {step.kind}") from None
+                except OrchestratorError as exc:
+                    outcome.status, outcome.note = "failed", exc.message
+                    _explain(exc)
+                    ctx.dep.last_error = f"{step.kind}: {exc.message}"
+                    self._finish(ctx, index, total, outcome, started)
+                    if step.continue_on_error and not isinstance(exc, Interrupted):
+                        continued.append(f"{step.kind}: {exc.message}")
+                        self.reporter.info(f"{step.kind} failed: {exc.message} (going on: {_rest(playbook, index)})")
+                        continue
+                    if continued:
+                        also = [f"also failed: {c}" for c in continued]
+                        exc.hint = "\n".join(([exc.hint] if exc.hint else []) + also)
+                    raise
                 self._finish(ctx, index, total, outcome, started)
-                raise Interrupted(f"interrupted during step {step.kind}") from None
-            except OrchestratorError as exc:
-                outcome.status, outcome.note = "failed", exc.message
-                _explain(exc)
-                ctx.dep.last_error = f"{step.kind}: {exc.message}"
-                self._finish(ctx, index, total, outcome, started)
-                if step.continue_on_error and not isinstance(exc, Interrupted):
-                    continued.append(f"{step.kind}: {exc.message}")
-                    self.reporter.info(f"{step.kind} failed: {exc.message} (going on: {_rest(playbook, index)})")
-                    continue
-                if continued:
-                    exc.hint = "\n".join(([exc.hint] if exc.hint else []) + [f"also failed: {c}" for c in continued])
-                raise
-            self._finish(ctx, index, total, outcome, started)
+                last = step.kind
+        except KeyboardInterrupt:
+            where = f"after step {last}" if last else "before the first step"
+            raise Interrupted(f"interrupted {where}") from None
         if continued:
             done = [o.note for o in self.outcomes[-total:] if o.status == "ok" and o.note and o.kind != "forget"]
             raise TeardownIncomplete(

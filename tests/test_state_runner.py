@@ -15,6 +15,7 @@ from orchestrator.actions import Action, Local, Remote, Result
 from orchestrator.config import DeploymentConfig
 from orchestrator.context import StepContext, StepGen
 from orchestrator.errors import (
+    Interrupted,
     MonitoringError,
     OrchestratorError,
     ProviderError,
@@ -142,6 +143,27 @@ def test_transient_failures_retry_then_succeed(tmp_path: Path, monkeypatch: pyte
     outcomes = Runner(Scripted([]), Quiet()).run(book, ctx)
     assert outcomes[0].note == "ok after 3 attempts (0)"
     assert store.load("unit").steps["provision"].status == "ok"  # type: ignore[union-attr]
+
+
+def test_an_interrupt_between_steps_names_the_last_step_done(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after a step's result is saved, before the next begins: the run's own Interrupted (exit 130, so the
+    session prints resume and teardown), naming the step done; a bare KeyboardInterrupt said "no step was running"."""
+
+    def quick(ctx: StepContext) -> StepGen:
+        yield from ()
+        return "done"
+
+    class CtrlCAtSecondStart(Quiet):
+        def step_started(self, index: int, total: int, kind: str, timeout: float | None = None) -> None:
+            if index == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setitem(STEPS, "provision", quick)
+    ctx = StepContext(cfg=make_cfg(), dep=Deployment(name="unit", config_path="c"), store=StateStore(tmp_path))
+    book = Playbook(name="t", steps=[PlaybookStep(kind="provision"), PlaybookStep(kind="provision")])
+    with pytest.raises(Interrupted, match="^interrupted after step provision$"):
+        Runner(Scripted([]), CtrlCAtSecondStart()).run(book, ctx)
+    assert ctx.dep.steps["provision"].status == "ok"
 
 
 def test_non_transient_failure_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

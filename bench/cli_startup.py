@@ -18,28 +18,28 @@ How start-up is measured, per command:
   is shown too: it stops at that check, the figure older versions were measured with.
 - deploy --dry-run: `deploy configs/vllm-l40s.yaml --dry-run` with no record (a first deploy's plan: all twelve
   steps); `teardown NAME --dry-run` plans the removal of the recorded deployment. Both, and `validate`, start
-  without typer (entry.py) but validate the config with pydantic, whose import and first model alone take
-  ~120 ms here (its own imports: pydantic-core, annotated-types, importlib.metadata; its plugin look-up, an
-  entry-point scan of every installed distribution, is turned off by entry.py: ~7 % of this figure);
-  then the config's ~30 models (~35 ms to build), PyYAML (~12 ms), the plan's dataclasses (~40 frozen ones,
-  ~0.7 ms each to create) and the planning itself (~8 ms).
-The floor (`python -c pass`) includes this venv's site start-up (an editable install's import finder, ~20 ms):
-compare each figure with it. Figures on a loaded machine vary a lot: read the min column too.
-
-The CLI is started the way the console script does it (`from orchestrator.entry import main; main()`) with this
-checkout first on sys.path, so the figures are this checkout's code even where the venv's editable install points
-at another tree. `python bench/cli_startup.py [RUNS]`.
+  without typer (entry.py) but validate the config with pydantic: its import and first model (pydantic-core,
+  annotated-types; its plugin look-up is off and its plugin loader, which imports importlib.metadata, replaced
+  by entry.py), the config's ~30 models, PyYAML, the plan's dataclasses (~40 frozen ones) and the planning itself.
+Each case runs two ways, their runs interleaved: from this checkout (`from orchestrator.entry import main; main()`
+with the checkout first on sys.path, in this venv: its editable install's import hook runs at site start-up), and
+as a user has it, the targets' condition: the `orchestrator` console script of this checkout's wheel, pip-installed
+(bytecode compiled) in a fresh venv whose dependencies come from this venv's site-packages. Each has its own floor
+(`python -c pass`). Figures on a loaded machine vary a lot: read the min column too.
+`python bench/cli_startup.py [RUNS]` (builds the wheel first: ~10 s).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
@@ -56,19 +56,27 @@ def bench_env(home: Path) -> dict[str, str]:
     return env
 
 
-def median_ms(argv: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, float, float]:
-    def once() -> None:
+Figures = tuple[float, float, float]
+
+
+def medians_ms(ways: list[list[str]], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> list[Figures]:
+    """Median / min / max wall ms of each argv in ``ways``, their runs interleaved (one of each, RUNS times), so a
+    change in the machine's load moves them alike."""
+
+    def once(argv: list[str]) -> float:
+        t0 = time.perf_counter()
         rc = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
         if rc not in ok:
-            raise SystemExit(f"{argv[3:]} exited {rc}")
+            raise SystemExit(f"{argv} exited {rc}")
+        return (time.perf_counter() - t0) * 1000
 
-    once()  # warm-up: bytecode written, files in the page cache
-    times = []
+    for argv in ways:
+        once(argv)  # warm-up: bytecode written, files in the page cache
+    times: list[list[float]] = [[] for _ in ways]
     for _ in range(RUNS):
-        t0 = time.perf_counter()
-        once()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), min(times), max(times)
+        for argv, got in zip(ways, times, strict=True):
+            got.append(once(argv))
+    return [(statistics.median(t), min(t), max(t)) for t in times]
 
 
 PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchPinnedHostKeyNotARealOne000000000000"
@@ -114,31 +122,59 @@ def stub_ssh(folder: Path) -> Path:
     return folder
 
 
+NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".demo", ".*_cache")
+
+
+def installed_cli(tmp: Path) -> list[str]:
+    """The `orchestrator` console script of this checkout's wheel, pip-installed (bytecode compiled, as pip does)
+    in a fresh venv under ``tmp``; its dependencies come from this interpreter's site-packages through a .pth file
+    of plain path lines, so the editable install's import hook there (~13 ms of every start) does not run."""
+    src, dist, venv = tmp / "src", tmp / "dist", tmp / "venv"
+    shutil.copytree(REPO, src, symlinks=True, ignore=NOT_SOURCE)  # setuptools writes build/ into the tree it builds
+    pip = [sys.executable, "-m", "pip"]
+    quiet: dict[str, Any] = {"check": True, "capture_output": True}
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(dist), str(src)],
+                   **quiet)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], **quiet)
+    vpy = venv / "bin" / "python"
+    subprocess.run([*pip, "--python", str(vpy), "install", "--no-deps", "--no-index", "-q", *dist.glob("*.whl")],
+                   **quiet)  # fmt: skip
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([str(vpy), "-c", purelib], text=True, **quiet).stdout.strip())
+    deps = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+    (site / "dev-deps.pth").write_text("".join(f"{p}\n" for p in deps))
+    return [str(venv / "bin" / "orchestrator")]
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         home = Path(tmp) / "home"
         name = one_deployment(home)
         env = bench_env(home)
+        wheel = installed_cli(Path(tmp) / "wheel")
         ssh_env = env | {"PATH": f"{stub_ssh(Path(tmp) / 'bin')}:{env.get('PATH', '/usr/bin:/bin')}"}
         cases = {
-            "python -c pass (floor)": [sys.executable, "-c", "pass"],
-            "--version": [*CLI, "--version"],
-            "--help": [*CLI, "--help"],
-            "status --local": [*CLI, "status", "--local"],
-            f"status {name} --local": [*CLI, "status", name, "--local"],
-            f"status {name} --json --local": [*CLI, "status", name, "--json", "--local"],
-            f"status {name} (live; no target: network)": [*CLI, "status", name],
-            f"logs {name} (no pinned key: exit 5)": [*CLI, "logs", name],
-            "logs pinned (a stub ssh)": [*CLI, "logs", "pinned"],
-            "ssh pinned -- true (a stub ssh)": [*CLI, "ssh", "pinned", "--", "true"],
-            "validate configs/demo.yaml": [*CLI, "validate", "configs/demo.yaml"],
-            "deploy --dry-run": [*CLI, "deploy", "configs/vllm-l40s.yaml", "--dry-run"],
-            f"teardown {name} --dry-run": [*CLI, "teardown", name, "--dry-run"],
+            "python -c pass (floor)": [],
+            "--version": ["--version"],
+            "--help": ["--help"],
+            "status --local": ["status", "--local"],
+            f"status {name} --local": ["status", name, "--local"],
+            f"status {name} --json --local": ["status", name, "--json", "--local"],
+            f"status {name} (live; no target: network)": ["status", name],
+            f"logs {name} (no pinned key: exit 5)": ["logs", name],
+            "logs pinned (a stub ssh)": ["logs", "pinned"],
+            "ssh pinned -- true (a stub ssh)": ["ssh", "pinned", "--", "true"],
+            "validate configs/demo.yaml": ["validate", "configs/demo.yaml"],
+            "deploy --dry-run": ["deploy", "configs/vllm-l40s.yaml", "--dry-run"],
+            f"teardown {name} --dry-run": ["teardown", name, "--dry-run"],
         }
-        print(f"CLI start-up, {RUNS} runs each, one deployment in ORCHESTRATOR_HOME (median / min / max, ms)")
-        for label, argv in cases.items():
+        floors = [[sys.executable, "-c", "pass"], [str(Path(wheel[0]).parent / "python"), "-c", "pass"]]
+        print(f"CLI start-up, {RUNS} runs each, one deployment in ORCHESTRATOR_HOME (ms); targets against the wheel")
+        print(f"  {'':<58} {'checkout':>8} {'wheel (installed): median':>26} {'min':>7} {'max':>7}")
+        for label, args in cases.items():
             ok = (5,) if "exit 5" in label else (0,)
-            med, lo, hi = median_ms(argv, ssh_env if "stub ssh" in label else env, ok)
+            ways = floors if not args else [[*CLI, *args], [*wheel, *args]]
+            (dev, _, _), (med, lo, hi) = medians_ms(ways, ssh_env if "stub ssh" in label else env, ok)
             first = label.split(" ", 1)[0]
             target = TARGETS_MS.get(first if first in ("status", "logs", "ssh") else label)
             if "no target" in label:
@@ -147,7 +183,7 @@ def main() -> None:
             if target is not None:
                 flag = f"  OK (<= {target:.0f} ms)" if med <= target else f"  OVER the {target:.0f} ms target"
             shown = label if label.startswith("python") else f"orchestrator {label}"
-            print(f"  {shown:<58} {med:7.1f} {lo:7.1f} {hi:7.1f}{flag}")
+            print(f"  {shown:<58} {dev:8.1f} {med:26.1f} {lo:7.1f} {hi:7.1f}{flag}")
         print(
             "status, ssh and logs start without typer and pydantic (entry.py, state_doc.py, engines/logs.py); the\n"
             "usual dry runs and validate without typer (entry.py), with pydantic (it validates the config); typer\n"

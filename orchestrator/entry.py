@@ -13,11 +13,12 @@ and (the dry runs and validate) print the same bytes and exit with the same code
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Callable
-from types import FrameType
+from types import FrameType, ModuleType
 
 # `status`'s flags as cli.py declares them (the option name, and the keyword it sets); --orphans asks the cloud
 # (not a fast path), so it goes through typer like every other case.
@@ -42,6 +43,29 @@ CONFIG_COMMANDS: dict[str, tuple[str, dict[str, str]]] = {  # command: (its posi
     "validate": ("config", CONFIG_FLAGS),
 }
 CONFIG_DEFAULTS: dict[str, dict[str, object]] = {"teardown": {"orphans": False, "include_foreign": False}}
+
+
+# pydantic's plugin loader, and the PYDANTIC_DISABLE_PLUGINS values with which its get_plugins() loads nothing.
+PLUGIN_LOADER = "pydantic.plugin._loader"
+PLUGINS_OFF = ("__all__", "1", "true")
+
+
+def _no_plugins_loader() -> ModuleType:
+    """A stand-in for pydantic's plugin loader while plugins are off: importing the real one imports
+    importlib.metadata for its entry-point scan (email, zipfile, csv among its imports: ~14 ms of every config
+    command), only for get_plugins() to return no plugins. The stand-in's get_plugins() returns none too; any other
+    public name it is asked for loads the real module in its place."""
+    module = ModuleType(PLUGIN_LOADER)
+
+    def real(name: str) -> object:
+        if name.startswith("__"):  # the import system asks for __path__ and such: a plain module has none
+            raise AttributeError(name)
+        del sys.modules[PLUGIN_LOADER]
+        return getattr(importlib.import_module(PLUGIN_LOADER), name)
+
+    module.get_plugins = tuple  # type: ignore[attr-defined]
+    module.__getattr__ = real  # type: ignore[method-assign]
+    return module
 
 
 def _quiet_exit(signum: int, frame: FrameType | None) -> None:
@@ -177,6 +201,8 @@ def main() -> None:
     # validator (~25 ms of each config command here); a third-party pydantic plugin has no part in validating the
     # CLI's config. A user's own setting is kept.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if os.environ["PYDANTIC_DISABLE_PLUGINS"] in PLUGINS_OFF:
+        sys.modules.setdefault(PLUGIN_LOADER, _no_plugins_loader())
     args = sys.argv[1:]
     if args == ["--version"]:  # answered before typer loads (the option is also in --help)
         from orchestrator import installed_version

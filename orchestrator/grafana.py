@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from orchestrator import package_path
 
 DATASOURCE_UID = "orchestrator-prometheus"
 PROVIDER = "orchestrator"
@@ -88,7 +89,7 @@ def provider_document(grafana_dir: Path) -> str:
 
 def template(name: str) -> dict[str, Any]:
     """A dashboard as shipped (import-time variables in place)."""
-    text = resources.files("orchestrator").joinpath("dashboards").joinpath(f"{name}.json").read_text(encoding="utf-8")
+    text = package_path("dashboards", f"{name}.json").read_text(encoding="utf-8")
     doc: dict[str, Any] = json.loads(text)
     return doc
 

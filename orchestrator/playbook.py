@@ -63,10 +63,9 @@ def playbook_dir() -> Path:
     env = os.environ.get("ORCHESTRATOR_PLAYBOOKS")
     if env:
         return Path(env).expanduser()
-    from importlib.resources import files
+    from orchestrator import package_path
 
-    # setuptools installs packages as plain directories, so the resource is a real path on disk.
-    return Path(str(files("orchestrator").joinpath("playbooks")))
+    return package_path("playbooks")
 
 
 def load_playbook(name_or_path: str) -> Playbook:

@@ -4,6 +4,7 @@ the network libraries or rich; and entry.py's parser passes what typer would pas
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from tests.conftest import REPO
 from tests.golden_cases import _env, _state_record, plannable
 
 CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))
-# Modules a dry run must not load: the CLI framework, the network libraries, the live display, the exporter.
-HEAVY = ("typer", "click", "httpx", "paramiko", "rich", "prometheus_client")
+# Modules a dry run must not load: the CLI framework, the network libraries, the live display, the exporter, and
+# the standard library's package-metadata and zip readers (pydantic's plugin scan, importlib.resources: entry.py's
+# plugin-loader stand-in and orchestrator.package_path keep them out).
+HEAVY = ("typer", "click", "httpx", "paramiko", "rich", "prometheus_client", "importlib.metadata", "zipfile")
 
 # The console script's way in (entry.main); when it exits, the heavy modules it loaded go to $HEAVY_OUT.
 ENTRY = (
@@ -25,7 +28,8 @@ ENTRY = (
     "from orchestrator.entry import main\n"
     "try:\n    main()\n"
     "finally:\n"
-    f"    heavy = sorted(m for m, mod in sys.modules.items() if mod is not None and m.split('.')[0] in {HEAVY!r})\n"
+    f"    heavy = sorted(m for m, mod in sys.modules.items() if mod is not None\n"
+    f"                   and any(m == h or m.startswith(h + '.') for h in {HEAVY!r}))\n"
     "    open(os.environ['HEAVY_OUT'], 'w').write(' '.join(heavy))\n"
 )
 TYPER = "import sys; sys.argv[0] = 'orchestrator'; from orchestrator.cli import main; main()"
@@ -189,3 +193,40 @@ def test_the_fast_config_parser_passes_what_typer_passes(monkeypatch: pytest.Mon
     for argv in refused:
         assert fast_config_args(argv[0], argv[1:]) is None, argv
 
+
+PLUGINS_PROBE = (
+    "import sys; sys.argv[1:] = ['status', '--local']\n"  # the entry point's set-up, then a command without pydantic
+    "from orchestrator.entry import PLUGIN_LOADER, main\n"
+    "try:\n    main()\n"
+    "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+    "stand_in = sys.modules.get(PLUGIN_LOADER)\n"
+    "print('stand-in' if stand_in is not None and stand_in.__spec__ is None else 'pydantic')\n"
+    "from pydantic import BaseModel\n"
+    "class M(BaseModel):\n    x: int\n"
+    "assert M(x='1').x == 1\n"
+    "print('importlib.metadata' in sys.modules)\n"
+    "from pydantic.plugin._loader import get_plugins, PYDANTIC_ENTRY_POINT_GROUP\n"
+    "print(list(get_plugins()), PYDANTIC_ENTRY_POINT_GROUP, 'importlib.metadata' in sys.modules)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "want"),
+    [(None, "stand-in"), ("__all__", "stand-in"), ("true", "stand-in"), ("some_plugin", "pydantic")],
+)
+def test_plugin_loader_stand_in_only_while_plugins_are_off(setting: str | None, want: str, tmp_path: Path) -> None:
+    """With pydantic's plugins off (entry.py's default, or the user's own all-off value) the entry point puts a
+    stand-in for pydantic's plugin loader in place: pydantic validates as usual, no plugin loads, and the standard
+    library's entry-point reader is not imported; any other name asked of the loader loads the real module (which
+    imports it). A user's own setting that turns some plugins off keeps pydantic's loader."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    env |= {"ORCHESTRATOR_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
+    if setting is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = setting
+    proc = subprocess.run([sys.executable, "-c", PLUGINS_PROBE], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    *_, which, reader_after_model, loaded = proc.stdout.splitlines()
+    assert which == want
+    assert reader_after_model == str(want == "pydantic")
+    assert loaded == "[] pydantic True"  # the real module's constant, read through the stand-in or directly

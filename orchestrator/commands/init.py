@@ -8,10 +8,9 @@ ENGINES = ("vllm", "triton", "tfserving")
 
 
 def template_dir() -> Path:
-    from importlib.resources import files
+    from orchestrator import package_path
 
-    # setuptools installs packages as plain directories, so the resource is a real path on disk.
-    return Path(str(files("orchestrator").joinpath("templates")))
+    return package_path("templates")
 
 
 def starter_config(engine: str) -> str:

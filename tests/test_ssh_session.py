@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from mockcloud.cloud import MockCloud
@@ -16,7 +17,7 @@ from mockcloud.host_sshd import SSHD
 from mockcloud.hosts import new_root
 from orchestrator.actions import Connect
 from orchestrator.errors import HostKeyMismatch
-from orchestrator.transports.ssh import SshSession
+from orchestrator.transports.ssh import IDLE_WAKE, SshSession
 from tests.test_faults_sshfw import reset_connections
 
 
@@ -57,6 +58,22 @@ def test_keepalive_is_on(cloud: MockCloud) -> None:
         assert transport.packetizer._Packetizer__keepalive_interval == 15  # type: ignore[attr-defined]
     finally:
         s.close()
+
+
+def test_quiet_connection_reader_wakes_once_a_second(cloud: MockCloud) -> None:
+    """Once the session is up, paramiko's reader thread waits on the socket IDLE_WAKE at a time (not its own 0.1 s):
+    a command after a quiet spell still answers, and on close the thread ends."""
+    s = SshSession()
+    s.connect(action(cloud))
+    transport = s._require()
+    try:
+        assert transport.sock.gettimeout() == IDLE_WAKE != paramiko.Transport._active_check_timeout
+        time.sleep(1.5)
+        assert s.run("echo after-a-quiet-spell", 10).stdout.strip() == "after-a-quiet-spell"
+    finally:
+        s.close()
+    transport.join(IDLE_WAKE + 5)
+    assert not transport.is_alive()
 
 
 def test_reset_connection_is_reopened_with_the_pinned_key(cloud: MockCloud) -> None:

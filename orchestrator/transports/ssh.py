@@ -26,6 +26,8 @@ from orchestrator.retry import RECONNECT_DEADLINE, call_with_retries
 if TYPE_CHECKING:
     import paramiko
 
+IDLE_WAKE = 1.0  # seconds: how often paramiko's reader thread wakes on a quiet, established connection
+
 
 def host_key_line(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.get_base64()}"
@@ -248,6 +250,11 @@ class SshSession:
             raise SSHError(f"SSH handshake with {action.host} failed: {exc}", transient=True) from exc
         if action.keepalive > 0:  # long quiet commands (pip, apt, docker pull) outlive idle NAT/firewall timeouts
             transport.set_keepalive(max(1, int(action.keepalive)))
+        # paramiko's reader thread wakes every 0.1 s on a quiet connection (its socket timeout) to see whether a
+        # close, a rekey or a keepalive is due: CPU for nothing through a fleet's minutes of health waiting. Once
+        # the session is up, once a second is enough for those: arriving data still wakes it at once, and close()
+        # does not wait for it.
+        sock.settimeout(IDLE_WAKE)
         self.host_key = key
         return transport
 

@@ -60,7 +60,8 @@ def _no_plugins_loader() -> ModuleType:
     def real(name: str) -> object:
         if name.startswith("__"):  # the import system asks for __path__ and such: a plain module has none
             raise AttributeError(name)
-        del sys.modules[PLUGIN_LOADER]
+        if sys.modules.get(PLUGIN_LOADER) is module:
+            del sys.modules[PLUGIN_LOADER]
         return getattr(importlib.import_module(PLUGIN_LOADER), name)
 
     module.get_plugins = tuple  # type: ignore[attr-defined]

@@ -202,8 +202,6 @@ def main() -> None:
     # validator (~25 ms of each config command here); a third-party pydantic plugin has no part in validating the
     # CLI's config. A user's own setting is kept.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    if os.environ["PYDANTIC_DISABLE_PLUGINS"] in PLUGINS_OFF:
-        sys.modules.setdefault(PLUGIN_LOADER, _no_plugins_loader())
     args = sys.argv[1:]
     if args == ["--version"]:  # answered before typer loads (the option is also in --help)
         from orchestrator import installed_version
@@ -225,6 +223,9 @@ def main() -> None:
         if logs_kwargs is not None:
             run(lambda: _fast_logs(logs_kwargs))
             return
+    # status, ssh and logs (above) never load pydantic; everything from here on does.
+    if os.environ["PYDANTIC_DISABLE_PLUGINS"] in PLUGINS_OFF:
+        sys.modules.setdefault(PLUGIN_LOADER, _no_plugins_loader())
     if args[:1] and args[0] in CONFIG_COMMANDS:
         config_kwargs = fast_config_args(args[0], args[1:])
         if config_kwargs is not None:

@@ -195,7 +195,7 @@ def test_the_fast_config_parser_passes_what_typer_passes(monkeypatch: pytest.Mon
 
 
 PLUGINS_PROBE = (
-    "import sys; sys.argv[1:] = ['status', '--local']\n"  # the entry point's set-up, then a command without pydantic
+    "import sys; sys.argv[1:] = ['validate', sys.argv.pop(1)]\n"  # a config command: pydantic validates
     "from orchestrator.entry import PLUGIN_LOADER, main\n"
     "try:\n    main()\n"
     "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
@@ -216,14 +216,16 @@ PLUGINS_PROBE = (
 )
 def test_plugin_loader_stand_in_only_while_plugins_are_off(setting: str | None, want: str, tmp_path: Path) -> None:
     """With pydantic's plugins off (entry.py's default, or the user's own all-off value) the entry point puts a
-    stand-in for pydantic's plugin loader in place: pydantic validates as usual, no plugin loads, and the standard
-    library's entry-point reader is not imported; any other name asked of the loader loads the real module (which
-    imports it). A user's own setting that turns some plugins off keeps pydantic's loader."""
+    stand-in for pydantic's plugin loader in place before a command that uses pydantic: the config validates as
+    usual, no plugin loads, and the standard library's entry-point reader is not imported; any other name asked of
+    the loader loads the real module (which imports it). A user's own setting that turns some plugins off keeps
+    pydantic's loader."""
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     env |= {"ORCHESTRATOR_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
     if setting is not None:
         env["PYDANTIC_DISABLE_PLUGINS"] = setting
-    proc = subprocess.run([sys.executable, "-c", PLUGINS_PROBE], env=env, cwd=tmp_path, capture_output=True,
+    demo = str(REPO / "configs" / "demo.yaml")
+    proc = subprocess.run([sys.executable, "-c", PLUGINS_PROBE, demo], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     *_, which, reader_after_model, loaded = proc.stdout.splitlines()

@@ -136,6 +136,8 @@ def test_errors_are_the_typer_cli_byte_for_byte(env: dict[str, str], tmp_path: P
         assert got[0] == code, (argv, got)
         if code:
             assert "error: " in got[2], (argv, got)
+        if argv[:2] == ("teardown", "no-such-deployment"):  # its server may still bill: say how to find it
+            assert "`orchestrator status --orphans`, then `orchestrator teardown --orphans`" in got[2], got
 
 
 def test_the_dry_run_path_loads_no_cli_framework_network_library_or_display(env: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ from orchestrator.console import confirm, guard, set_json_errors
 
 if TYPE_CHECKING:
     from orchestrator.config import DeploymentConfig
+    from orchestrator.errors import StateError
 
 
 def load(config: str, *, check_files: bool = True) -> DeploymentConfig:
@@ -40,7 +41,7 @@ def redeploy(config: str, *, recreate: bool, dry_run: bool, as_json: bool, debug
 def teardown(
     target: str | None, *, yes: bool, orphans: bool, include_foreign: bool, dry_run: bool, as_json: bool, debug: bool
 ) -> None:
-    from orchestrator.errors import ConfigError, StateError
+    from orchestrator.errors import ConfigError
 
     set_json_errors(as_json)  # every branch (--orphans included): a failure prints the JSON error object
     if orphans:
@@ -61,10 +62,7 @@ def teardown(
         from orchestrator.state import StateStore
 
         if StateStore().load(cfg.name) is None:
-            raise StateError(
-                f"no deployment named {cfg.name!r} in local state",
-                "see `orchestrator status` (and `orchestrator status --orphans`); nothing was changed",
-            )
+            raise not_tracked(cfg.name)
         if not (yes or dry_run):
             confirm(f"Delete deployment {cfg.name} and its server?")
     from orchestrator.commands.specs import TEARDOWN
@@ -76,13 +74,23 @@ def teardown(
 def config_from_state(name: str) -> DeploymentConfig:
     """The config a deployment was deployed with, from its state record (no config file needed)."""
     from orchestrator.commands.target import config_of
-    from orchestrator.errors import StateError
     from orchestrator.state import StateStore
 
     dep = StateStore().load(name)
     if dep is None:
-        raise StateError(f"no deployment named {name!r} in local state", "see `orchestrator status`")
+        raise not_tracked(name)
     return config_of(dep)
+
+
+def not_tracked(name: str) -> StateError:
+    """Teardown of a name local state does not know: nothing to do here, but its server may still be billing."""
+    from orchestrator.errors import StateError
+
+    return StateError(
+        f"no deployment named {name!r} in local state",
+        "see `orchestrator status`; a server whose record was lost: `orchestrator status --orphans`, then "
+        "`orchestrator teardown --orphans`; nothing was changed",
+    )
 
 
 def validate(config: str, *, as_json: bool, debug: bool) -> None:

@@ -214,6 +214,7 @@ class HttpCheck:
     log_tail: Remote | None = None
     timeout: float = 10.0
     labels: tuple[tuple[str, str], ...] = field(default=())
+    subject: str = "the engine"  # what answers at ``url``, as an error names it
 
     def describe(self) -> str:
         """One line: the request, and the remote commands it runs (liveness while polling, the log on failure)."""

@@ -168,10 +168,11 @@ class Wait:
         return f"waiting for {self.url}: {self.reason}, {took}"
 
 
-def transport_reason(exc: Exception, timeout: float, waiting: bool = True) -> str:
+def transport_reason(exc: Exception, timeout: float, waiting: bool = True, subject: str = "the engine") -> str:
     """Why a probe got no HTTP answer, in words. While a deploy waits: vLLM refuses connections until its model is
     loaded, and docker-proxy accepts and then resets them. A single probe (``status``, a check that does not wait)
-    of an engine that served before means nothing listens now."""
+    of an engine that served before, or of another service (``subject``: Prometheus for a reload), means nothing
+    listens now."""
     import httpx
 
     text = str(exc).lower()
@@ -186,7 +187,7 @@ def transport_reason(exc: Exception, timeout: float, waiting: bool = True) -> st
     else:
         why = f"connection closed ({type(exc).__name__})"
     if not waiting:
-        return f"{why}: the engine is not answering (stopped, crashed or restarting)"
+        return f"{why}: {subject} is not answering (stopped, crashed or restarting)"
     return f"{why}: still starting (model loading)"
 
 
@@ -231,7 +232,7 @@ def run_check(
                 if verdict.fatal:
                     raise EngineError(f"{check.method} {check.url}: {last}", _hint_for(check, last))
             except httpx.TransportError as exc:
-                last = transport_reason(exc, check.timeout, waiting=bool(check.wait))
+                last = transport_reason(exc, check.timeout, waiting=bool(check.wait), subject=check.subject)
             waited = time.monotonic() - started
             if not check.wait or waited >= check.wait:
                 break

@@ -196,7 +196,7 @@ def _exporters(ctx: StepContext) -> Generator[Action, Result, list[str]]:
 
 def _reload(url: str) -> StepGen:
     try:
-        yield HttpCheck("POST", url, "status", "200", timeout=10.0)
+        yield HttpCheck("POST", url, "status", "200", timeout=10.0, subject="Prometheus")
     except OrchestratorError as exc:
         raise MonitoringError(
             f"Prometheus reload failed: {exc.message}",

@@ -105,28 +105,36 @@ async def _one(client: Any, url: str, body: dict[str, Any], headers: dict[str, s
 
 
 async def _level(
-    one: Callable[[Any], Awaitable[RequestResult]], concurrency: int, requests: int, timeout: float
+    one: Callable[[Any, int], Awaitable[RequestResult]], concurrency: int, requests: int, timeout: float
 ) -> tuple[list[RequestResult], float]:
-    """`requests` calls of `one`, at most `concurrency` at a time, all bounded by `timeout`."""
+    """`requests` calls of `one` (the client, the request's number), at most `concurrency` at a time, all bounded
+    by `timeout`; the results in request order."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)
 
-    async def gated(client: httpx.AsyncClient) -> RequestResult:
+    async def gated(client: httpx.AsyncClient, n: int) -> RequestResult:
         async with gate:
-            return await one(client)
+            return await one(client, n)
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, trust_env=False) as client:
         start = time.perf_counter()
-        tasks = [asyncio.create_task(gated(client)) for _ in range(requests)]
+        tasks = [asyncio.create_task(gated(client, n)) for n in range(requests)]
         done, pending = await asyncio.wait(tasks, timeout=timeout)
         for task in pending:
             task.cancel()
         duration = time.perf_counter() - start
-    results = [t.result() for t in tasks if t in done]
-    results += [RequestResult(ok=False, error=f"not finished within {timeout:g}s") for t in tasks if t in pending]
-    return results, duration
+    late = f"not finished within {timeout:g}s"
+    return [t.result() if t in done else RequestResult(ok=False, error=late) for t in tasks], duration
+
+
+def spread(urls: Sequence[str], results: Sequence[RequestResult]) -> dict[str, int] | None:
+    """With several endpoints (a fleet's replicas, request N sent to endpoint N mod their count, as a round-robin
+    balancer in front of them would): how many requests each answered; None for one endpoint."""
+    if len(urls) < 2:
+        return None
+    return {url: sum(1 for n, r in enumerate(results) if r.ok and n % len(urls) == i) for i, url in enumerate(urls)}
 
 
 def summarize(results: Sequence[RequestResult], duration: float, concurrency: int) -> dict[str, Any]:
@@ -160,7 +168,7 @@ def cost_per_million(output_tokens_per_s: float | None, price_per_hour: float | 
 
 
 def run(
-    endpoint: str,
+    endpoints: Sequence[str],
     model: str,
     api_key: str | None,
     *,
@@ -171,17 +179,20 @@ def run(
     timeout: float,
     price_per_hour: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Run each concurrency level in turn against ``endpoint`` (".../v1"); bounded by ``requests`` and ``timeout``."""
-    url = endpoint.rstrip("/") + "/completions"
+    """Run each concurrency level in turn against ``endpoints`` (".../v1" each; requests spread round-robin, the
+    concurrency shared); bounded by ``requests`` and ``timeout``. ``price_per_hour``: of every endpoint's server."""
+    urls = [endpoint.rstrip("/") + "/completions" for endpoint in endpoints]
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     body = payload(model, input_tokens, output_tokens)
     out = []
     for level in levels:
         results, duration = asyncio.run(
-            _level(lambda client: _one(client, url, body, headers), level, requests, timeout)
+            _level(lambda client, n: _one(client, urls[n % len(urls)], body, headers), level, requests, timeout)
         )
         figures = summarize(results, duration, level)
         figures["cost_per_1m_output_tokens"] = cost_per_million(figures["output_tokens_per_s"], price_per_hour)
+        if (by_endpoint := spread(endpoints, results)) is not None:
+            figures["completed_per_endpoint"] = by_endpoint
         out.append(figures)
     return out
 
@@ -201,28 +212,30 @@ async def _infer_one(client: Any, url: str, body: str, headers: dict[str, str]) 
 
 
 def run_inference(
-    url: str, body: str, *, levels: Sequence[int], requests: int, timeout: float
+    urls: Sequence[str], body: str, *, levels: Sequence[int], requests: int, timeout: float
 ) -> list[dict[str, Any]]:
-    """Triton/TF Serving style: one JSON inference request repeated; inferences/s and latency percentiles."""
+    """Triton/TF Serving style: one JSON inference request repeated (spread round-robin over ``urls``);
+    inferences/s and latency percentiles."""
     headers = {"Content-Type": "application/json"}
     out = []
     for level in levels:
         results, duration = asyncio.run(
-            _level(lambda client: _infer_one(client, url, body, headers), level, requests, timeout)
+            _level(lambda client, n: _infer_one(client, urls[n % len(urls)], body, headers), level, requests, timeout)
         )
         good = [r for r in results if r.ok]
-        out.append(
-            {
-                "concurrency": level,
-                "requests": len(results),
-                "completed": len(good),
-                "failed": len(results) - len(good),
-                "errors": sorted({r.error for r in results if not r.ok})[:5],
-                "duration_s": duration,
-                "inferences_per_s": len(good) / duration if duration > 0 else None,
-                "latency_s": _stats([r.latency for r in good]),
-            }
-        )
+        figures = {
+            "concurrency": level,
+            "requests": len(results),
+            "completed": len(good),
+            "failed": len(results) - len(good),
+            "errors": sorted({r.error for r in results if not r.ok})[:5],
+            "duration_s": duration,
+            "inferences_per_s": len(good) / duration if duration > 0 else None,
+            "latency_s": _stats([r.latency for r in good]),
+        }
+        if (by_endpoint := spread(urls, results)) is not None:
+            figures["completed_per_endpoint"] = by_endpoint
+        out.append(figures)
     return out
 
 
@@ -237,6 +250,7 @@ def inference_table(levels: Sequence[dict[str, Any]]) -> list[str]:
         lines.append(
             f"  latency ms  mean {_ms(st['mean'])}  p50 {_ms(st['p50'])}  p95 {_ms(st['p95'])}  p99 {_ms(st['p99'])}"
         )
+        lines += _spread_lines(lv)
         for err in lv["errors"]:
             lines.append(f"  error {err}")
     return lines
@@ -262,6 +276,14 @@ def table(levels: Sequence[dict[str, Any]], currency: str) -> list[str]:
             )
         if lv.get("cost_per_1m_output_tokens") is not None:
             lines.append(f"  cost  ≈ {lv['cost_per_1m_output_tokens']:.2f} {currency} per 1M output tokens")
+        lines += _spread_lines(lv)
         for err in lv["errors"]:
             lines.append(f"  error {err}")
     return lines
+
+
+def _spread_lines(level: dict[str, Any]) -> list[str]:
+    by_endpoint = level.get("completed_per_endpoint")
+    if not by_endpoint:
+        return []
+    return ["  answered: " + ", ".join(f"{n} by {endpoint}" for endpoint, n in by_endpoint.items())]

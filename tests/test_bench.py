@@ -113,7 +113,7 @@ def test_mock_engine_streams_with_usage_like_vllm(engine: str) -> None:
 
 def test_figures_match_the_configured_delays_at_each_level(engine: str) -> None:
     levels = bench.run(
-        f"{engine}/v1", "m", KEY, levels=[1, 4], requests=8, input_tokens=5, output_tokens=10, timeout=60,
+        [f"{engine}/v1"], "m", KEY, levels=[1, 4], requests=8, input_tokens=5, output_tokens=10, timeout=60,
         price_per_hour=2.0,
     )
     assert [lv["concurrency"] for lv in levels] == [1, 4]
@@ -129,9 +129,66 @@ def test_figures_match_the_configured_delays_at_each_level(engine: str) -> None:
 
 
 def test_wrong_key_fails_every_request_with_the_reason(engine: str) -> None:
-    (lv,) = bench.run(f"{engine}/v1", "m", "wrong", levels=[2], requests=3, input_tokens=1, output_tokens=2, timeout=10)
+    (lv,) = bench.run([f"{engine}/v1"], "m", "wrong", levels=[2], requests=3, input_tokens=1, output_tokens=2,
+                      timeout=10)  # fmt: skip
     assert (lv["completed"], lv["failed"]) == (0, 3)
     assert lv["errors"] and lv["errors"][0].startswith("HTTP 401")
+
+
+def _fleet_record(home: Path, engine: str, statuses: list[str]) -> None:
+    """A fleet `bench` reads from state: replica I at `endpoint` I (each a distinct URL of the one loopback
+    engine: 127.0.0.1, localhost, ...), with the given statuses; 1.5 EUR/h per server."""
+    from orchestrator.config import DeploymentConfig
+    from orchestrator.state import Deployment, EngineRecord, ReplicaRecord, ServerRecord, StateStore
+
+    port = int(engine.rsplit(":", 1)[1])
+    cfg = DeploymentConfig.model_validate(
+        {"name": "fl", "replicas": len(statuses), "provider": {"price_per_hour": 1.5},
+         "engine": {"kind": "vllm", "model": "m", "served_name": "m", "port": port}}
+    )  # fmt: skip
+    hosts = ["127.0.0.1", "localhost", "127.0.0.2"]
+    replicas = [
+        ReplicaRecord(
+            index=i, status=status,
+            server=ServerRecord(uuid=f"00f{i}", plan="GPU-8xCPU-64GB-1xL40S", zone="fi-hel2", ip=hosts[i - 1]),
+            engine=EngineRecord(kind="vllm", model="m", served_name="m", endpoint=f"http://{hosts[i - 1]}:{port}/v1",
+                                metrics_url=f"http://{hosts[i - 1]}:{port}/metrics", method="pip"),
+        )
+        for i, status in enumerate(statuses, start=1)
+    ]  # fmt: skip
+    dep = Deployment(name="fl", config_path="/x.yaml", status="deployed", replicas=replicas,
+                     config=cfg.model_dump(mode="json"))  # fmt: skip
+    StateStore(home).save(dep)
+
+
+def test_a_fleet_is_benched_across_its_serving_replicas(engine: str, tmp_path: Path) -> None:
+    """bench NAME on a fleet: the requests go round-robin to every replica that serves (one that does not is
+    named and left out), the concurrency is the fleet's, and a million tokens cost every benched server's hours;
+    NAME/rI benches that replica alone; a fleet with none serving is refused (exit 11)."""
+    home = tmp_path / "home"
+    _fleet_record(home, engine, ["deployed", "deployed", "failed"])
+    env = {"ORCHESTRATOR_HOME": str(home), "VLLM_API_KEY": KEY}
+    args = ["--json", "--concurrency", "2", "--requests", "6", "--input-tokens", "1", "--output-tokens", "2"]
+    proc = run_cli("bench", "fl", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "not benched (not serving): fl/r3 (failed)" in proc.stderr
+    doc = json.loads(proc.stdout)
+    port = engine.rsplit(":", 1)[1]
+    both = [f"http://127.0.0.1:{port}/v1", f"http://localhost:{port}/v1"]
+    assert (doc["endpoint"], doc["endpoints"], doc["replicas"]) == (None, both, ["fl/r1", "fl/r2"])
+    (lv,) = doc["levels"]
+    assert lv["completed"] == 6 and lv["completed_per_endpoint"] == {both[0]: 3, both[1]: 3}, lv
+    assert lv["cost_per_1m_output_tokens"] == pytest.approx(2 * 1.5 / (lv["output_tokens_per_s"] * 3600) * 1e6)
+    assert Path(doc["saved"]).name.startswith("fl-")
+    one = json.loads(run_cli("bench", "fl/r2", *args, env=env).stdout)
+    assert (one["endpoint"], one["endpoints"], one["replicas"]) == (both[1], both[1:], ["fl/r2"])
+    assert "completed_per_endpoint" not in one["levels"][0] and Path(one["saved"]).name.startswith("fl-r2-")
+    table = run_cli("bench", "fl", "--concurrency", "2", "--requests", "4", "--output-tokens", "2", env=env).stdout
+    assert f"  answered: 2 by {both[0]}, 2 by {both[1]}" in table, table
+    down = run_cli("bench", "fl/r3", *args, env=env)
+    assert down.returncode == 11 and "no engine of fl/r3 is running: fl/r3 (failed)" in down.stderr, down.stderr
+    missing = run_cli("bench", "fl/r7", *args, env=env)
+    assert missing.returncode == 11 and "has no replica r7" in missing.stderr, missing.stderr
 
 
 def test_bench_unknown_deployment_and_bad_levels_exit_cleanly(tmp_path: Path) -> None:
@@ -265,12 +322,13 @@ def test_tfserving_inferences_per_second_and_latency(tmp_path: Path) -> None:
     try:
         tfs.available()
         url = f"http://127.0.0.1:{tfs.port[8501]}/v1/models/half_plus_two:predict"
-        levels = bench.run_inference(url, json.dumps({"instances": [1.0, 2.0]}), levels=[1, 3], requests=6, timeout=30)
+        body = json.dumps({"instances": [1.0, 2.0]})
+        levels = bench.run_inference([url], body, levels=[1, 3], requests=6, timeout=30)
         assert [(lv["concurrency"], lv["completed"], lv["failed"]) for lv in levels] == [(1, 6, 0), (3, 6, 0)]
         for lv in levels:
             assert lv["inferences_per_s"] == pytest.approx(6 / lv["duration_s"])
             assert 0 < lv["latency_s"]["p50"] <= lv["latency_s"]["p99"] <= lv["duration_s"]
-        (bad,) = bench.run_inference(url, json.dumps({"instances": ["a"]}), levels=[2], requests=2, timeout=30)
+        (bad,) = bench.run_inference([url], json.dumps({"instances": ["a"]}), levels=[2], requests=2, timeout=30)
         assert bad["completed"] == 0 and bad["errors"][0].startswith("HTTP 400")
     finally:
         tfs.stop()
@@ -333,7 +391,7 @@ def test_triton_bench_matches_the_configured_delay_and_wrong_inputs_get_triton_e
             assert r.status_code == 400 and r.json() == {"error": "Request for unknown model: 'nope' is not found"}
         # The delay is read per request: set after start-up, as a test on a deployed host does.
         write_knobs(tmp_path / "knobs.json", DEFAULT_KNOBS | {"engine_infer_delay": INFER_DELAY})
-        levels = bench.run_inference(url, body, levels=[1, 4], requests=8, timeout=60)
+        levels = bench.run_inference([url], body, levels=[1, 4], requests=8, timeout=60)
         assert [(lv["concurrency"], lv["completed"], lv["failed"]) for lv in levels] == [(1, 8, 0), (4, 8, 0)]
         for lv in levels:
             for q in ("p50", "p95", "mean"):

@@ -179,6 +179,13 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
                            timeout=60)  # fmt: skip
     assert len(piped.stdout.splitlines()) == 2 and "rc=0" in piped.stderr, piped.stderr
     assert "Traceback" not in piped.stderr and "Exception" not in piped.stderr, piped.stderr
+    # bench NAME loads the whole fleet: its requests answered by every replica's engine
+    load = run_cli("bench", "fleet", "--json", "--concurrency", "3", "--requests", "6", "--output-tokens", "2",
+                   env=env)  # fmt: skip
+    assert load.returncode == 0, load.stderr
+    endpoints = [r["engine"]["endpoint"] for r in doc["replicas"]]
+    (level,) = json.loads(load.stdout)["levels"]
+    assert level["completed_per_endpoint"] == {e: 2 for e in endpoints}, level
     missing = run_cli("ssh", "fleet/r9", "--", "true", env=env)
     assert missing.returncode == 11 and "has no replica r9" in missing.stderr, missing.stderr
     assert "fleet/r1, fleet/r2, fleet/r3" in missing.stderr

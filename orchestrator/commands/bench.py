@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from orchestrator.commands.target import split_ref
 from orchestrator.console import Console
 from orchestrator.errors import ConfigError, EngineError, StateError
+
+if TYPE_CHECKING:
+    from orchestrator.state import Deployment, EngineRecord
 
 
 def parse_levels(text: str) -> list[int]:
@@ -42,22 +46,24 @@ def bench(
     if requests < 1 or input_tokens < 1 or output_tokens < 1 or timeout <= 0:
         raise ConfigError("--requests, --input-tokens, --output-tokens and --timeout must be positive")
     store = StateStore()
-    dep = store.load(name)
+    base, index = split_ref(name)
+    dep = store.load(base)
     if dep is None:
-        raise StateError(f"no deployment named {name!r} in {store.dir}", "see `orchestrator status`")
-    if dep.engine is None or dep.status != "deployed":
-        raise StateError(f"deployment {name!r} has no running engine (status: {dep.status})", "deploy it first")
+        raise StateError(f"no deployment named {base!r} in {store.dir}", "see `orchestrator status`")
+    served = serving_engines(dep, index, console)
+    engine = served[0][1]
+    endpoints = [e.endpoint for _, e in served]
     cfg = DeploymentConfig.model_validate(dep.config) if dep.config else None
-    price = cfg.provider.price_per_hour if cfg else None
+    price = cfg.provider.price_per_hour * len(served) if cfg and cfg.provider.price_per_hour else None
     currency = cfg.provider.currency if cfg else "EUR"
-    kind = dep.engine.kind
+    kind = engine.kind
     started = time.time()
-    model = dep.engine.served_name
+    model = engine.served_name
     if kind == "vllm":
         api_key = load_secrets(cfg, create_api_key=False)[0].get(API_KEY) if cfg else None
         figures = load.run(
-            dep.engine.endpoint,
-            dep.engine.served_name,
+            endpoints,
+            engine.served_name,
             api_key,
             levels=levels,
             requests=requests,
@@ -70,13 +76,14 @@ def bench(
         from orchestrator.bench_triton import prepare
 
         listed = list(getattr(cfg.engine, "models", []) or []) if cfg else []
-        model, url, body = prepare(dep.engine.endpoint, listed, timeout)
-        figures = load.run_inference(url, body, levels=levels, requests=requests, timeout=timeout)
+        model, url, body = prepare(endpoints[0], listed, timeout)
+        path = url.removeprefix(endpoints[0].rstrip("/"))  # the same model on every replica
+        urls = [e.rstrip("/") + path for e in endpoints]
+        figures = load.run_inference(urls, body, levels=levels, requests=requests, timeout=timeout)
     elif cfg is not None and isinstance(cfg.engine, TfServingConfig) and cfg.engine.example_body is not None:
         body = cfg.engine.example_body
-        figures = load.run_inference(
-            dep.engine.endpoint + ":predict", body, levels=levels, requests=requests, timeout=timeout
-        )
+        urls = [e + ":predict" for e in endpoints]
+        figures = load.run_inference(urls, body, levels=levels, requests=requests, timeout=timeout)
     else:
         raise ConfigError(
             f"bench knows no inference request for {name!r} ({kind})",
@@ -84,7 +91,9 @@ def bench(
         )
     doc: dict[str, Any] = {
         "name": name,
-        "endpoint": dep.engine.endpoint,
+        "endpoint": endpoints[0] if len(endpoints) == 1 else None,
+        "endpoints": endpoints,
+        "replicas": [f"{base}/r{n}" for n, _ in served] if dep.replicas else None,
         "model": model,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "requests_per_level": requests,
@@ -99,28 +108,57 @@ def bench(
     out_dir = home / "bench"
     out_dir.mkdir(exist_ok=True, mode=0o700)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-    path = out_dir / f"{name}-{stamp}.json"
+    file_name = name.replace("/", "-")  # NAME/rI: one replica's figures, NAME-rI-<time>.json
+    saved = out_dir / f"{file_name}-{stamp}.json"
     for n in range(2, 100):  # two runs in one second keep both files
-        if not path.exists():
+        if not saved.exists():
             break
-        path = out_dir / f"{name}-{stamp}-{n}.json"
-    _write(path, json.dumps(doc, indent=2) + "\n")
-    doc["saved"] = str(path)
+        saved = out_dir / f"{file_name}-{stamp}-{n}.json"
+    _write(saved, json.dumps(doc, indent=2) + "\n")
+    doc["saved"] = str(saved)
     if all(lv["completed"] == 0 for lv in figures):
         first = next((e for lv in figures for e in lv["errors"]), "no request completed")
         console.report = doc  # the error boundary prints it, with the error (one JSON document)
         if not as_json:
-            console.out(f"saved {path}")
+            console.out(f"saved {saved}")
         raise EngineError(
             f"no benchmark request completed: {first}",
-            f"check `orchestrator status {name}` (the server and the engine, asked now)",
+            f"check `orchestrator status {base}` (the server and the engine, asked now)",
         )
     if as_json:
         console.out(json.dumps(doc, indent=2))
     else:
         for line in load.table(figures, currency) if kind == "vllm" else load.inference_table(figures):
             console.out(line)
-        console.out(f"saved {path}")
+        console.out(f"saved {saved}")
+
+
+def serving_engines(dep: Deployment, index: int | None, console: Console) -> list[tuple[int | None, EngineRecord]]:
+    """The engines ``bench NAME[/rI]`` loads, with their replica numbers (None: one server): a fleet's NAME is every
+    replica that serves (those that do not are named, and left out), NAME/rI that replica; a StateError (exit 11)
+    when none serves."""
+    name = dep.name
+    if not dep.replicas:
+        if index not in (None, 1):
+            raise StateError(f"deployment {name!r} is one server, not a fleet: it has no replica r{index}",
+                             f"use `{name}`")  # fmt: skip
+        if dep.engine is None or dep.status != "deployed":
+            raise StateError(f"deployment {name!r} has no running engine (status: {dep.status})", "deploy it first")
+        return [(None, dep.engine)]
+    chosen = [r for r in dep.replicas if index in (None, r.index)]
+    if not chosen:
+        there = ", ".join(f"{name}/r{r.index}" for r in dep.replicas)
+        raise StateError(f"deployment {name!r} has no replica r{index}", f"its replicas: {there}")
+    served: list[tuple[int | None, EngineRecord]] = [
+        (r.index, r.engine) for r in chosen if r.engine is not None and r.status == "deployed"
+    ]
+    idle = [f"{name}/r{r.index} ({r.status})" for r in chosen if r.engine is None or r.status != "deployed"]
+    if not served:
+        raise StateError(f"no engine of {name if index is None else f'{name}/r{index}'} is running: {', '.join(idle)}",
+                         f"deploy it first; see `orchestrator status {name}`")  # fmt: skip
+    if idle:
+        console.err(f"not benched (not serving): {', '.join(idle)}")
+    return served
 
 
 def _write(path: Path, text: str) -> None:

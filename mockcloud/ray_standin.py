@@ -2,7 +2,7 @@
 
 ``ray.serve.llm`` cannot be imported without vLLM (and vLLM needs a GPU), so CPU tests deploy this instead through
 the very Serve config file the orchestrator writes. Like ``build_openai_app`` it builds an ingress deployment
-(``OpenAiIngress``) that serves ``/v1/models`` and ``/v1/completions`` and routes each request, through a
+(``OpenAiIngress``) that serves ``/v1/models`` and ``/v1/completions`` (streamed too) and routes each request, through a
 deployment handle, to an ``LLMServer:<model_id>`` deployment whose options come from the LLMConfig's
 ``deployment_config`` (autoscaling_config, max_ongoing_requests). Each completion names the Ray node (id, address)
 and host of the ``LLMServer`` replica that answered, so a test can see requests reach replicas on every node.
@@ -11,6 +11,7 @@ and host of the ``LLMServer`` replica that answered, so a test can see requests 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -19,7 +20,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})
@@ -40,17 +41,34 @@ class LLMServer:
         }
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A canned completion: max_tokens tokens with ignore_eos (as vLLM), else at most 8."""
         max_tokens = int(body.get("max_tokens") or 16)
-        text = " ok" * max(1, min(max_tokens, 8))
+        tokens = max(1, max_tokens if body.get("ignore_eos") else min(max_tokens, 8))
         return {
             "id": f"cmpl-standin-{time.monotonic_ns()}",
             "object": "text_completion",
             "created": int(time.time()),
             "model": self.model_id,
-            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "length"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": max(1, min(max_tokens, 8)), "total_tokens": 2},
+            "choices": [{"index": 0, "text": " ok" * tokens, "logprobs": None, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": 1 + tokens},
             "served_by": self.where,
         }
+
+
+def sse_chunks(done: dict[str, Any], include_usage: bool) -> list[str]:
+    """A completion as vLLM's OpenAI server streams it (``stream: true``): a chunk per token, the last with its
+    finish_reason, then with ``stream_options.include_usage`` a chunk of usage alone, then ``[DONE]``."""
+    head = {k: done[k] for k in ("id", "object", "created", "model")}
+    tokens = int(done["usage"]["completion_tokens"])
+    finish = done["choices"][0]["finish_reason"]
+    chunks = [
+        head | {"choices": [{"index": 0, "text": " ok", "logprobs": None,
+                             "finish_reason": finish if n == tokens - 1 else None}], "usage": None}
+        for n in range(tokens)
+    ]  # fmt: skip
+    if include_usage:
+        chunks.append(head | {"choices": [], "usage": done["usage"]})
+    return [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})
@@ -61,7 +79,7 @@ class OpenAiIngress:
         self.servers = servers
         self.cards = cards
 
-    async def __call__(self, request: Request) -> JSONResponse:
+    async def __call__(self, request: Request) -> Response:
         path = request.url.path.rstrip("/")
         if request.method == "GET" and path == "/v1/models":
             data = [{"id": mid, "object": "model", "owned_by": "organization", **c} for mid, c in self.cards.items()]
@@ -72,7 +90,11 @@ class OpenAiIngress:
             if model not in self.servers:
                 msg = f"The model `{model}` does not exist."
                 return JSONResponse({"object": "error", "message": msg, "type": "NotFoundError", "code": 404}, 404)
-            return JSONResponse(await self.servers[model].complete.remote(body))
+            done = await self.servers[model].complete.remote(body)
+            if body.get("stream"):
+                usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                return StreamingResponse(iter(sse_chunks(done, usage)), media_type="text/event-stream")
+            return JSONResponse(done)
         return JSONResponse({"object": "error", "message": "Not Found", "code": 404}, 404)
 
 

@@ -191,6 +191,44 @@ def test_a_fleet_is_benched_across_its_serving_replicas(engine: str, tmp_path: P
     assert missing.returncode == 11 and "has no replica r7" in missing.stderr, missing.stderr
 
 
+def test_a_ray_cluster_is_benched_through_the_heads_serve_endpoint(engine: str, tmp_path: Path) -> None:
+    """A Ray cluster's nodes record no engine of their own: bench NAME loads the one OpenAI endpoint, Serve's HTTP
+    port on the head (here the loopback mock engine stands at that port), priced at every node's hours; NAME/rI
+    of a cluster is refused (exit 11), as is a cluster not deployed."""
+    import yaml
+
+    from orchestrator.config import DeploymentConfig
+    from orchestrator.state import Deployment, ReplicaRecord, ServerRecord, StateStore
+
+    port = int(engine.rsplit(":", 1)[1])
+    data = yaml.safe_load((REPO / "configs" / "vllm-ray-l40s.yaml").read_text())
+    data["cluster"]["ports"]["serve_http"] = port
+    data["provider"]["price_per_hour"] = 2.0
+    data["engine"]["served_name"] = "m"
+    cfg = DeploymentConfig.model_validate(data)
+    ips = ["127.0.0.1", "127.0.0.2"]  # the head, then a worker (benched through the head, never directly)
+    nodes = [ReplicaRecord(index=i, status="deployed",
+                           server=ServerRecord(uuid=f"00c{i}", plan="GPU-8xCPU-64GB-1xL40S", zone="fi-hel2", ip=ip))
+             for i, ip in enumerate(ips, start=1)]  # fmt: skip
+    home = tmp_path / "home"
+    dep = Deployment(name="qwen-ray", config_path="/x.yaml", status="deployed", replicas=nodes,
+                     config=cfg.model_dump(mode="json"))  # fmt: skip
+    StateStore(home).save(dep)
+    env = {"ORCHESTRATOR_HOME": str(home), "VLLM_API_KEY": KEY}
+    args = ["--json", "--concurrency", "2", "--requests", "4", "--input-tokens", "1", "--output-tokens", "2"]
+    proc = run_cli("bench", "qwen-ray", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["endpoint"], doc["replicas"], doc["price_per_hour"]) == (f"{engine}/v1", None, 4.0)
+    (lv,) = doc["levels"]
+    assert lv["completed"] == 4 and "completed_per_endpoint" not in lv, lv
+    node = run_cli("bench", "qwen-ray/r2", *args, env=env)
+    assert node.returncode == 11 and "is a Ray cluster: its one endpoint is the head's" in node.stderr, node.stderr
+    StateStore(home).save(dep.model_copy(update={"status": "failed"}))
+    failed = run_cli("bench", "qwen-ray", *args, env=env)
+    assert failed.returncode == 11 and "has no running Serve app (status: failed)" in failed.stderr, failed.stderr
+
+
 def test_bench_unknown_deployment_and_bad_levels_exit_cleanly(tmp_path: Path) -> None:
     env = {"ORCHESTRATOR_HOME": str(tmp_path / "home")}
     missing = run_cli("bench", "nope", "--json", env=env)

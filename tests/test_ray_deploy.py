@@ -162,6 +162,18 @@ def test_endpoint_answers_through_the_head_and_serve_is_running(deployed: Deploy
     assert {a["node_ip"] for a in answers} == private  # replicas on both nodes answered
 
 
+def test_bench_loads_the_cluster_through_the_heads_endpoint(deployed: Deployed) -> None:
+    """bench NAME on a cluster: streamed completions through Serve's endpoint on the head, every one answered."""
+    args = ["--json", "--concurrency", "2", "--requests", "6", "--input-tokens", "2", "--output-tokens", "3"]
+    proc = run_cli("bench", NAME, *args, env=deployed.env)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["endpoint"] == f"http://{_head(deployed)}:8000/v1" and doc["model"] == "qwen"
+    (level,) = doc["levels"]
+    assert (level["completed"], level["output_tokens"]) == (6, 18), level
+    assert level["ttft_s"]["p50"] is not None and level["itl_s"]["p50"] is not None
+
+
 def test_status_asks_the_head_for_rays_nodes_and_the_serve_app(deployed: Deployed) -> None:
     proc = run_cli("status", NAME, "--json", env=deployed.env)
     assert proc.returncode == 0, proc.stderr

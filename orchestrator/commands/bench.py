@@ -12,6 +12,7 @@ from orchestrator.console import Console
 from orchestrator.errors import ConfigError, EngineError, StateError
 
 if TYPE_CHECKING:
+    from orchestrator.config import DeploymentConfig
     from orchestrator.state import Deployment, EngineRecord
 
 
@@ -50,11 +51,11 @@ def bench(
     dep = store.load(base)
     if dep is None:
         raise StateError(f"no deployment named {base!r} in {store.dir}", "see `orchestrator status`")
-    served = serving_engines(dep, index, console)
+    cfg = DeploymentConfig.model_validate(dep.config) if dep.config else None
+    served, billed = serving_engines(dep, cfg, index, console)
     engine = served[0][1]
     endpoints = [e.endpoint for _, e in served]
-    cfg = DeploymentConfig.model_validate(dep.config) if dep.config else None
-    price = cfg.provider.price_per_hour * len(served) if cfg and cfg.provider.price_per_hour else None
+    price = cfg.provider.price_per_hour * billed if cfg and cfg.provider.price_per_hour else None
     currency = cfg.provider.currency if cfg else "EUR"
     kind = engine.kind
     started = time.time()
@@ -93,7 +94,7 @@ def bench(
         "name": name,
         "endpoint": endpoints[0] if len(endpoints) == 1 else None,
         "endpoints": endpoints,
-        "replicas": [f"{base}/r{n}" for n, _ in served] if dep.replicas else None,
+        "replicas": [f"{base}/r{n}" for n, _ in served if n is not None] or None,
         "model": model,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "requests_per_level": requests,
@@ -133,18 +134,23 @@ def bench(
         console.out(f"saved {saved}")
 
 
-def serving_engines(dep: Deployment, index: int | None, console: Console) -> list[tuple[int | None, EngineRecord]]:
-    """The engines ``bench NAME[/rI]`` loads, with their replica numbers (None: one server): a fleet's NAME is every
-    replica that serves (those that do not are named, and left out), NAME/rI that replica; a StateError (exit 11)
-    when none serves."""
+def serving_engines(
+    dep: Deployment, cfg: DeploymentConfig | None, index: int | None, console: Console
+) -> tuple[list[tuple[int | None, EngineRecord]], int]:
+    """The engines ``bench NAME[/rI]`` loads, with their replica numbers (None: one server), and how many servers
+    bill meanwhile: a fleet's NAME is every replica that serves (those that do not are named, and left out), NAME/rI
+    that replica; a Ray cluster's NAME its one OpenAI endpoint, Serve's on the head, with every node billed. A
+    StateError (exit 11) when none serves."""
     name = dep.name
+    if cfg is not None and cfg.cluster is not None:
+        return [(None, _cluster_engine(dep, cfg, index))], sum(1 for r in dep.replicas if r.server is not None)
     if not dep.replicas:
         if index not in (None, 1):
             raise StateError(f"deployment {name!r} is one server, not a fleet: it has no replica r{index}",
                              f"use `{name}`")  # fmt: skip
         if dep.engine is None or dep.status != "deployed":
             raise StateError(f"deployment {name!r} has no running engine (status: {dep.status})", "deploy it first")
-        return [(None, dep.engine)]
+        return [(None, dep.engine)], 1
     chosen = [r for r in dep.replicas if index in (None, r.index)]
     if not chosen:
         there = ", ".join(f"{name}/r{r.index}" for r in dep.replicas)
@@ -158,7 +164,26 @@ def serving_engines(dep: Deployment, index: int | None, console: Console) -> lis
                          f"deploy it first; see `orchestrator status {name}`")  # fmt: skip
     if idle:
         console.err(f"not benched (not serving): {', '.join(idle)}")
-    return served
+    return served, len(served)
+
+
+def _cluster_engine(dep: Deployment, cfg: DeploymentConfig, index: int | None) -> EngineRecord:
+    """A Ray cluster's engine: the Serve app behind the head's OpenAI endpoint (its nodes record none of their
+    own)."""
+    from orchestrator.state import EngineRecord
+
+    assert cfg.cluster is not None
+    name = dep.name
+    if index is not None:
+        raise StateError(f"deployment {name!r} is a Ray cluster: its one endpoint is the head's, not r{index}'s",
+                         f"use `orchestrator bench {name}`")  # fmt: skip
+    head = next((r for r in dep.replicas if r.index == 1 and r.server is not None and r.server.ip), None)
+    if head is None or head.server is None or dep.status != "deployed":
+        raise StateError(f"Ray cluster {name!r} has no running Serve app (status: {dep.status})", "deploy it first")
+    base = f"http://{head.server.ip}:{cfg.cluster.ports.serve_http}"
+    e = cfg.engine
+    return EngineRecord(kind="vllm", model=e.model, served_name=e.served, endpoint=f"{base}/v1",
+                        metrics_url="", method="ray-serve")  # fmt: skip
 
 
 def _write(path: Path, text: str) -> None:

@@ -236,6 +236,7 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
     path.write_text(json.dumps(doc))
     live = json.loads(run_cli("status", "fleet", "--json", env=env).stdout)[0]
     assert [r["live"]["cost_so_far"] for r in live["replicas"]] == [3 * PRICE, 1 * PRICE], live["replicas"]
+    assert live["cost"]["so_far"] == 5 * PRICE  # the fleet's: r1's 3 started hours, r2's 1, and r3's (retired) 1
 
     gone = run_cli("teardown", "fleet", "--yes", env=env)
     assert gone.returncode == 0, gone.stderr

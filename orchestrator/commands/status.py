@@ -264,11 +264,13 @@ def public(dep: DeploymentView) -> dict[str, Any]:
     if not data.get("replicas"):
         data.pop("replicas", None)  # one server: the document as it always was
     price, currency = price_of(dep.config)
-    data["cost"] = {
-        "price_per_hour": price,
-        "currency": currency if price is not None else None,
-        "so_far": round(cost_so_far(price, _since(dep), time.time()), 4) if price and dep.server else None,
-    }
+    so_far = None
+    if price:  # every server's started hours (a fleet's replicas each from its own), and those of servers deleted
+        now, retired = time.time(), int(dep.document.get("retired_hours") or 0)
+        servers = [v for _, v in servers_of(dep) if v.server is not None]
+        if servers or retired:
+            so_far = round(sum(cost_so_far(price, _since(v), now) for v in servers) + price * retired, 4)
+    data["cost"] = {"price_per_hour": price, "currency": currency if price is not None else None, "so_far": so_far}
     result = iso_times(data)
     assert isinstance(result, dict)
     return result

@@ -266,3 +266,28 @@ class StateReader:
 
     def all(self) -> list[DeploymentView]:
         return [d for d in (self.load(n) for n in self.names()) if d is not None]
+
+    def all_readable(self) -> tuple[list[DeploymentView], list[StateError]]:
+        """Every deployment whose file can be read, and what stopped each of the others: one bad file does not
+        hide the rest (`status` shows them, then fails)."""
+        found: list[DeploymentView] = []
+        broken: list[StateError] = []
+        for name in self.names():
+            try:
+                one = self.load(name)
+            except StateError as exc:
+                broken.append(exc)
+                continue
+            if one is not None:
+                found.append(one)
+        return found, broken
+
+
+def unreadable(broken: list[StateError]) -> StateError:
+    """The one error for the state files `all_readable` could not read."""
+    if len(broken) == 1:
+        return broken[0]
+    return StateError(
+        f"{len(broken)} state files could not be read: " + "; ".join(e.message for e in broken),
+        "inspect each; move away those that are not yours (nothing was changed)",
+    )

@@ -153,6 +153,28 @@ def test_both_readers_refuse_the_same_bad_files(tmp_path: Path, content: str, wo
         assert str(store.path("bad")) in err.value.message and words in err.value.message
 
 
+def test_status_shows_every_readable_deployment_then_names_the_bad_files(tmp_path: Path) -> None:
+    """One unreadable state file does not hide the others: `status` shows them, then fails (exit 11) naming each
+    bad file; with --json the one error document carries the deployments that could be read."""
+    from tests.conftest import run_cli
+
+    StateStore(tmp_path).save(_full())
+    (tmp_path / "deployments" / "bad.json").write_text("{not json")
+    env = {"ORCHESTRATOR_HOME": str(tmp_path)}
+    text = run_cli("status", "--local", env=env)
+    assert text.returncode == 11, text.stderr
+    assert text.stdout.splitlines()[1].startswith("full ") and "203.0.113.7" in text.stdout
+    assert f"error: state file {tmp_path / 'deployments' / 'bad.json'} is corrupt" in text.stderr
+    doc = json.loads(run_cli("status", "--local", "--json", env=env).stdout)
+    assert doc["ok"] is False and doc["exit_code"] == 11 and "bad.json is corrupt" in doc["error"]
+    assert [d["name"] for d in doc["deployments"]] == ["full"]
+    (tmp_path / "deployments" / "worse.json").write_text('{"kind": "something-else"}')
+    both = run_cli("status", "--local", env=env)
+    assert both.returncode == 11 and "error: 2 state files could not be read: " in both.stderr, both.stderr
+    assert "bad.json is corrupt" in both.stderr and "worse.json is not an orchestrator" in both.stderr
+    assert run_cli("status", "full", "--local", env=env).returncode == 0  # NAME reads its own file only
+
+
 def test_views_name_only_model_fields() -> None:
     pairs = ((DeploymentView, Deployment), (ServerView, ServerRecord), (EngineView, EngineRecord),
              (HealthView, HealthRecord))  # fmt: skip

@@ -20,7 +20,7 @@ from orchestrator.commands.status_cluster import NODE_DETAIL, is_cluster
 from orchestrator.durations import format_duration
 from orchestrator.errors import OrchestratorError
 from orchestrator.server_fate import NOT_RUNNING, not_running
-from orchestrator.state_doc import DeploymentView, StateReader
+from orchestrator.state_doc import DeploymentView, StateReader, unreadable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -303,13 +303,14 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
     with guard(debug, as_json=as_json) as console:
         reader = StateReader()
         deps: list[DeploymentView]
+        broken: list[StateError] = []  # state files that could not be read: reported after the others
         if name:
             one = reader.load(name)
             if one is None:
                 raise StateError(f"no deployment named {name!r} in {reader.dir}", "see `orchestrator status`")
             deps = [one]
         else:
-            deps = reader.all()
+            deps, broken = reader.all_readable()
         rows = [row for d in deps for row in servers_of(d)]
         deadline = time.monotonic() + LIVE_DEADLINE
         asked = {} if local else status_cluster.start(deps)  # each Ray cluster's head, meanwhile
@@ -320,12 +321,15 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
             docs = [public(d) for d in deps]
             if lives:
                 _attach_live(deps, docs, lives, clusters)
+            if broken:  # one document: the error object, the deployments that could be read in it
+                console.report = {"deployments": docs}
+                raise unreadable(broken)
             console.out(json.dumps(docs, indent=2))
             return
-        if not deps:
+        if not deps and not broken:
             console.out(f"no deployments in {reader.dir}")
             return
-        for line in status_rows(deps):
+        for line in status_rows(deps) if deps else []:
             console.out(line)
         single = name is not None and len(rows) == 1
         for (row_name, _), live_doc in zip(rows, lives, strict=False):
@@ -334,6 +338,8 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
         for dep_name, cluster_doc in clusters.items():
             for line in status_cluster.lines(dep_name, cluster_doc):
                 console.out(line)
+        if broken:
+            raise unreadable(broken)
 
 
 def _attach_live(

@@ -154,6 +154,7 @@ def test_fleet_deploy_status_scale_down_teardown(cloud: MockCloud, env: dict[str
     assert status["live"]["healthy"] == 3
     table = run_cli("status", env=env).stdout
     assert all(f"fleet/r{i}" in table for i in (1, 2, 3)), table
+    assert f"fleet fleet: 3 of 3 healthy; 3 server(s) at {PRICE:.2f} EUR/h, {3 * PRICE:.2f} EUR so far in all" in table
     known = (tmp_path / "home" / "known_hosts").read_text()
     assert all(tag in known for tag in ("orchestrator:fleet\n", "orchestrator:fleet-r2", "orchestrator:fleet-r3"))
 

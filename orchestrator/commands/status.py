@@ -257,19 +257,14 @@ def status_rows(deps: list[DeploymentView]) -> list[str]:
 
 def public(dep: DeploymentView) -> dict[str, Any]:
     """A deployment for `status --json`: the state document without the config snapshot, times in ISO-8601 UTC."""
-    from orchestrator.cost import cost_so_far, price_of
+    from orchestrator.cost import price_of
 
     data = dict(dep.document)
     data.pop("config", None)
     if not data.get("replicas"):
         data.pop("replicas", None)  # one server: the document as it always was
     price, currency = price_of(dep.config)
-    so_far = None
-    if price:  # every server's started hours (a fleet's replicas each from its own), and those of servers deleted
-        now, retired = time.time(), int(dep.document.get("retired_hours") or 0)
-        servers = [v for _, v in servers_of(dep) if v.server is not None]
-        if servers or retired:
-            so_far = round(sum(cost_so_far(price, _since(v), now) for v in servers) + price * retired, 4)
+    so_far = fleet_so_far(dep, price)
     data["cost"] = {"price_per_hour": price, "currency": currency if price is not None else None, "so_far": so_far}
     result = iso_times(data)
     assert isinstance(result, dict)
@@ -338,6 +333,8 @@ def status(name: str | None, *, orphans: bool, local: bool, as_json: bool, debug
         for dep_name, cluster_doc in clusters.items():
             for line in status_cluster.lines(dep_name, cluster_doc):
                 console.out(line)
+        for line in fleet_lines(deps, lives, clusters):
+            console.out(line)
         if broken:
             raise unreadable(broken)
 
@@ -350,24 +347,74 @@ def _attach_live(
 ) -> None:
     """`live` of each deployment; a fleet's in each replica's entry, and a count of the healthy ones at the top
     (a Ray cluster's: its started nodes when its app answers, and what its head said in `cluster`)."""
-    at = 0
-    for dep, doc in zip(deps, docs, strict=True):
+    for (dep, mine), doc in zip(per_deployment(deps, lives), docs, strict=True):
         if not dep.replicas:
-            doc["live"] = iso_times(lives[at])
-            at += 1
+            doc["live"] = iso_times(mine[0])
             continue
-        mine = lives[at : at + len(dep.replicas)]
-        at += len(dep.replicas)
         for entry, live_doc in zip(doc["replicas"], mine, strict=True):
             entry["live"] = iso_times(live_doc)
-        healthy = sum(1 for x in mine if x["engine_health"]["ok"] and x["server"]["state"] == "started")
         ray = clusters.get(dep.name)
-        if ray is not None:
-            healthy = sum(1 for x in mine if x["server"]["state"] == "started") if ray["ok"] else 0
         doc["live"] = {"checked_at": iso_times(mine[0]["checked_at"], "checked_at"), "replicas": len(mine),
-                       "healthy": healthy}  # fmt: skip
+                       "healthy": healthy_count(mine, ray)}  # fmt: skip
         if ray is not None:
             doc["live"]["cluster"] = ray
+
+
+def per_deployment(
+    deps: list[DeploymentView], lives: list[dict[str, Any]]
+) -> list[tuple[DeploymentView, list[dict[str, Any]]]]:
+    """Each deployment with its servers' live documents (``lives``: one per server row, in order; [] with
+    --local)."""
+    out, at = [], 0
+    for dep in deps:
+        n = max(1, len(dep.replicas))
+        out.append((dep, lives[at : at + n]))
+        at += n
+    return out
+
+
+def healthy_count(mine: list[dict[str, Any]], ray: dict[str, Any] | None) -> int:
+    """A fleet's replicas started and answering; a Ray cluster's started nodes while its app answers, else 0."""
+    if ray is not None:
+        return sum(1 for x in mine if x["server"]["state"] == "started") if ray["ok"] else 0
+    return sum(1 for x in mine if x["engine_health"]["ok"] and x["server"]["state"] == "started")
+
+
+def fleet_lines(
+    deps: list[DeploymentView], lives: list[dict[str, Any]], clusters: dict[str, dict[str, Any]]
+) -> list[str]:
+    """One line per fleet: how many replicas answer (live), and what the whole fleet costs (cost.so_far)."""
+    from orchestrator.cost import price_of
+
+    lines = []
+    for dep, mine in per_deployment(deps, lives):
+        if not dep.replicas:
+            continue
+        parts = []
+        if mine:
+            parts.append(f"{healthy_count(mine, clusters.get(dep.name))} of {len(mine)} healthy")
+        price, currency = price_of(dep.config)
+        so_far = fleet_so_far(dep, price)
+        if price is not None and so_far is not None:
+            servers = sum(1 for r in dep.replicas if r.server is not None)
+            parts.append(f"{servers} server(s) at {price:.2f} {currency}/h, {so_far:.2f} {currency} so far in all")
+        if parts:
+            lines.append(f"fleet {dep.name}: " + "; ".join(parts))
+    return lines
+
+
+def fleet_so_far(dep: DeploymentView, price: float | None) -> float | None:
+    """Every server's started hours at ``price`` (a fleet's replicas each from its own server's creation), and
+    those of the servers it deleted; None without a price or a server."""
+    from orchestrator.cost import cost_so_far
+
+    if not price:
+        return None
+    now, retired = time.time(), int(dep.document.get("retired_hours") or 0)
+    servers = [v for _, v in servers_of(dep) if v.server is not None]
+    if not servers and not retired:
+        return None
+    return round(sum(cost_so_far(price, _since(v), now) for v in servers) + price * retired, 4)
 
 
 def _orphans(*, as_json: bool, debug: bool) -> None:

@@ -20,6 +20,7 @@ from orchestrator import ray_converge as rc
 from orchestrator.actions import Action, HttpCheck, OnNode, Remote, Result
 from orchestrator.cluster_config import ClusterConfig
 from orchestrator.config import DeploymentConfig
+from orchestrator.engines.logs import home_word
 from orchestrator.errors import EngineError
 from orchestrator.ray_converge import Decision
 
@@ -48,11 +49,6 @@ ClusterGen = Generator[OnNode, Result, str | None]
 def placeholder_nodes(count: int) -> list[RayNode]:
     """The nodes of a plan before the servers exist (dry-run)."""
     return [RayNode(f"node{i}", f"<node{i}.private_ip>", f"<node{i}.ip>") for i in range(1, count + 1)]
-
-
-def home_word(path: str) -> str:
-    """A shell word for a host path; relative paths live under the login user's home."""
-    return shlex.quote(path) if path.startswith("/") else '"$HOME"/' + shlex.quote(path)
 
 
 def parse_version(output: str) -> str | None:

@@ -174,6 +174,19 @@ def test_bench_loads_the_cluster_through_the_heads_endpoint(deployed: Deployed) 
     assert level["ttft_s"]["p50"] is not None and level["itl_s"]["p50"] is not None
 
 
+def test_logs_show_serves_logs_on_every_node(deployed: Deployed) -> None:
+    """logs NAME on a cluster: each node's Serve logs (controller on the head, a proxy and replicas on each node),
+    every line prefixed with its node; NAME/rI one node's."""
+    proc = run_cli("logs", NAME, "--tail", "3", env=deployed.env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for node in ("r1", "r2"):
+        assert any(ln.startswith(f"[{node}] ==> ") and "/logs/serve/replica_" in ln for ln in lines), proc.stdout
+    assert any(ln.startswith("[r1] ==> ") and "/logs/serve/controller_" in ln for ln in lines), proc.stdout
+    one = run_cli("logs", f"{NAME}/r2", "--tail", "3", env=deployed.env)
+    assert one.returncode == 0 and "/logs/serve/proxy_" in one.stdout and "controller_" not in one.stdout, one.stderr
+
+
 def test_status_asks_the_head_for_rays_nodes_and_the_serve_app(deployed: Deployed) -> None:
     proc = run_cli("status", NAME, "--json", env=deployed.env)
     assert proc.returncode == 0, proc.stderr

@@ -20,12 +20,12 @@ import pytest
 from pydantic import ValidationError
 
 from mockcloud.cloud import MockCloud
-from orchestrator.commands.logs import light_log_command
+from orchestrator.commands.logs import light_log_command, validated_log_command
 from orchestrator.commands.ssh import openssh_argv, remote_command
 from orchestrator.commands.target import Target, load_ssh_target, load_target, ssh_target_of
 from orchestrator.config import AnyEngineConfig, DeploymentConfig, InstallConfig, load_config
 from orchestrator.engines import engine_for
-from orchestrator.engines.logs import KINDS, METHODS, snapshot_log_source
+from orchestrator.engines.logs import KINDS, METHODS, ray_log_command, snapshot_log_source
 from orchestrator.errors import ConfigError
 from orchestrator.state import Deployment, ServerRecord, StateStore
 from tests.conftest import REPO, SERVED, Served, run_cli
@@ -88,7 +88,21 @@ def test_the_snapshot_log_command_is_the_engines(path: Path, method: str) -> Non
     engine = engine_for(cfg)
     for tail, since, follow in ((100, None, False), (0, None, True), (7, "1h30m", True), (3, "$(id)", False)):
         light = _outcome(lambda t, s, f: light_log_command(snapshot, t, s, f), tail, since, follow)
-        assert light == _outcome(engine.log_command, tail, since, follow), (tail, since, follow)
+        assert light == _outcome(lambda t, s, f: validated_log_command(cfg, t, s, f), tail, since, follow)
+        if cfg.cluster is None:  # one server or a fleet: the engine's own log
+            assert light == _outcome(engine.log_command, tail, since, follow), (tail, since, follow)
+        else:  # a Ray node: Serve's log files under cluster.temp_dir
+            assert light.startswith("tail ") and "/session_latest/logs/serve/*.log" in light or "--since" in light
+
+
+def test_a_ray_nodes_log_is_serves_under_its_temp_dir() -> None:
+    assert ray_log_command("/tmp/ray", 20, None, False) == "tail -n 20 /tmp/ray/session_latest/logs/serve/*.log"
+    assert ray_log_command("/tmp/my ray", 1, None, False) == "tail -n 1 '/tmp/my ray'/session_latest/logs/serve/*.log"
+    assert ray_log_command("ray", 5, None, True) == (
+        "tail -n 5 -F \"$HOME\"/ray/session_latest/logs/serve/*.log"
+    )
+    with pytest.raises(ConfigError, match="--since is not supported for a Ray cluster"):
+        ray_log_command("/tmp/ray", 20, "10m", False)
 
 
 def test_the_snapshot_log_source_knows_what_the_config_model_knows() -> None:

@@ -14,7 +14,7 @@ reads it; OpenSSH would prompt).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.commands.target import (
     SshTarget,
@@ -25,6 +25,9 @@ from orchestrator.commands.target import (
     split_ref,
 )
 from orchestrator.errors import ConfigError, SSHError
+
+if TYPE_CHECKING:
+    from orchestrator.config import DeploymentConfig
 
 
 def logs(name: str, *, tail: int, since: str | None, follow: bool, debug: bool) -> int:
@@ -66,11 +69,21 @@ def logs(name: str, *, tail: int, since: str | None, follow: bool, debug: bool) 
 
 
 def light_log_command(snapshot: dict[str, Any], tail: int, since: str | None, follow: bool) -> str | None:
-    """Engine.log_command's text from the config snapshot, or None where the snapshot lacks what it needs."""
-    from orchestrator.engines.logs import log_command, snapshot_log_source
+    """validated_log_command's text from the config snapshot, or None where the snapshot lacks what it needs."""
+    from orchestrator.engines.logs import snapshot_log_command
 
-    source = snapshot_log_source(snapshot)
-    return None if source is None else log_command(*source, tail, since, follow)
+    return snapshot_log_command(snapshot, tail, since, follow)
+
+
+def validated_log_command(cfg: DeploymentConfig, tail: int, since: str | None, follow: bool) -> str:
+    """The log a server of ``cfg`` keeps: a Ray node's Serve logs, else the engine's (Engine.log_command)."""
+    if cfg.cluster is not None:
+        from orchestrator.engines.logs import ray_log_command
+
+        return ray_log_command(cfg.cluster.temp_dir, tail, since, follow)
+    from orchestrator.engines import engine_for
+
+    return engine_for(cfg).log_command(tail, since, follow)
 
 
 def _no_passphrase_env(snapshot: dict[str, Any]) -> bool:
@@ -173,10 +186,9 @@ def _fleet(ssh_bin: str, name: str, targets: list[tuple[int, SshTarget | SSHErro
 def _validated(name: str, tail: int, since: str | None, follow: bool, debug: bool) -> int:
     """The config model's engine and paramiko: where OpenSSH or the snapshot's values are missing."""
     from orchestrator.commands.remote import stream_command
-    from orchestrator.engines import engine_for
 
     target = load_target(name)
-    command = engine_for(target.cfg).log_command(tail, since, follow)
+    command = validated_log_command(target.cfg, tail, since, follow)
     if debug:
         print(f"remote: {command}", flush=True)
     return stream_command(target, command)

@@ -1,6 +1,8 @@
-"""Where each engine's log is and the shell command that prints it: docker's log for a container, else the file.
+"""Where each engine's log is and the shell command that prints it: docker's log for a container, else the file
+(a Ray cluster's: Serve's log files on each node).
 
-Pure functions of three config values (the deployment name, the engine kind, vLLM's install method), so that
+Pure functions of a few config values (the deployment name, the engine kind, vLLM's install method; a cluster's
+temp_dir), so that
 `orchestrator logs` can build the command from the state's config snapshot without pydantic; the engine classes
 call the same functions (tests/test_reach.py checks both agree for every config in configs/ and every method).
 """
@@ -68,6 +70,34 @@ def file_log_command(path: str, method: str, tail: int, since: str | None, follo
         )
     words = ["tail", "-n", str(tail)] + (["-F"] if follow else [])
     return shlex.join(words) + " " + shlex.quote(path)
+
+
+def home_word(path: str) -> str:
+    """A shell word for a host path; relative paths live under the login user's home."""
+    return shlex.quote(path) if path.startswith("/") else '"$HOME"/' + shlex.quote(path)
+
+
+def ray_log_command(temp_dir: str, tail: int, since: str | None, follow: bool) -> str:
+    """A Ray node's Serve logs under its --temp-dir (``temp_dir``: a host path, as cluster.temp_dir): Serve's
+    controller and proxy, and each replica's, which carries vLLM's own output under Ray; one header per file."""
+    if since:
+        raise ConfigError(
+            "--since is not supported for a Ray cluster: Serve's logs are plain files whose lines carry no full date",
+            "use --tail N (and -f to follow)",
+        )
+    words = ["tail", "-n", str(tail)] + (["-F"] if follow else [])
+    return shlex.join(words) + f" {home_word(temp_dir)}/session_latest/logs/serve/*.log"
+
+
+def snapshot_log_command(config: dict[str, object], tail: int, since: str | None, follow: bool) -> str | None:
+    """The log command from a config snapshot (a Ray cluster's Serve logs, else the engine's), or None where the
+    snapshot lacks what it needs."""
+    cluster = config.get("cluster")
+    if isinstance(cluster, dict):
+        temp_dir = cluster.get("temp_dir")
+        return ray_log_command(temp_dir, tail, since, follow) if isinstance(temp_dir, str) else None
+    source = snapshot_log_source(config)
+    return None if source is None else log_command(*source, tail, since, follow)
 
 
 def log_command(name: str, kind: str, method: str, tail: int, since: str | None, follow: bool) -> str:

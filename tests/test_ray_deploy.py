@@ -199,6 +199,7 @@ def test_status_asks_the_head_for_rays_nodes_and_the_serve_app(deployed: Deploye
     text = run_cli("status", NAME, env=deployed.env).stdout
     assert f"live {NAME} (Ray cluster):" in text and "app:     healthy" in text, text
     assert "a Ray node: the app's health is the cluster's" in text  # not "no engine recorded" per node
+    assert f"cluster {NAME}: 2 of 2 healthy" in text, text  # its started nodes, while the app answers
 
 
 def _state(d: Deployed) -> dict[str, object]:

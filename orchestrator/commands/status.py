@@ -383,7 +383,8 @@ def healthy_count(mine: list[dict[str, Any]], ray: dict[str, Any] | None) -> int
 def fleet_lines(
     deps: list[DeploymentView], lives: list[dict[str, Any]], clusters: dict[str, dict[str, Any]]
 ) -> list[str]:
-    """One line per fleet: how many replicas answer (live), and what the whole fleet costs (cost.so_far)."""
+    """One line per fleet (or Ray cluster): how many replicas answer (live; a cluster's: its started nodes while
+    its app answers), and what all its servers cost so far (cost.so_far)."""
     from orchestrator.cost import price_of
 
     lines = []
@@ -399,7 +400,8 @@ def fleet_lines(
             servers = sum(1 for r in dep.replicas if r.server is not None)
             parts.append(f"{servers} server(s) at {price:.2f} {currency}/h, {so_far:.2f} {currency} so far in all")
         if parts:
-            lines.append(f"fleet {dep.name}: " + "; ".join(parts))
+            what = "cluster" if is_cluster(dep) else "fleet"
+            lines.append(f"{what} {dep.name}: " + "; ".join(parts))
     return lines
 
 

@@ -191,6 +191,22 @@ def test_a_fleet_is_benched_across_its_serving_replicas(engine: str, tmp_path: P
     assert missing.returncode == 11 and "has no replica r7" in missing.stderr, missing.stderr
 
 
+def test_a_deployment_not_deployed_is_refused_with_the_way_to_finish_it(engine: str, tmp_path: Path) -> None:
+    from orchestrator.state import Deployment, EngineRecord, StateStore
+
+    record = EngineRecord(kind="vllm", model="m", served_name="m", endpoint=f"{engine}/v1", metrics_url="",
+                          method="pip")  # fmt: skip
+    home = tmp_path / "home"
+    StateStore(home).save(Deployment(name="half", config_path="/c/half.yaml", status="failed", engine=record,
+                                     last_error="monitoring: Prometheus reload failed"))  # fmt: skip
+    proc = run_cli("bench", "half", "--requests", "1", env={"ORCHESTRATOR_HOME": str(home)})
+    assert proc.returncode == 11, proc.stderr
+    assert "error: deployment 'half' is not deployed (status: failed: monitoring: Prometheus reload failed)" in (
+        proc.stderr
+    )
+    assert "hint: finish it first: `orchestrator deploy /c/half.yaml` (a re-run resumes)" in proc.stderr
+
+
 def test_a_ray_cluster_is_benched_through_the_heads_serve_endpoint(engine: str, tmp_path: Path) -> None:
     """A Ray cluster's nodes record no engine of their own: bench NAME loads the one OpenAI endpoint, Serve's HTTP
     port on the head (here the loopback mock engine stands at that port), priced at every node's hours; NAME/rI

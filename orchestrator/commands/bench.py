@@ -149,7 +149,11 @@ def serving_engines(
             raise StateError(f"deployment {name!r} is one server, not a fleet: it has no replica r{index}",
                              f"use `{name}`")  # fmt: skip
         if dep.engine is None or dep.status != "deployed":
-            raise StateError(f"deployment {name!r} has no running engine (status: {dep.status})", "deploy it first")
+            why = f": {dep.last_error}" if dep.last_error else ""
+            raise StateError(
+                f"deployment {name!r} is not deployed (status: {dep.status}{why})",
+                f"finish it first: `orchestrator deploy {dep.config_path}` (a re-run resumes)",
+            )
         return [(None, dep.engine)], 1
     chosen = [r for r in dep.replicas if index in (None, r.index)]
     if not chosen:

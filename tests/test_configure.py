@@ -193,3 +193,18 @@ def test_init_has_a_template_for_every_engine_the_config_accepts() -> None:
 
     assert INIT_ENGINES == ENGINE_KINDS
     assert sorted(p.stem for p in template_dir().glob("*.yaml")) == sorted(ENGINE_KINDS)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_commented_out_key_of_a_starter_config_is_a_valid_setting(engine: str) -> None:
+    """The starter config's commented-out keys (replicas, provider.price_per_hour, ttl, fallbacks, ...), all
+    uncommented at once, still make a config that validates: what it shows can be used as shown."""
+    import re
+
+    from orchestrator.config import DeploymentConfig
+
+    text = (REPO / "orchestrator" / "templates" / f"{engine}.yaml").read_text()
+    uncommented = re.sub(r"^(\s*)# ([a-z_]+: )", r"\1\2", text, flags=re.M)
+    assert uncommented.count("\n") == text.count("\n") and "\nreplicas: 1" in uncommented
+    cfg = DeploymentConfig.model_validate(yaml.safe_load(uncommented))
+    assert (cfg.replicas, cfg.provider.price_per_hour, cfg.provider.ttl is not None) == (1, 1.92, True)

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from orchestrator.errors import EXIT_CODES, ConfigError, OrchestratorError
 
@@ -53,10 +53,21 @@ class Console:
         return text
 
     def err(self, text: str) -> None:
-        print(self.mask(text), file=sys.stderr, flush=True)
+        _write(self.mask(text), sys.stderr)
 
     def out(self, text: str) -> None:
-        print(self.mask(text), flush=True)
+        _write(self.mask(text), sys.stdout)
+
+
+def _write(text: str, stream: TextIO) -> None:
+    """One line out. When whoever reads it has gone (`| head`), the rest of the output is dropped and the command
+    goes on to its end and its exit code: a deploy or teardown is not cut off halfway by a closed pipe."""
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # later lines, and the flush at exit, vanish
 
 
 def _note_interrupt_reported() -> None:

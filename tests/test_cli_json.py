@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -258,3 +259,32 @@ def test_orphan_commands_json_errors(tmp_path: Path) -> None:
         assert proc.returncode == 3, proc.stderr
         doc = error_doc(proc)
         assert (doc["exit_code"], doc["error"]) == (3, f"{tmp_path / 'no-such-upctl'}: command not found")
+
+
+def test_output_into_a_closed_pipe_is_dropped_and_the_command_goes_on(tmp_path: Path) -> None:
+    """`| head`: once the reader has gone, the rest of the output is dropped (no BrokenPipeError, no "internal
+    error") and the command runs to its end and its own exit code, so a deploy is not cut off halfway."""
+    marker = tmp_path / "finished"
+    code = (
+        "import sys\n"
+        "from orchestrator.console import Console\n"
+        "c = Console()\n"
+        "for n in range(20000):\n    c.out(f'line {n} ' + 'x' * 60)\n"
+        "c.err('still here')\n"
+        f"open({str(marker)!r}, 'w').write('done')\n"
+        "sys.exit(3)\n"
+    )
+    line = f"{sys.executable} -c {shlex.quote(code)} | head -n 1; echo \"rc=${{PIPESTATUS[0]}}\" >&2"
+    proc = subprocess.run(["bash", "-c", line], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert proc.stdout == "line 0 " + "x" * 60 + "\n"
+    assert "still here" in proc.stderr and "rc=3" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert marker.read_text() == "done"
+    plan = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m orchestrator deploy configs/vllm-ray-l40s.yaml --dry-run | head -n 2; "
+                       "echo \"rc=${PIPESTATUS[0]}\" >&2"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "ORCHESTRATOR_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert len(plan.stdout.splitlines()) == 2 and "rc=0" in plan.stderr, plan.stderr
+    assert "internal error" not in plan.stderr, plan.stderr

@@ -35,11 +35,6 @@ from orchestrator.transports.nodes import NodeRouter
 ENGINE_KINDS = frozenset({"install-stack", "start-engine", "health", "stop-engine"})  # not run on a cluster node
 
 
-def fleet_size(cfg: DeploymentConfig) -> int:
-    """The fleet's servers: a cluster's nodes, else the replicas."""
-    return cfg.cluster.nodes if cfg.cluster is not None else cfg.replicas
-
-
 def network_book() -> Playbook:
     return Playbook(name="deploy", steps=[PlaybookStep(kind="private-network", timeout=300.0, retries=2)])
 

@@ -265,6 +265,11 @@ class DeploymentConfig(Strict):
         default=None, description="KEY=VALUE file (mode 0600) read when a variable is not in the environment"
     )
 
+    @property
+    def servers(self) -> int:
+        """How many servers it runs: a cluster's nodes, else its replicas (1 for one server)."""
+        return self.cluster.nodes if self.cluster is not None else self.replicas
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:

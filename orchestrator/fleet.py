@@ -26,7 +26,6 @@ from orchestrator.cluster_run import (
     ENGINE_KINDS,
     delete_network_book,
     down_book,
-    fleet_size,
     leave_book,
     network_book,
     redeploy_cluster,
@@ -92,7 +91,7 @@ def run_fleet(run: FleetRun) -> None:
     ctx.facts.setdefault(SHARED_READS, SharedReads())  # the catalogue, read once for every replica
     try:
         if fleet.adopt_single():
-            run.reporter.info(f"{cfg.name} becomes a fleet of {fleet_size(cfg)}: its server is replica 1")
+            run.reporter.info(f"{cfg.name} becomes a fleet of {cfg.servers}: its server is replica 1")
         if not run.dry_run:
             ctx.dep.status = spec.status_running
             fleet.save()
@@ -163,7 +162,7 @@ def _deploy_fleet(run: FleetRun, fleet: Fleet, results: list[ReplicaOutcome]) ->
     """Scale down, deploy every replica, remove failed ones if asked, write the scrape job; ``results`` gets each
     replica's outcome as it is known (a failure of the fleet's own step still reports them)."""
     cfg = run.cfg
-    size = fleet_size(cfg)
+    size = cfg.servers
     if cfg.cluster is not None and run.spec.rolling:  # servers and Ray kept: the Serve app updated in place
         return redeploy_cluster(run.spec, run.ctx, run.config_path, partial(_cluster_steps, run))
     extra = sorted((r for r in fleet.dep.replicas if r.index > size), key=lambda r: -r.index)
@@ -391,7 +390,7 @@ def _replica_failure(run: FleetRun, results: list[ReplicaOutcome]) -> Orchestrat
     assert first is not None
     good = [label(r.index) for r in results if r.error is None and not r.note]
     first.message = (
-        f"{len(bad)} of {fleet_size(run.cfg)} replica(s) failed ({', '.join(label(r.index) for r in bad)}); "
+        f"{len(bad)} of {run.cfg.servers} replica(s) failed ({', '.join(label(r.index) for r in bad)}); "
         f"{label(bad[0].index)}: {first.message}"
     )
     lines = [first.hint] if first.hint else []

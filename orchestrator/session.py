@@ -78,8 +78,10 @@ def run_playbooks(
                 if cfg.provider.price_per_hour is not None:
                     from orchestrator.cost import per_hour_text
 
-                    price = per_hour_text(cfg.provider.price_per_hour, cfg.provider.currency)
-                    console.out(f"Price: {price} (provider.price_per_hour), billed per started hour.")
+                    n, each = cfg.servers, cfg.provider.price_per_hour
+                    price = per_hour_text(each * n, cfg.provider.currency)
+                    servers = f" for {n} servers at {each:.2f} each" if n > 1 else ""
+                    console.out(f"Price: {price}{servers} (provider.price_per_hour), billed per started hour.")
         else:
             from orchestrator.transports.live import LiveExecutor
 

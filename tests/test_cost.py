@@ -34,6 +34,10 @@ def test_dry_run_shows_the_configured_price_and_none_without_one(tmp_path: Path)
     priced = run_cli("deploy", str(cfg), "--dry-run", env=_env(tmp_path))
     assert priced.returncode == 0, priced.stderr
     assert "Price: ≈ 1.92 EUR per hour (provider.price_per_hour), billed per started hour." in priced.stdout
+    cfg.write_text(PRICED + "replicas: 3\n")  # a fleet: every server's hour
+    fleet = run_cli("deploy", str(cfg), "--dry-run", env=_env(tmp_path))
+    assert fleet.returncode == 0, fleet.stderr
+    assert "Price: ≈ 5.76 EUR per hour for 3 servers at 1.92 each (provider.price_per_hour)," in fleet.stdout
     cfg.write_text(UBUNTU_CONFIG)
     plain = run_cli("deploy", str(cfg), "--dry-run", env=_env(tmp_path))
     assert plain.returncode == 0 and "per hour" not in plain.stdout

@@ -20,7 +20,7 @@ from orchestrator import ray_converge as rc
 from orchestrator.actions import Action, HttpCheck, OnNode, Remote, Result
 from orchestrator.cluster_config import ClusterConfig
 from orchestrator.config import DeploymentConfig
-from orchestrator.engines.logs import home_word
+from orchestrator.engines.logs import RAY_LOGS, home_word
 from orchestrator.errors import EngineError
 from orchestrator.ray_converge import Decision
 
@@ -178,7 +178,7 @@ class RayCluster:
         return Remote('pgrep -u "$(id -u)" -x gcs_server > /dev/null', "is the Ray head running?", timeout=30)
 
     def log_tail(self) -> Remote:
-        logs = f"{self.temp_dir}/session_latest/logs"
+        logs = f"{self.temp_dir}/{RAY_LOGS}"
         return Remote(
             f"tail -n 40 {shlex.quote(self.run_dir + '/ray-start.log')} {logs}/gcs_server.err "
             f"{logs}/serve/controller_*.log 2>/dev/null",

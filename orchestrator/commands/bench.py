@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.commands.target import split_ref
+from orchestrator.commands.target import no_replica, not_a_fleet, split_ref
 from orchestrator.console import Console
 from orchestrator.errors import ConfigError, EngineError, StateError
 
@@ -146,8 +146,7 @@ def serving_engines(
         return [(None, _cluster_engine(dep, cfg, index))], sum(1 for r in dep.replicas if r.server is not None)
     if not dep.replicas:
         if index not in (None, 1):
-            raise StateError(f"deployment {name!r} is one server, not a fleet: it has no replica r{index}",
-                             f"use `{name}`")  # fmt: skip
+            raise not_a_fleet(name, index)
         if dep.engine is None or dep.status != "deployed":
             why = f": {dep.last_error}" if dep.last_error else ""
             raise StateError(
@@ -157,8 +156,8 @@ def serving_engines(
         return [(None, dep.engine)], 1
     chosen = [r for r in dep.replicas if index in (None, r.index)]
     if not chosen:
-        there = ", ".join(f"{name}/r{r.index}" for r in dep.replicas)
-        raise StateError(f"deployment {name!r} has no replica r{index}", f"its replicas: {there}")
+        assert index is not None  # NAME alone chooses every replica
+        raise no_replica(name, index, [r.index for r in dep.replicas])
     served: list[tuple[int | None, EngineRecord]] = [
         (r.index, r.engine) for r in chosen if r.engine is not None and r.status == "deployed"
     ]
@@ -181,13 +180,17 @@ def _cluster_engine(dep: Deployment, cfg: DeploymentConfig, index: int | None) -
     if index is not None:
         raise StateError(f"deployment {name!r} is a Ray cluster: its one endpoint is the head's, not r{index}'s",
                          f"use `orchestrator bench {name}`")  # fmt: skip
+    from orchestrator.ray_cluster import RayCluster, RayNode
+    from orchestrator.ray_serve import endpoint
+
     head = next((r for r in dep.replicas if r.index == 1 and r.server is not None and r.server.ip), None)
     if head is None or head.server is None or dep.status != "deployed":
         raise StateError(f"Ray cluster {name!r} has no running Serve app (status: {dep.status})", "deploy it first")
-    base = f"http://{head.server.ip}:{cfg.cluster.ports.serve_http}"
+    node = RayNode("r1", head.server.private_ip or "", head.server.ip or "")
     e = cfg.engine
-    return EngineRecord(kind="vllm", model=e.model, served_name=e.served, endpoint=f"{base}/v1",
-                        metrics_url="", method="ray-serve")  # fmt: skip
+    url = f"{endpoint(RayCluster(cfg, [node]))}/v1"  # Serve's HTTP port on the head
+    return EngineRecord(kind="vllm", model=e.model, served_name=e.served, endpoint=url, metrics_url="",
+                        method="ray-serve")  # fmt: skip
 
 
 def _write(path: Path, text: str) -> None:

@@ -264,8 +264,8 @@ def public(dep: DeploymentView) -> dict[str, Any]:
     if not data.get("replicas"):
         data.pop("replicas", None)  # one server: the document as it always was
     price, currency = price_of(dep.config)
-    so_far = fleet_so_far(dep, price)
-    data["cost"] = {"price_per_hour": price, "currency": currency if price is not None else None, "so_far": so_far}
+    data["cost"] = {"price_per_hour": price, "currency": currency if price is not None else None,
+                    "so_far": so_far(dep, price)}  # fmt: skip
     result = iso_times(data)
     assert isinstance(result, dict)
     return result
@@ -395,17 +395,17 @@ def fleet_lines(
         if mine:
             parts.append(f"{healthy_count(mine, clusters.get(dep.name))} of {len(mine)} healthy")
         price, currency = price_of(dep.config)
-        so_far = fleet_so_far(dep, price)
-        if price is not None and so_far is not None:
+        total = so_far(dep, price)
+        if price is not None and total is not None:
             servers = sum(1 for r in dep.replicas if r.server is not None)
-            parts.append(f"{servers} server(s) at {price:.2f} {currency}/h, {so_far:.2f} {currency} so far in all")
+            parts.append(f"{servers} server(s) at {price:.2f} {currency}/h, {total:.2f} {currency} so far in all")
         if parts:
             what = "cluster" if is_cluster(dep) else "fleet"
             lines.append(f"{what} {dep.name}: " + "; ".join(parts))
     return lines
 
 
-def fleet_so_far(dep: DeploymentView, price: float | None) -> float | None:
+def so_far(dep: DeploymentView, price: float | None) -> float | None:
     """Every server's started hours at ``price`` (a fleet's replicas each from its own server's creation), and
     those of the servers it deleted; None without a price or a server."""
     from orchestrator.cost import cost_so_far

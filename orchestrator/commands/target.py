@@ -51,15 +51,25 @@ def _pick(
     that lists the replicas there are."""
     if not replicas:
         if index not in (None, 1):
-            raise StateError(f"deployment {name!r} is one server, not a fleet: it has no replica r{index}",
-                             f"use `{name}` (or `{name}/r1`)")  # fmt: skip
+            raise not_a_fleet(name, index)
         return None, server
     wanted = index or min(number for number, _ in replicas)
     for number, rec in replicas:
         if number == wanted:
             return number, rec.server
-    there = ", ".join(f"{name}/r{n}" for n, _ in replicas)
-    raise StateError(f"deployment {name!r} has no replica r{wanted}", f"its replicas: {there}")
+    raise no_replica(name, wanted, [n for n, _ in replicas])
+
+
+def not_a_fleet(name: str, index: int) -> StateError:
+    """NAME/rI (I > 1) of a single-server deployment (exit 11)."""
+    return StateError(f"deployment {name!r} is one server, not a fleet: it has no replica r{index}",
+                      f"use `{name}` (or `{name}/r1`)")  # fmt: skip
+
+
+def no_replica(name: str, index: int, numbers: Sequence[int]) -> StateError:
+    """NAME/rI of a fleet without replica I (exit 11), with the replicas there are."""
+    there = ", ".join(f"{name}/r{n}" for n in numbers)
+    return StateError(f"deployment {name!r} has no replica r{index}", f"its replicas: {there}")
 
 
 class _Server(Protocol):

@@ -77,6 +77,9 @@ def home_word(path: str) -> str:
     return shlex.quote(path) if path.startswith("/") else '"$HOME"/' + shlex.quote(path)
 
 
+RAY_LOGS = "session_latest/logs"  # Ray's logs under a node's --temp-dir (serve/: Serve's own)
+
+
 def ray_log_command(temp_dir: str, tail: int, since: str | None, follow: bool) -> str:
     """A Ray node's Serve logs under its --temp-dir (``temp_dir``: a host path, as cluster.temp_dir): Serve's
     controller and proxy, and each replica's, which carries vLLM's own output under Ray; one header per file."""
@@ -86,7 +89,7 @@ def ray_log_command(temp_dir: str, tail: int, since: str | None, follow: bool) -
             "use --tail N (and -f to follow)",
         )
     words = ["tail", "-n", str(tail)] + (["-F"] if follow else [])
-    return shlex.join(words) + f" {home_word(temp_dir)}/session_latest/logs/serve/*.log"
+    return shlex.join(words) + f" {home_word(temp_dir)}/{RAY_LOGS}/serve/*.log"
 
 
 def snapshot_log_command(config: dict[str, object], tail: int, since: str | None, follow: bool) -> str | None:

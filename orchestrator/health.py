@@ -195,9 +195,12 @@ StillAlive = Callable[[], bool]
 OnWait = Callable[[Wait], None]
 
 
-# The most often a failed probe asks whether the engine still runs (a remote command on the server, over SSH): with
-# the default 2 s poll interval, every probe; with a shorter one, a death is still noticed within 2 s.
+# How often a failed probe asks whether the engine still runs (a remote command on the server, over SSH): the first
+# failed probe asks at once, the next LIVENESS_PERIOD later, and each gap after that is twice the one before, up
+# to LIVENESS_MAX. An engine that dies starting (a bad flag, no memory) is noticed within seconds, as before; one
+# that dies in minutes of model loading within LIVENESS_MAX, with a fifth of the SSH commands a fixed 2 s costs.
 LIVENESS_PERIOD = 2.0
+LIVENESS_MAX = 10.0
 
 
 def run_check(
@@ -220,7 +223,7 @@ def run_check(
     http = client or httpx.Client(timeout=check.timeout, trust_env=False, verify=tls_context())
     started = time.monotonic()
     last = "no answer yet"
-    next_alive = 0.0  # the first failed probe asks at once, later ones at most every LIVENESS_PERIOD
+    next_alive, gap = 0.0, LIVENESS_PERIOD  # the first failed probe asks at once, later ones further apart
     try:
         while True:
             try:
@@ -237,7 +240,7 @@ def run_check(
             if not check.wait or waited >= check.wait:
                 break
             if alive is not None and time.monotonic() >= next_alive:
-                next_alive = time.monotonic() + LIVENESS_PERIOD
+                next_alive, gap = time.monotonic() + gap, min(gap * 2, LIVENESS_MAX)
                 if not alive():
                     raise EngineError(
                         f"the engine process exited while {check.url} was not ready ({last})",

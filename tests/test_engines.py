@@ -231,16 +231,16 @@ def test_triton_readiness_polls_through_400_until_200() -> None:
     assert run_check(check, {}, client=client).stdout == "server ready"
 
 
-def test_a_failing_probe_asks_whether_the_engine_runs_at_most_once_per_liveness_period(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Polling every 20 ms, the remote liveness command runs on the first failed probe and then at most every
-    LIVENESS_PERIOD (here 0.3 s); the first `not alive` ends the wait with the engine's log."""
+def test_a_failing_probe_asks_whether_the_engine_runs_ever_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polling every 20 ms, the remote liveness command runs on the first failed probe, then LIVENESS_PERIOD (here
+    0.1 s) later, each gap twice the one before up to LIVENESS_MAX (here 0.3 s); the first `not alive` ends the
+    wait with the engine's log."""
     import time
 
     import orchestrator.health as health
 
-    monkeypatch.setattr(health, "LIVENESS_PERIOD", 0.3)
+    monkeypatch.setattr(health, "LIVENESS_PERIOD", 0.1)
+    monkeypatch.setattr(health, "LIVENESS_MAX", 0.3)
     polls: list[float] = []
     asked: list[float] = []
 
@@ -250,7 +250,7 @@ def test_a_failing_probe_asks_whether_the_engine_runs_at_most_once_per_liveness_
 
     def alive() -> bool:
         asked.append(time.monotonic())
-        return len(asked) < 3  # the third question finds it gone
+        return len(asked) < 5  # the fifth question finds it gone
 
     client = httpx.Client(transport=httpx.MockTransport(handler))
     check = HttpCheck("GET", "http://h:8000/health", "status", wait=30.0, interval=0.02)
@@ -258,9 +258,11 @@ def test_a_failing_probe_asks_whether_the_engine_runs_at_most_once_per_liveness_
         run_check(check, {}, alive=alive, dead_log=lambda: "engine log tail", client=client)
     assert "the engine process exited while http://h:8000/health was not ready (HTTP 503)" in err.value.message
     assert err.value.details == "engine log tail"
-    assert len(asked) == 3 and asked[0] - polls[0] < 0.2  # at once after the first failed probe
-    assert all(b - a >= 0.3 for a, b in zip(asked, asked[1:], strict=False)), asked
-    assert len(polls) >= 2 * 10  # the HTTP probe itself still ran every interval in between
+    assert len(asked) == 5 and asked[0] - polls[0] < 0.2  # at once after the first failed probe
+    gaps = [b - a for a, b in zip(asked, asked[1:], strict=False)]
+    assert all(gap >= least for gap, least in zip(gaps, (0.1, 0.2, 0.3, 0.3), strict=True)), gaps
+    assert gaps[1] < 0.3 + 0.2, gaps  # doubled once, not yet at the cap (a poll interval of slack)
+    assert len(polls) >= 25  # the HTTP probe itself still ran every interval in between
 
 
 def test_bad_example_input_fails_fast_with_a_hint() -> None:

@@ -106,6 +106,28 @@ def test_local_stderr_lines_arrive_before_the_program_exits(tmp_path: Path) -> N
     assert result.stderr == "> Creating server web1\n✓ Creating server web1\n"
 
 
+def test_a_local_call_reads_its_pipes_in_the_calling_thread_as_text_mode_would() -> None:
+    """No reader or timer thread per call (a fleet makes hundreds); the text as `text=True` gives it: CR LF and a
+    lone CR end lines, UTF-8 (upctl's ✓) decoded, the exit code kept; stderr lines reach the callback as they come."""
+    import threading
+
+    before = threading.active_count()
+    during: list[int] = []
+    seen: list[str] = []
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        during.append(threading.active_count())
+
+    script = "printf 'a\\r\\nb\\rc'; printf '> Creating\\r\\n\\n\\342\\234\\223 done\\r' >&2; exit 7"
+    result = run_local(["sh", "-c", script], 30, own_session=True, on_stderr=on_line)
+    assert result.rc == 7 and result.stdout == "a\nb\nc"
+    assert result.stderr == "> Creating\n\n✓ done\n" and seen == ["> Creating", "✓ done"]
+    assert during and set(during) == {before}, (before, during)
+    plain = run_local(["sh", "-c", "echo out; echo err >&2; exit 3"], 30)
+    assert (plain.rc, plain.stdout, plain.stderr) == (3, "out\n", "err\n")
+
+
 def test_a_streamed_local_call_past_its_timeout_is_killed(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(ProviderError, match="did not finish within 1s"):

@@ -52,10 +52,11 @@ def _run(
 
     Both pipes and the exit are waited for in this thread, by one selector: no reader or timer thread per call
     (a fleet's firewall step makes 16 calls per server), and no polling for the exit (subprocess.run's wait with a
-    timeout sleeps in steps). Text as ``text=True`` gives it: the locale's encoding, universal newlines."""
-    import locale
+    timeout sleeps in steps)."""
     import selectors
     import time
+
+    from orchestrator.transports.lines import LineSplitter
 
     proc = subprocess.Popen(
         argv,
@@ -66,9 +67,8 @@ def _run(
         start_new_session=own_session,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    encoding = locale.getpreferredencoding(False)
-    out = bytearray()
-    lines = _Lines(encoding, on_stderr)
+    out, err = bytearray(), bytearray()
+    lines = LineSplitter("stderr", (lambda _stream, line: on_stderr(line)) if on_stderr is not None else None)
     deadline = time.monotonic() + timeout
     # Its exit is one more thing to wait for (Linux: a pidfd; Popen.wait with a timeout polls, sleeping)
     exited = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
@@ -89,8 +89,9 @@ def _run(
                     elif key.fileobj is proc.stdout:
                         out += data
                     else:
+                        err += data
                         lines.feed(data)
-        lines.close()
+        lines.flush()
         try:
             proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -107,38 +108,10 @@ def _run(
         proc.stderr.close()
         if exited is not None:
             os.close(exited)
-    text = out.decode(encoding, errors="replace").replace("\r\n", "\n").replace("\r", "\n")
-    return Result(rc=proc.returncode, stdout=text, stderr="".join(lines.seen))
+    return Result(rc=proc.returncode, stdout=_text(out), stderr=_text(err))
 
 
-class _Lines:
-    """stderr bytes as they come -> whole lines (universal newlines), each passed on without its end if not blank."""
-
-    def __init__(self, encoding: str, on_line: Callable[[str], None] | None) -> None:
-        import codecs
-
-        self.decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        self.pending = ""
-        self.seen: list[str] = []
-        self.on_line = on_line
-
-    def feed(self, data: bytes, final: bool = False) -> None:
-        self.pending += self.decoder.decode(data, final)
-        while True:
-            cut = min((i for i in (self.pending.find("\n"), self.pending.find("\r")) if i >= 0), default=-1)
-            if cut < 0 or (self.pending[cut] == "\r" and cut == len(self.pending) - 1 and not final):
-                return  # no whole line yet (a CR last may be the start of CR LF)
-            end = cut + 2 if self.pending.startswith("\r\n", cut) else cut + 1
-            self._line(self.pending[:cut])
-            self.pending = self.pending[end:]
-
-    def close(self) -> None:
-        self.feed(b"", final=True)
-        if self.pending:
-            self._line(self.pending, end="")
-            self.pending = ""
-
-    def _line(self, text: str, end: str = "\n") -> None:
-        self.seen.append(text + end)
-        if self.on_line is not None and text.rstrip():
-            self.on_line(text.rstrip())
+def _text(raw: bytes | bytearray) -> str:
+    """As ``text=True`` reads it, but UTF-8 whatever the locale (upctl, a Go program, writes UTF-8): universal
+    newlines, an undecodable byte replaced rather than failing the call."""
+    return raw.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")

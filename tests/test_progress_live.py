@@ -128,6 +128,17 @@ def test_a_local_call_reads_its_pipes_in_the_calling_thread_as_text_mode_would()
     assert (plain.rc, plain.stdout, plain.stderr) == (3, "out\n", "err\n")
 
 
+def test_a_local_call_without_a_pidfd_waits_for_the_exit_all_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel or a sandbox gives no pidfd, the pipes' end and Popen.wait bound the call instead."""
+    import orchestrator.transports.local as local
+
+    monkeypatch.setattr(local, "_exit_fd", lambda pid: None)
+    plain = run_local(["sh", "-c", "echo out; echo err >&2; exit 3"], 30)
+    assert (plain.rc, plain.stdout, plain.stderr) == (3, "out\n", "err\n")
+    with pytest.raises(ProviderError, match="did not finish within 1s"):
+        run_local(["sh", "-c", "exec sleep 30"], 1)
+
+
 def test_a_streamed_local_call_past_its_timeout_is_killed(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(ProviderError, match="did not finish within 1s"):

@@ -70,8 +70,7 @@ def _run(
     out, err = bytearray(), bytearray()
     lines = LineSplitter("stderr", (lambda _stream, line: on_stderr(line)) if on_stderr is not None else None)
     deadline = time.monotonic() + timeout
-    # Its exit is one more thing to wait for (Linux: a pidfd; Popen.wait with a timeout polls, sleeping)
-    exited = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
+    exited = _exit_fd(proc.pid)
     try:
         with selectors.DefaultSelector() as waiting:
             waiting.register(proc.stdout, selectors.EVENT_READ)
@@ -109,6 +108,15 @@ def _run(
         if exited is not None:
             os.close(exited)
     return Result(rc=proc.returncode, stdout=_text(out), stderr=_text(err))
+
+
+def _exit_fd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux >= 5.3: a pidfd), so the exit is one more
+    thing the selector waits for; None elsewhere (or where a sandbox refuses it): then Popen.wait, which polls."""
+    try:
+        return os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        return None
 
 
 def _text(raw: bytes | bytearray) -> str:

@@ -27,7 +27,7 @@ from prometheus_client import (
 
 from mockcloud.engine_vllm_config import VLLM_VERSION, EngineConfig, parse_config
 from mockcloud.engine_vllm_log import log, log_ready, log_startup, uvicorn
-from mockcloud.engine_vllm_text import ENGINE_CORE_FAILED, complete, failure_text
+from mockcloud.engine_vllm_text import ENGINE_CORE_FAILED, complete, failure_text, stream_chunks
 from mockcloud.hostbase import read_knobs
 
 _PROTECTED_PREFIXES = ("/v1", "/v2", "/inference", "/cohere")
@@ -245,35 +245,24 @@ class EngineHandler(BaseHTTPRequestHandler):
             metrics.running.dec()
 
     def _stream(self, response: dict[str, Any], chat: bool, ttft: float, per_token: float, usage: bool) -> None:
-        """Server-sent events: one chunk per word, then the finish reason, then ``data: [DONE]``.
-
-        The first word leaves after ``ttft`` seconds, each next one ``per_token`` after the previous. With
-        ``stream_options.include_usage`` every chunk carries ``"usage": null`` and a last chunk with no choices
-        carries the usage, as vLLM's OpenAI server does."""
+        """Server-sent events: the chunks of ``stream_chunks``, then ``data: [DONE]``; the first word leaves after
+        ``ttft`` seconds, each next one ``per_token`` after the previous."""
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
         self.send_header("connection", "close")
         self.end_headers()
         self.close_connection = True
-        choice = response["choices"][0]
-        text = choice["message"]["content"] if chat else choice["text"]
-        pieces = [(" " if i or not chat else "") + word for i, word in enumerate(text.split())]
-        base = {k: response[k] for k in ("id", "created", "model")}
-        base["object"] = "chat.completion.chunk" if chat else "text_completion"
-        extra: dict[str, Any] = {"usage": None} if usage else {}
+        chunks = stream_chunks(response, chat, usage)
+        paced = len(chunks) - 1 if usage else len(chunks)  # every chunk but the usage one is a token's (or the end)
         # Each token is due at a fixed time from the request's start, so a late wake-up does not push back the rest.
         t0 = time.monotonic()
-        for i, piece in enumerate([*pieces, ""]):
-            due = t0 + ttft + per_token * min(i, max(0, len(pieces) - 1))
-            time.sleep(max(0.0, due - time.monotonic()))
-            finish = choice["finish_reason"] if i == len(pieces) else None
-            body = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
-            chunk = {**base, "choices": [{**body, "logprobs": None, "finish_reason": finish}], **extra}
+        for i, chunk in enumerate(chunks):
+            if i < paced:
+                due = t0 + ttft + per_token * min(i, max(0, paced - 2))
+                time.sleep(max(0.0, due - time.monotonic()))
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
-        if usage:
-            self.wfile.write(f"data: {json.dumps({**base, 'choices': [], 'usage': response['usage']})}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
     def do_PUT(self) -> None:  # noqa: N802 - http.server naming

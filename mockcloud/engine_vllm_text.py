@@ -125,3 +125,24 @@ def failure_text(kind: str, cfg: EngineConfig, environ: dict[str, str]) -> str:
         f"than desired GPU memory utilization ({cfg.gpu_memory_utilization}, {desired:.2f} GiB). "
         "Decrease GPU memory utilization or reduce GPU memory used by other processes."
     )
+
+
+def stream_chunks(response: dict[str, Any], chat: bool, usage: bool) -> list[dict[str, Any]]:
+    """``response`` (a completion or chat completion) as vLLM's OpenAI server streams it (``stream: true``): a
+    chunk per word, then an empty one with the finish reason; with ``stream_options.include_usage`` every chunk
+    carries ``"usage": null`` and a last chunk with no choices carries the usage. The text chunks come first, the
+    usage one (if any) last: a streamer paces the former."""
+    choice = response["choices"][0]
+    text = choice["message"]["content"] if chat else choice["text"]
+    pieces = [(" " if i or not chat else "") + word for i, word in enumerate(text.split())]
+    base = {k: response[k] for k in ("id", "created", "model")}
+    base["object"] = "chat.completion.chunk" if chat else "text_completion"
+    extra: dict[str, Any] = {"usage": None} if usage else {}
+    chunks = []
+    for i, piece in enumerate([*pieces, ""]):
+        finish = choice["finish_reason"] if i == len(pieces) else None
+        body = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+        chunks.append({**base, "choices": [{**body, "logprobs": None, "finish_reason": finish}], **extra})
+    if usage:
+        chunks.append({**base, "choices": [], "usage": response["usage"]})
+    return chunks

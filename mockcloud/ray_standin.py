@@ -22,6 +22,8 @@ from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from mockcloud.engine_vllm_text import stream_chunks
+
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})
 class LLMServer:
@@ -55,22 +57,6 @@ class LLMServer:
         }
 
 
-def sse_chunks(done: dict[str, Any], include_usage: bool) -> list[str]:
-    """A completion as vLLM's OpenAI server streams it (``stream: true``): a chunk per token, the last with its
-    finish_reason, then with ``stream_options.include_usage`` a chunk of usage alone, then ``[DONE]``."""
-    head = {k: done[k] for k in ("id", "object", "created", "model")}
-    tokens = int(done["usage"]["completion_tokens"])
-    finish = done["choices"][0]["finish_reason"]
-    chunks = [
-        head | {"choices": [{"index": 0, "text": " ok", "logprobs": None,
-                             "finish_reason": finish if n == tokens - 1 else None}], "usage": None}
-        for n in range(tokens)
-    ]  # fmt: skip
-    if include_usage:
-        chunks.append(head | {"choices": [], "usage": done["usage"]})
-    return [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
-
-
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})
 class OpenAiIngress:
     """The OpenAI routes, as Ray Serve LLM's ingress serves them."""
@@ -93,7 +79,8 @@ class OpenAiIngress:
             done = await self.servers[model].complete.remote(body)
             if body.get("stream"):
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                return StreamingResponse(iter(sse_chunks(done, usage)), media_type="text/event-stream")
+                events = [f"data: {json.dumps(c)}\n\n" for c in stream_chunks(done, False, usage)]
+                return StreamingResponse(iter([*events, "data: [DONE]\n\n"]), media_type="text/event-stream")
             return JSONResponse(done)
         return JSONResponse({"object": "error", "message": "Not Found", "code": 404}, 404)
 

@@ -67,7 +67,9 @@ def _write(text: str, stream: TextIO) -> None:
     except BrokenPipeError:
         import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # later lines, and the flush at exit, vanish
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # later lines, and the flush at exit, vanish
+        os.close(devnull)
 
 
 def _note_interrupt_reported() -> None:

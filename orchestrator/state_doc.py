@@ -264,9 +264,6 @@ class StateReader:
     def names(self) -> list[str]:
         return document_names(self.dir)
 
-    def all(self) -> list[DeploymentView]:
-        return [d for d in (self.load(n) for n in self.names()) if d is not None]
-
     def all_readable(self) -> tuple[list[DeploymentView], list[StateError]]:
         """Every deployment whose file can be read, and what stopped each of the others: one bad file does not
         hide the rest (`status` shows them, then fails)."""

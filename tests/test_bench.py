@@ -187,6 +187,7 @@ def test_a_fleet_is_benched_across_its_serving_replicas(engine: str, tmp_path: P
     assert f"  answered: 2 by {both[0]}, 2 by {both[1]}" in table, table
     down = run_cli("bench", "fl/r3", *args, env=env)
     assert down.returncode == 11 and "no engine of fl/r3 is running: fl/r3 (failed)" in down.stderr, down.stderr
+    assert "hint: finish it first: `orchestrator deploy " in down.stderr and "`orchestrator status fl`" in down.stderr
     missing = run_cli("bench", "fl/r7", *args, env=env)
     assert missing.returncode == 11 and "has no replica r7" in missing.stderr, missing.stderr
 
@@ -243,6 +244,7 @@ def test_a_ray_cluster_is_benched_through_the_heads_serve_endpoint(engine: str, 
     StateStore(home).save(dep.model_copy(update={"status": "failed"}))
     failed = run_cli("bench", "qwen-ray", *args, env=env)
     assert failed.returncode == 11 and "has no running Serve app (status: failed)" in failed.stderr, failed.stderr
+    assert "hint: finish it first: `orchestrator deploy /x.yaml` (a re-run resumes)" in failed.stderr, failed.stderr
 
 
 def test_bench_unknown_deployment_and_bad_levels_exit_cleanly(tmp_path: Path) -> None:

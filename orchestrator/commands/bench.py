@@ -148,11 +148,7 @@ def serving_engines(
         if index not in (None, 1):
             raise not_a_fleet(name, index)
         if dep.engine is None or dep.status != "deployed":
-            why = f": {dep.last_error}" if dep.last_error else ""
-            raise StateError(
-                f"deployment {name!r} is not deployed (status: {dep.status}{why})",
-                f"finish it first: `orchestrator deploy {dep.config_path}` (a re-run resumes)",
-            )
+            raise not_serving(dep, f"deployment {name!r} is not deployed")
         return [(None, dep.engine)], 1
     chosen = [r for r in dep.replicas if index in (None, r.index)]
     if not chosen:
@@ -163,11 +159,22 @@ def serving_engines(
     ]
     idle = [f"{name}/r{r.index} ({r.status})" for r in chosen if r.engine is None or r.status != "deployed"]
     if not served:
-        raise StateError(f"no engine of {name if index is None else f'{name}/r{index}'} is running: {', '.join(idle)}",
-                         f"deploy it first; see `orchestrator status {name}`")  # fmt: skip
+        raise not_serving(dep, f"no engine of {name if index is None else f'{name}/r{index}'} is running",
+                          ", ".join(idle))  # fmt: skip
     if idle:
         console.err(f"not benched (not serving): {', '.join(idle)}")
     return served, len(served)
+
+
+def not_serving(dep: Deployment, what: str, which: str = "") -> StateError:
+    """Nothing to bench (exit 11): what is not serving, its last error, and the `deploy` that finishes it (a
+    re-run resumes where it stopped)."""
+    why = f": {dep.last_error}" if dep.last_error else ""
+    return StateError(
+        f"{what}: {which}" if which else f"{what} (status: {dep.status}{why})",
+        f"finish it first: `orchestrator deploy {dep.config_path}` (a re-run resumes); see `orchestrator status "
+        f"{dep.name}`",
+    )
 
 
 def _cluster_engine(dep: Deployment, cfg: DeploymentConfig, index: int | None) -> EngineRecord:
@@ -185,7 +192,7 @@ def _cluster_engine(dep: Deployment, cfg: DeploymentConfig, index: int | None) -
 
     head = next((r for r in dep.replicas if r.index == 1 and r.server is not None and r.server.ip), None)
     if head is None or head.server is None or dep.status != "deployed":
-        raise StateError(f"Ray cluster {name!r} has no running Serve app (status: {dep.status})", "deploy it first")
+        raise not_serving(dep, f"Ray cluster {name!r} has no running Serve app")
     node = RayNode("r1", head.server.private_ip or "", head.server.ip or "")
     e = cfg.engine
     url = f"{endpoint(RayCluster(cfg, [node]))}/v1"  # Serve's HTTP port on the head

@@ -327,7 +327,8 @@ def file_sd_path(prometheus_config: Path, deployment: str) -> Path:
 
 def scrape_discovery(cluster: RayCluster, dest: Path, tries: int = 30, interval: float = 2.0) -> ClusterGen:
     """Read Ray's discovery file on the head until it lists every node's metrics port (the head's autoscaler and
-    dashboard metrics come first), then write it rewritten to ``dest``."""
+    dashboard metrics come first) and no other node (after a scale-down the leaving node stays in it until Ray has
+    noticed it gone and rewritten the file), then write it rewritten to ``dest``."""
     text = ""
     for attempt in range(tries):
         r = yield OnNode(cluster.head.name, discovery_read(cluster))
@@ -335,7 +336,7 @@ def scrape_discovery(cluster: RayCluster, dest: Path, tries: int = 30, interval:
             text = json.dumps([{"labels": {"job": "ray"}, "targets": _planned_targets(cluster)}])
             break
         text = r.stdout
-        if r.rc == 0 and _lists_every_node(text, cluster):
+        if r.rc == 0 and _lists_this_cluster(text, cluster):
             break
         if attempt < tries - 1:
             yield OnNode(cluster.head.name, Pause(interval, "Ray rewrites its discovery file every few seconds"))
@@ -348,7 +349,8 @@ def _planned_targets(cluster: RayCluster) -> list[str]:
     return [f"{n.private_ip}:{cluster.c.ports.metrics_export}" for n in cluster.nodes]
 
 
-def _lists_every_node(text: str, cluster: RayCluster) -> bool:
+def _lists_this_cluster(text: str, cluster: RayCluster) -> bool:
+    """Every node's metrics port is listed, and every listed target is on a node of this cluster."""
     try:
         groups = json.loads(text)
     except ValueError:
@@ -356,4 +358,5 @@ def _lists_every_node(text: str, cluster: RayCluster) -> bool:
     if not isinstance(groups, list):
         return False
     listed = {str(t) for g in groups if isinstance(g, dict) for t in g.get("targets", [])}
-    return set(_planned_targets(cluster)) <= listed
+    ours = {n.private_ip for n in cluster.nodes}
+    return set(_planned_targets(cluster)) <= listed and all(t.rpartition(":")[0] in ours for t in listed)

@@ -353,6 +353,35 @@ def test_discovery_file_with_a_stranger_or_nothing_is_refused() -> None:
         rewrite_discovery("", only_head)
 
 
+def test_discovery_read_again_while_it_still_names_a_node_that_left(tmp_path: Path) -> None:
+    """After a scale-down Ray's file names the leaving node until Ray has noticed it gone: the plan reads it again
+    (a pause between) instead of failing on the stranger, and writes the head's targets once the file has only
+    them."""
+    from orchestrator.actions import Pause, Remote, WriteLocal
+
+    recorded = (RECORDED / "prom_metrics_service_discovery.json").read_text()
+    groups = json.loads(recorded)
+    for group in groups:
+        group["targets"] = [t for t in group["targets"] if not t.startswith(HOSTS["h2"] + ":")]
+    answers = [recorded, json.dumps(groups)]
+    gen = scrape_discovery(_cluster(_recorded_nodes()[:1]), tmp_path / "ray.json")
+    seen = []
+    try:
+        step = next(gen)
+        while True:
+            seen.append(step.action)
+            reply = Result(rc=0, stdout=answers.pop(0)) if isinstance(step.action, Remote) else Result()
+            step = gen.send(reply)
+    except StopIteration as stop:
+        note = stop.value
+    kinds = [type(a).__name__ for a in seen]
+    assert kinds == ["Remote", "Pause", "Remote", "WriteLocal"], kinds
+    assert isinstance(seen[1], Pause) and isinstance(seen[3], WriteLocal) and not answers
+    targets = json.loads(seen[3].content)[0]["targets"]
+    assert targets == ["198.51.100.10:44217", "198.51.100.10:44227", "198.51.100.10:8080"], targets
+    assert note.startswith("3 Ray metrics target(s)")
+
+
 # -- the cluster's firewall (steps/firewall.py) ---------------------------------------------------------------
 
 
